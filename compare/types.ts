@@ -1,0 +1,57 @@
+/**
+ * The comparison engine's contract with its callers (proxy/ and src/): what goes in, what comes out.
+ * Decisions are data: the caller acts on them (send, drop, count, checkpoint); the engine does no I/O.
+ */
+
+export type Side = 'primary' | 'secondary';
+
+/** A frame the engine holds until it decides. Allocated once per frame that is queued; reused never. */
+export interface Packet {
+  /** The frame as received; `start` is where the Ethernet header begins (after a vnet header, if any). */
+  readonly frame: Buffer;
+  readonly start: number;
+  readonly side: Side;
+  /** The caller's clock (ms) when the frame was pushed. */
+  readonly arrivedAt: number;
+  /** Opaque to the engine: the caller's own label (e.g. an input index or vnet_hdr_len). */
+  readonly tag: number;
+}
+
+export type Protocol = 'tcp' | 'udp' | 'icmp' | 'icmpv6' | 'ip' | 'arp' | 'other';
+
+/**
+ * Why a checkpoint is asked for.
+ * payload: bytes differ; length: same start, different sizes where sizes must agree; flags: TCP SYN/FIN/RST
+ * disagree; ack: min-ack rule not met when bytes match; timeout: a packet held beyond compare_timeout;
+ * overflow: a queue beyond max_queue_size; timer: CHKPOINT_TIMER (raised by callers, never by the engine).
+ */
+export type DivergenceReason = 'payload' | 'length' | 'flags' | 'ack' | 'timeout' | 'overflow' | 'timer';
+
+/** The connection, in printable form. Built only when a divergence is recorded, never per packet. */
+export interface ConnectionId {
+  protocol: Protocol;
+  /** 4, 6, or 0 for non-IP. */
+  family: 0 | 4 | 6;
+  src: string;
+  dst: string;
+  srcPort: number;
+  dstPort: number;
+}
+
+/** One divergence: the record every statistics consumer (metrics, NDJSON, pcapng, replay JSON) reads. */
+export interface Divergence {
+  time: number;
+  connection: ConnectionId;
+  protocol: Protocol;
+  reason: DivergenceReason;
+  /**
+   * Byte offset of the first difference: within the connection's stream (TCP, counted from the first byte
+   * compared since the connection was first seen or last flushed) or within the datagram's payload; null
+   * where no byte was compared (timeout, overflow, timer).
+   */
+  offset: number | null;
+  primary: Packet | null;
+  secondary: Packet | null;
+  /** A short human explanation, e.g. "primary ack 1001 > secondary ack 901". */
+  detail: string;
+}
