@@ -21,11 +21,13 @@ export type Protocol = 'tcp' | 'udp' | 'icmp' | 'icmpv6' | 'ip' | 'arp' | 'other
 
 /**
  * Why a checkpoint is asked for.
- * payload: bytes differ; length: same start, different sizes where sizes must agree; flags: TCP SYN/FIN/RST
+ * payload: bytes differ; length: same start, different sizes where sizes must agree; header: a compared header
+ * field differs (datagram transport header, or the normalised IP header of other protocols; offset is within
+ * that header); flags: TCP SYN/FIN/RST
  * disagree; ack: min-ack rule not met when bytes match; timeout: a packet held beyond compare_timeout;
  * overflow: a queue beyond max_queue_size; timer: CHKPOINT_TIMER (raised by callers, never by the engine).
  */
-export type DivergenceReason = 'payload' | 'length' | 'flags' | 'ack' | 'timeout' | 'overflow' | 'timer';
+export type DivergenceReason = 'payload' | 'length' | 'header' | 'flags' | 'ack' | 'timeout' | 'overflow' | 'timer';
 
 /** The connection, in printable form. Built only when a divergence is recorded, never per packet. */
 export interface ConnectionId {

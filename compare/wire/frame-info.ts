@@ -28,8 +28,13 @@ export class FrameInfo {
   addrLength = 0;
   /** True for a non-first IPv4 fragment or an IPv6 fragment with offset > 0: no L4 header is present. */
   isFragment = false;
+  /** True when more fragments follow (IPv4 MF bit, IPv6 fragment header M bit): the L4 payload is partial. */
+  moreFragments = false;
   l4Offset = 0;
-  /** Ports for TCP/UDP/SCTP/UDPLITE/DCCP, ICMP identifier in srcPort for echo, else 0. */
+  /**
+   * Ports for TCP/UDP/SCTP/UDPLITE/DCCP, ICMP identifier in srcPort for echo, the two halves of the SPI for
+   * ESP (as QEMU keys it), else 0.
+   */
   srcPort = 0;
   dstPort = 0;
   /** TCP only (unsigned 32-bit). */
@@ -37,7 +42,15 @@ export class FrameInfo {
   tcpAck = 0;
   tcpFlags = 0;
   tcpHeaderLength = 0;
-  /** Transport payload: TCP/UDP data after their header, ICMP after its 8-byte header; end is l3End. */
+  tcpWindow = 0;
+  /** ICMP/ICMPv6 type and code, -1 otherwise (type 0 is echo reply). */
+  icmpType = -1;
+  icmpCode = -1;
+  /**
+   * Transport payload: TCP data after its header (end is l3End), UDP data up to the UDP length, ICMP after
+   * its 8-byte header; for other IP protocols and non-first fragments everything from l4Offset to l3End;
+   * for non-IP frames everything after the EtherType (l3Offset to end).
+   */
   payloadOffset = 0;
   payloadLength = 0;
 }

@@ -1,0 +1,352 @@
+/**
+ * The comparison engine: the one entry point proxy/ and src/ use. It dissects each pushed frame, finds its
+ * connection, hands it to the comparator for its protocol and returns what to do as data (a Decision). It
+ * does no I/O and reads no clock: `now` comes with every call.
+ *
+ * Per connection, the engine asks for at most ONE checkpoint (a divergence record) and then holds everything
+ * on that connection, comparing nothing more, until flush(). QEMU notifies again on every later packet.
+ */
+import { ConnectionTable, ConnKind, type Connection } from './conntrack.js';
+import { compareDatagram, matchDatagrams } from './datagram.js';
+import { HeldPacket } from './held-packet.js';
+import { compareArp, isComparedArp, isIcmpv6Housekeeping } from './non-ip.js';
+import { compareOtherIp } from './other-ip.js';
+import type { ComparisonSink } from './sink.js';
+import { compareTcp, enqueueTcp, isPureAck, noteSecondaryAck } from './tcp.js';
+import type { ConnectionId, Divergence, DivergenceReason, Packet, Protocol, Side } from './types.js';
+import { formatIp } from './wire/address.js';
+import { dissect } from './wire/dissect.js';
+import { FrameInfo, IpProtocol, type MalformedReason } from './wire/frame-info.js';
+
+export interface CompareOptions {
+  /** A packet held longer than this (ms) asks for a checkpoint (reason 'timeout', or 'ack'). QEMU: 3000. */
+  compareTimeoutMs: number;
+  /** How often the caller should call tick() (ms). The engine itself keeps no timer. QEMU: 1000. */
+  expiredScanCycleMs: number;
+  /** Packets per connection per side before a checkpoint is asked for (reason 'overflow'). QEMU: 1024. */
+  maxQueueSize: number;
+  /** Connections tracked before idle ones are evicted. QEMU resets its whole table at 16384. */
+  maxConnections: number;
+}
+
+export const defaultCompareOptions: CompareOptions = {
+  compareTimeoutMs: 3000,
+  expiredScanCycleMs: 1000,
+  maxQueueSize: 1024,
+  maxConnections: 16384,
+};
+
+export interface MalformedFrame {
+  side: Side;
+  reason: MalformedReason;
+  frame: Buffer;
+}
+
+/**
+ * What the caller must do after one call. The engine reuses one Decision: consume it before the next call.
+ * Every pushed frame appears exactly once across all Decisions: released, dropped or malformed (or it stays
+ * held and appears later).
+ */
+export class Decision {
+  /** Primary packets to send, in sending order. */
+  readonly release: Packet[] = [];
+  /** Secondary packets that were compared (or need no comparison) and are discarded. */
+  readonly drop: Packet[] = [];
+  /** Checkpoint requests: at most one per connection until the next flush. */
+  readonly divergences: Divergence[] = [];
+  readonly malformed: MalformedFrame[] = [];
+
+  clear(): this {
+    this.release.length = 0;
+    this.drop.length = 0;
+    this.divergences.length = 0;
+    this.malformed.length = 0;
+    return this;
+  }
+}
+
+export interface EngineStats {
+  connections: number;
+  heldPrimaryPackets: number;
+  heldPrimaryBytes: number;
+  heldSecondaryPackets: number;
+  heldSecondaryBytes: number;
+  /** Idle connections forgotten to stay within maxConnections. */
+  evictions: number;
+  /** Connections added beyond maxConnections because none was idle. */
+  connectionsOverBound: number;
+  releasedPackets: number;
+  droppedPackets: number;
+  malformedPackets: number;
+  /** Primary frames released, and secondary frames dropped, without comparison (non-IP, NDP/MLD). */
+  uncomparedPrimary: number;
+  uncomparedSecondary: number;
+  divergences: Partial<Record<DivergenceReason, number>>;
+  flushes: number;
+}
+
+const protocolOfKind: Record<ConnKind, Protocol> = {
+  [ConnKind.TCP]: 'tcp',
+  [ConnKind.DATAGRAM]: 'udp',
+  [ConnKind.OTHER_IP]: 'ip',
+  [ConnKind.ARP]: 'arp',
+};
+
+/** 0: not compared (released or dropped at once); otherwise the comparator to use. */
+function classify(info: FrameInfo): ConnKind | 0 {
+  if (info.ipVersion === 0) return isComparedArp(info) ? ConnKind.ARP : 0;
+  if (info.isFragment || info.moreFragments) return ConnKind.OTHER_IP;
+  switch (info.ipProtocol) {
+    case IpProtocol.TCP:
+      return ConnKind.TCP;
+    case IpProtocol.UDP:
+      return ConnKind.DATAGRAM;
+    case IpProtocol.ICMP:
+      return info.ipVersion === 4 ? ConnKind.DATAGRAM : ConnKind.OTHER_IP;
+    case IpProtocol.ICMPV6:
+      if (info.ipVersion !== 6) return ConnKind.OTHER_IP;
+      return isIcmpv6Housekeeping(info) ? 0 : ConnKind.DATAGRAM;
+    default:
+      return ConnKind.OTHER_IP;
+  }
+}
+
+function protocolOf(kind: ConnKind, ipProtocol: number): Protocol {
+  if (kind !== ConnKind.DATAGRAM) return protocolOfKind[kind];
+  if (ipProtocol === IpProtocol.ICMP) return 'icmp';
+  if (ipProtocol === IpProtocol.ICMPV6) return 'icmpv6';
+  return 'udp';
+}
+
+export function connectionIdOfPacket(protocol: Protocol, packet: HeldPacket): ConnectionId {
+  const length = packet.addrLength;
+  const printable = length === 4 || length === 16;
+  return {
+    protocol,
+    family: packet.ipVersion === 6 ? 6 : packet.ipVersion === 4 ? 4 : 0,
+    src: printable ? formatIp(packet.frame, packet.srcAddrOffset, length) : '',
+    dst: printable ? formatIp(packet.frame, packet.dstAddrOffset, length) : '',
+    srcPort: packet.srcPort,
+    dstPort: packet.dstPort,
+  };
+}
+
+export class CompareEngine implements ComparisonSink {
+  readonly options: CompareOptions;
+  private readonly table: ConnectionTable;
+  private readonly decision = new Decision();
+  private readonly info = new FrameInfo();
+  /** The time of the call in progress, for divergence records. */
+  private now = 0;
+  private heldPrimaryPackets = 0;
+  private heldPrimaryBytes = 0;
+  private heldSecondaryPackets = 0;
+  private heldSecondaryBytes = 0;
+  private releasedPackets = 0;
+  private droppedPackets = 0;
+  private malformedPackets = 0;
+  private uncomparedPrimary = 0;
+  private uncomparedSecondary = 0;
+  private flushes = 0;
+  private readonly divergenceCounts: Partial<Record<DivergenceReason, number>> = {};
+
+  constructor(options: Partial<CompareOptions> = {}) {
+    this.options = { ...defaultCompareOptions, ...options };
+    const { compareTimeoutMs, expiredScanCycleMs, maxQueueSize, maxConnections } = this.options;
+    for (const [name, value] of Object.entries({ compareTimeoutMs, expiredScanCycleMs, maxQueueSize, maxConnections })) {
+      if (!Number.isInteger(value) || value <= 0) throw new RangeError(`${name} must be a positive integer, got ${value}`);
+    }
+    this.table = new ConnectionTable(maxConnections);
+  }
+
+  /**
+   * One frame from one side; `start` is where its Ethernet header begins in `frame` (after any vnet header).
+   * The engine keeps a reference to `frame` while it holds the packet: the caller must not reuse the buffer.
+   */
+  push(side: Side, frame: Buffer, start: number, now: number, tag = 0): Decision {
+    const decision = this.decision.clear();
+    this.now = now;
+    const info = this.info;
+    const malformed = dissect(frame, start, frame.length, info);
+    if (malformed !== null) {
+      decision.malformed.push({ side, reason: malformed, frame });
+      this.malformedPackets++;
+      return decision;
+    }
+    const packet = new HeldPacket(frame, start, side, now, tag, info);
+    const kind = classify(info);
+    if (kind === 0) {
+      this.passUncompared(packet);
+      return decision;
+    }
+    const conn = this.table.lookup(info, kind, protocolOf(kind, info.ipProtocol));
+    const primary = side === 'primary';
+    if (kind === ConnKind.TCP && !primary) {
+      noteSecondaryAck(conn, packet);
+      // A secondary pure ACK has nothing to compare; its ack may release waiting primaries.
+      if (isPureAck(packet)) {
+        this.dropUnqueued(packet);
+        if (!conn.diverged && conn.primary.length > 0) compareTcp(conn, this);
+        return decision;
+      }
+    }
+    if (conn.diverged && !primary) {
+      this.dropUnqueued(packet);
+      return decision;
+    }
+    if (primary) {
+      this.heldPrimaryPackets++;
+      this.heldPrimaryBytes += packet.byteLength;
+    } else {
+      this.heldSecondaryPackets++;
+      this.heldSecondaryBytes += packet.byteLength;
+    }
+    if (kind === ConnKind.TCP) enqueueTcp(conn, packet);
+    else (primary ? conn.primary : conn.secondary).push(packet);
+    if (conn.diverged) return decision;
+    this.compare(conn);
+    const queue = primary ? conn.primary : conn.secondary;
+    if (!conn.diverged && queue.length > this.options.maxQueueSize) {
+      this.diverge(conn, 'overflow', null, primary ? packet : null, primary ? null : packet, `${side} queue holds ${queue.length} packets, more than max_queue_size ${this.options.maxQueueSize}`);
+    }
+    return decision;
+  }
+
+  /**
+   * The stale scan: every connection (first-seen order) holding a packet older than compareTimeoutMs asks for
+   * a checkpoint, once until flush. Reason 'ack' when the oldest primary only waits for the secondary's ack.
+   * Releases nothing (as QEMU): a checkpoint, then flush(), does.
+   */
+  tick(now: number): Decision {
+    const decision = this.decision.clear();
+    this.now = now;
+    const limit = this.options.compareTimeoutMs;
+    for (let conn = this.table.first(); conn !== null; conn = conn.nextSeen) {
+      if (conn.diverged || (conn.primary.length === 0 && conn.secondary.length === 0)) continue;
+      const stalePrimary = oldestBefore(conn.primary, now - limit);
+      const staleSecondary = stalePrimary === null ? oldestBefore(conn.secondary, now - limit) : null;
+      if (stalePrimary === null && staleSecondary === null) continue;
+      const stale = (stalePrimary ?? staleSecondary)!;
+      const age = now - stale.arrivedAt;
+      if (conn.ackBlocked && stalePrimary !== null) {
+        const detail = `primary ack ${stalePrimary.ack} waited ${age} ms for the secondary (highest ack ${conn.hasSecondaryAck ? conn.secondaryAck : 'none'})`;
+        this.diverge(conn, 'ack', null, stalePrimary, null, detail);
+      } else {
+        this.diverge(conn, 'timeout', null, stalePrimary, staleSecondary, `${stale.side} packet held ${age} ms`);
+      }
+    }
+    return decision;
+  }
+
+  /**
+   * The checkpoint completed: release every held primary (connections in first-seen order, each in its
+   * queue's order), drop every held secondary, and restart comparison on every connection.
+   */
+  flush(now: number): Decision {
+    const decision = this.decision.clear();
+    this.now = now;
+    this.flushes++;
+    for (let conn = this.table.first(); conn !== null; conn = conn.nextSeen) {
+      for (let p = conn.primary.shift(); p !== undefined; p = conn.primary.shift()) this.release(p);
+      for (let s = conn.secondary.shift(); s !== undefined; s = conn.secondary.shift()) this.drop(s);
+      conn.resetComparison();
+    }
+    return decision;
+  }
+
+  stats(): EngineStats {
+    return {
+      connections: this.table.size,
+      heldPrimaryPackets: this.heldPrimaryPackets,
+      heldPrimaryBytes: this.heldPrimaryBytes,
+      heldSecondaryPackets: this.heldSecondaryPackets,
+      heldSecondaryBytes: this.heldSecondaryBytes,
+      evictions: this.table.evictions,
+      connectionsOverBound: this.table.overBound,
+      releasedPackets: this.releasedPackets,
+      droppedPackets: this.droppedPackets,
+      malformedPackets: this.malformedPackets,
+      uncomparedPrimary: this.uncomparedPrimary,
+      uncomparedSecondary: this.uncomparedSecondary,
+      divergences: { ...this.divergenceCounts },
+      flushes: this.flushes,
+    };
+  }
+
+  // ComparisonSink: called by the comparators for queued packets.
+
+  release(packet: HeldPacket): void {
+    this.heldPrimaryPackets--;
+    this.heldPrimaryBytes -= packet.byteLength;
+    this.releasedPackets++;
+    this.decision.release.push(packet);
+  }
+
+  drop(packet: HeldPacket): void {
+    this.heldSecondaryPackets--;
+    this.heldSecondaryBytes -= packet.byteLength;
+    this.droppedPackets++;
+    this.decision.drop.push(packet);
+  }
+
+  diverge(
+    conn: Connection,
+    reason: DivergenceReason,
+    offset: number | null,
+    primary: HeldPacket | null,
+    secondary: HeldPacket | null,
+    detail: string,
+  ): void {
+    conn.diverged = true;
+    this.divergenceCounts[reason] = (this.divergenceCounts[reason] ?? 0) + 1;
+    const sample = (primary ?? secondary)!;
+    this.decision.divergences.push({
+      time: this.now,
+      connection: connectionIdOfPacket(conn.protocol, sample),
+      protocol: conn.protocol,
+      reason,
+      offset,
+      primary,
+      secondary,
+      detail,
+    });
+  }
+
+  private compare(conn: Connection): void {
+    switch (conn.kind) {
+      case ConnKind.TCP:
+        return compareTcp(conn, this);
+      case ConnKind.DATAGRAM:
+        return matchDatagrams(conn, this, compareDatagram);
+      case ConnKind.OTHER_IP:
+        return matchDatagrams(conn, this, compareOtherIp);
+      case ConnKind.ARP:
+        return matchDatagrams(conn, this, compareArp);
+    }
+  }
+
+  private passUncompared(packet: HeldPacket): void {
+    if (packet.side === 'primary') {
+      this.uncomparedPrimary++;
+      this.releasedPackets++;
+      this.decision.release.push(packet);
+    } else {
+      this.uncomparedSecondary++;
+      this.dropUnqueued(packet);
+    }
+  }
+
+  private dropUnqueued(packet: HeldPacket): void {
+    this.droppedPackets++;
+    this.decision.drop.push(packet);
+  }
+}
+
+function oldestBefore(queue: { length: number; at(i: number): HeldPacket | undefined }, cutoff: number): HeldPacket | null {
+  let oldest: HeldPacket | null = null;
+  for (let i = 0; i < queue.length; i++) {
+    const packet = queue.at(i)!;
+    if (packet.arrivedAt < cutoff && (oldest === null || packet.arrivedAt < oldest.arrivedAt)) oldest = packet;
+  }
+  return oldest;
+}

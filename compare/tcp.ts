@@ -1,0 +1,210 @@
+/**
+ * TCP stream comparison. Each side's segments are placed by stream offset, `seq` minus that side's own base
+ * (its first-seen sequence number since the connection was first seen or last flushed), so the secondary may
+ * use a different ISN and cut its stream into different segments. `conn.matched` is the offset up to which
+ * both streams were compared equal; segments wholly below it are retransmissions and are not compared again.
+ *
+ * Rules (docs/qemu-differences.md lists where they differ from QEMU):
+ * - Offsets count sequence space: a SYN is one unit before its data, a FIN one unit after it. Both sides must
+ *   have the same unit at the same offset: SYN against SYN, byte against equal byte, FIN against FIN; and a RST
+ *   where the other side sends a RST after the same amount of stream. Anything else is 'payload' or 'flags'.
+ * - A primary segment is released once all its units were compared (or were already compared before: a
+ *   retransmission) AND the min-ack rule holds: the secondary has acknowledged at least as much as the segment
+ *   acknowledges. Until then it waits; a wait that outlasts compare_timeout becomes reason 'ack' at the next
+ *   stale scan. Releases follow sequence order, so a waiting segment holds back the ones after it.
+ * - A primary pure ACK (no data, SYN, FIN or RST) has nothing to compare: the min-ack rule alone releases it.
+ *   A secondary pure ACK only raises the secondary's ack and is dropped at once (the engine does that).
+ * - The secondary's ack is the highest seen (wrap-aware), not the last: acks are cumulative, so an older
+ *   segment arriving late must not lower it and stall or fail primaries the secondary already covered.
+ * - Headers are not compared (ports are the key; seq/ack/window/options such as timestamps legitimately
+ *   differ), and payload ends at the IP total length, so Ethernet padding is never payload.
+ */
+import type { Connection } from './conntrack.js';
+import type { HeldPacket } from './held-packet.js';
+import { seqGt, seqLe, seqLt } from './seq.js';
+import { firstDifference, type ComparisonSink } from './sink.js';
+import { TcpFlag } from './wire/frame-info.js';
+
+/** Once `matched` passes this, bases move forward so stream offsets stay in signed 32-bit range. */
+const REBASE_AT = 0x40000000;
+
+export function isPureAck(packet: HeldPacket): boolean {
+  return packet.payloadLength === 0 && (packet.tcpFlags & (TcpFlag.SYN | TcpFlag.FIN | TcpFlag.RST)) === 0;
+}
+
+/** Sequence units a segment occupies: SYN + payload + FIN. */
+function units(packet: HeldPacket): number {
+  const flags = packet.tcpFlags;
+  return packet.payloadLength + (flags & TcpFlag.SYN ? 1 : 0) + (flags & TcpFlag.FIN ? 1 : 0);
+}
+
+/** Record what the secondary has acknowledged. Call for every secondary segment, queued or not. */
+export function noteSecondaryAck(conn: Connection, packet: HeldPacket): void {
+  if ((packet.tcpFlags & TcpFlag.ACK) === 0) return;
+  if (!conn.hasSecondaryAck || seqGt(packet.ack, conn.secondaryAck)) {
+    conn.secondaryAck = packet.ack;
+    conn.hasSecondaryAck = true;
+  }
+}
+
+/**
+ * Queue a segment in sequence order (equal sequence numbers stay in arrival order) and fix the side's base:
+ * the first segment sets it; before anything was compared a lower sequence number lowers it, so segments
+ * reordered at the very start still line up.
+ */
+export function enqueueTcp(conn: Connection, packet: HeldPacket): void {
+  const primary = packet.side === 'primary';
+  const queue = primary ? conn.primary : conn.secondary;
+  let index = queue.length;
+  while (index > 0 && seqLt(packet.seq, queue.at(index - 1)!.seq)) index--;
+  if (index === queue.length) queue.push(packet);
+  else queue.insertAt(index, packet);
+
+  if (isPureAck(packet)) return;
+  const hasBase = primary ? conn.hasPrimaryBase : conn.hasSecondaryBase;
+  const base = primary ? conn.primaryBase : conn.secondaryBase;
+  if (hasBase && (conn.comparedAny || !seqLt(packet.seq, base))) return;
+  if (primary) {
+    conn.primaryBase = packet.seq;
+    conn.hasPrimaryBase = true;
+    conn.synUnits = packet.tcpFlags & TcpFlag.SYN ? 1 : 0;
+  } else {
+    conn.secondaryBase = packet.seq;
+    conn.hasSecondaryBase = true;
+  }
+}
+
+function ackAllows(conn: Connection, packet: HeldPacket): boolean {
+  if ((packet.tcpFlags & TcpFlag.ACK) === 0) return true;
+  return conn.hasSecondaryAck && seqLe(packet.ack, conn.secondaryAck);
+}
+
+/** All of the segment's units lie below the compared frontier (a RST also needs its match). */
+function covered(packet: HeldPacket, start: number, matched: number): boolean {
+  const end = start + units(packet);
+  if (end < matched) return true;
+  return end === matched && ((packet.tcpFlags & TcpFlag.RST) === 0 || packet.rstMatched);
+}
+
+function reportOffset(conn: Connection, streamOffset: number): number {
+  return conn.streamOrigin + streamOffset - conn.synUnits;
+}
+
+function rebase(conn: Connection): void {
+  const shift = conn.matched;
+  conn.primaryBase = (conn.primaryBase + shift) >>> 0;
+  conn.secondaryBase = (conn.secondaryBase + shift) >>> 0;
+  conn.matched = 0;
+  conn.streamOrigin += shift;
+}
+
+/**
+ * Advance as far as both queues allow: release compared primaries, drop compared secondaries, compare the
+ * next units at the frontier. Stops at a gap, an empty queue, an ack wait or a divergence.
+ */
+export function compareTcp(conn: Connection, sink: ComparisonSink): void {
+  const pq = conn.primary;
+  const sq = conn.secondary;
+  conn.ackBlocked = false;
+  if (conn.matched > REBASE_AT) rebase(conn);
+  while (!conn.diverged) {
+    const p = pq.peek();
+    let pStart = 0;
+    if (p !== undefined) {
+      if (isPureAck(p)) {
+        if (!ackAllows(conn, p)) return void (conn.ackBlocked = true);
+        sink.release(pq.shift()!);
+        continue;
+      }
+      pStart = (p.seq - conn.primaryBase) | 0;
+      if (covered(p, pStart, conn.matched)) {
+        if (!ackAllows(conn, p)) return void (conn.ackBlocked = true);
+        sink.release(pq.shift()!);
+        continue;
+      }
+    }
+    const s = sq.peek();
+    let sStart = 0;
+    if (s !== undefined) {
+      sStart = (s.seq - conn.secondaryBase) | 0;
+      if (isPureAck(s) || covered(s, sStart, conn.matched)) {
+        sink.drop(sq.shift()!);
+        continue;
+      }
+    }
+    if (p === undefined || s === undefined) return;
+    const m = conn.matched;
+    // A side whose next segment starts beyond the frontier is missing bytes: wait for them.
+    if (pStart > m || sStart > m) return;
+    if (!compareAtFrontier(conn, p, pStart, s, sStart, m, sink)) return;
+  }
+}
+
+/** Compare the units at offset `m`; false after reporting a divergence. */
+function compareAtFrontier(
+  conn: Connection,
+  p: HeldPacket,
+  pStart: number,
+  s: HeldPacket,
+  sStart: number,
+  m: number,
+  sink: ComparisonSink,
+): boolean {
+  const pSynUnit = p.tcpFlags & TcpFlag.SYN ? 1 : 0;
+  const sSynUnit = s.tcpFlags & TcpFlag.SYN ? 1 : 0;
+  const pSynHere = pSynUnit === 1 && pStart === m;
+  const sSynHere = sSynUnit === 1 && sStart === m;
+  if (pSynHere !== sSynHere) {
+    return flags(conn, m, p, s, sink, `SYN at stream offset ${m - conn.synUnits} on the ${pSynHere ? 'primary' : 'secondary'} only`);
+  }
+  conn.comparedAny = true;
+  if (pSynHere) {
+    conn.matched = m + 1;
+    return true;
+  }
+  const pDataStart = pStart + pSynUnit;
+  const sDataStart = sStart + sSynUnit;
+  const pDataEnd = pDataStart + p.payloadLength;
+  const sDataEnd = sDataStart + s.payloadLength;
+  const pData = m < pDataEnd;
+  const sData = m < sDataEnd;
+  if (pData && sData) {
+    const length = Math.min(pDataEnd, sDataEnd) - m;
+    const pAt = p.payloadOffset + (m - pDataStart);
+    const sAt = s.payloadOffset + (m - sDataStart);
+    const differs = firstDifference(p.frame, pAt, s.frame, sAt, length);
+    if (differs >= 0) {
+      const offset = reportOffset(conn, m + differs);
+      sink.diverge(conn, 'payload', offset, p, s, `payload differs at stream offset ${offset}`);
+      return false;
+    }
+    conn.matched = m + length;
+    return true;
+  }
+  if (pData !== sData) {
+    const ender = pData ? s : p;
+    const how = ender.tcpFlags & TcpFlag.FIN ? 'FIN' : 'RST';
+    return flags(conn, m, p, s, sink, `${pData ? 'secondary' : 'primary'} sends ${how} where the other sends data`);
+  }
+  const pFinHere = (p.tcpFlags & TcpFlag.FIN) !== 0 && pDataEnd === m;
+  const sFinHere = (s.tcpFlags & TcpFlag.FIN) !== 0 && sDataEnd === m;
+  if (pFinHere !== sFinHere) {
+    return flags(conn, m, p, s, sink, `FIN on the ${pFinHere ? 'primary' : 'secondary'} only`);
+  }
+  if (pFinHere) {
+    conn.matched = m + 1;
+    return true;
+  }
+  // Neither segment is covered, and neither has a SYN, data or FIN left at m: both end in a RST here.
+  if ((p.tcpFlags & TcpFlag.RST) === 0 || (s.tcpFlags & TcpFlag.RST) === 0) {
+    return flags(conn, m, p, s, sink, `RST on the ${p.tcpFlags & TcpFlag.RST ? 'primary' : 'secondary'} only`);
+  }
+  p.rstMatched = true;
+  s.rstMatched = true;
+  return true;
+}
+
+function flags(conn: Connection, m: number, p: HeldPacket, s: HeldPacket, sink: ComparisonSink, detail: string): false {
+  sink.diverge(conn, 'flags', reportOffset(conn, m), p, s, detail);
+  return false;
+}

@@ -1,0 +1,307 @@
+import type { Logger } from 'pino';
+import type { Divergence, Packet, Side } from '../compare/types.js';
+import type { MalformedReason } from '../compare/wire/frame-info.js';
+import type { ChunkSink, FramedSocket } from './ports/framed-socket.js';
+import { FrameBatch, type FramingRejectReason } from './ports/framed.js';
+
+/** What the loop reads from a CompareEngine decision (structural: compare/engine.ts's Decision fits). */
+export interface EngineDecision {
+  readonly release: readonly Packet[];
+  readonly drop: readonly Packet[];
+  readonly divergences: readonly Divergence[];
+  readonly malformed: readonly { side: Side; reason: MalformedReason; frame: Buffer }[];
+}
+
+export interface CompareEngineLike {
+  push(side: Side, frame: Buffer, start: number, now: number, tag?: number): EngineDecision;
+  tick(now: number): EngineDecision;
+  flush(now: number): EngineDecision;
+}
+
+/** Whoever can actually take a checkpoint (Xen's notify_dev). */
+export interface CheckpointNotifier {
+  requestCheckpoint(): void;
+}
+
+/** Statistics sink; src/stats/metrics.ts's ColoMetrics fits. Every method is off the per-frame path or O(1). */
+export interface LoopObserver {
+  recordDecision(decision: EngineDecision, now?: number): void;
+  recordFramesIn(side: Side, n: number): void;
+  recordMalformed(side: Side, reason: string, n?: number): void;
+  recordCheckpointRequest(reason: string): void;
+}
+
+export interface CompareLoopOptions {
+  engine: CompareEngineLike;
+  compareTimeoutMs: number;
+  expiredScanCycleMs: number;
+  /** Whether outdev frames carry the vnet_hdr_len field (each frame's own, as received). */
+  vnetHdr: boolean;
+  /** null: no one can checkpoint; see the rate rule below. */
+  notifier: CheckpointNotifier | null;
+  logger: Logger;
+  observer?: LoopObserver;
+  /** Runs after every stale-packet scan (e.g. to sample queue depths into gauges). */
+  afterScan?: () => void;
+  clock?: () => number;
+}
+
+export interface LoopCounters {
+  framesIn: Record<Side, number>;
+  released: number;
+  dropped: number;
+  /** Frames the engine rejected, by side. */
+  malformed: Record<Side, number>;
+  /** Frames the chardev framing rejected before the engine saw them, by side and reason. */
+  framing: Record<Side, Record<FramingRejectReason, number>>;
+  divergences: number;
+  /** DO_CHECKPOINT messages sent: one per divergence unless one is already outstanding. */
+  checkpointRequestsSent: number;
+  /** Divergences folded into the outstanding request (the one checkpoint resolves them all). */
+  checkpointRequestsCoalesced: number;
+  /** Requests made with no --notify-dev (nobody to send them to): logged and counted. */
+  checkpointRequestsUnanswered: number;
+  /** Checkpoints completed (COLO_CHECKPOINT on notify_dev). */
+  flushes: number;
+  /** Flushes the loop did itself because no --notify-dev exists (after compare_timeout). */
+  localFlushes: number;
+  /** Times the inputs were paused because outdev's backlog was above its high-water mark. */
+  backpressurePauses: number;
+}
+
+function zeroFraming(): Record<FramingRejectReason, number> {
+  return { 'zero-length': 0, oversized: 0, 'vnet-length': 0, truncated: 0 };
+}
+
+/** Logs the 1st, 2nd, 4th, 8th... occurrence: a flood of bad input costs log2(n) lines, not n. */
+function worthLogging(count: number): boolean {
+  return (count & (count - 1)) === 0;
+}
+
+/** Feeds one input socket's frames into the loop. One per side: no closure per frame. */
+class InputSink implements ChunkSink {
+  private now = -1;
+  private frames = 0;
+  constructor(
+    private readonly loop: CompareLoop,
+    private readonly side: Side,
+  ) {}
+
+  onFrame(frame: Buffer, start: number): void {
+    // One clock read per read chunk, not per frame: frames of one chunk arrived together.
+    if (this.now < 0) this.now = this.loop.clock();
+    this.frames++;
+    this.loop.input(this.side, frame, start, this.now);
+  }
+
+  onReject(reason: FramingRejectReason, length: number): void {
+    this.loop.framingReject(this.side, reason, length);
+  }
+
+  onChunkEnd(): void {
+    this.now = -1;
+    if (this.frames !== 0) {
+      this.loop.framesArrived(this.side, this.frames);
+      this.frames = 0;
+    }
+    this.loop.flushOutput();
+  }
+}
+
+/**
+ * The drop-in's data plane: primary_in and secondary_in frames go through the comparison engine; the frames
+ * it releases go to outdev in exactly the order released; divergences become checkpoint requests.
+ *
+ * Checkpoint-request rate rule: each divergence the engine reports is counted (by reason) as a request.
+ * A DO_CHECKPOINT is sent for it unless one is already outstanding (sent, and no COLO_CHECKPOINT since):
+ * one checkpoint resolves every diverged connection, so later divergences are coalesced into it. The engine
+ * itself reports a diverged connection once and then holds it until flush (QEMU re-notifies on every later
+ * packet of that connection and on every timer scan).
+ *
+ * Without a notifier nobody can checkpoint: each request is logged and counted, and compare_timeout after
+ * the first unanswered one the loop flushes locally (releases the held primary frames, drops the
+ * secondary's) so clients are not stalled forever; those connections ran unprotected until then.
+ *
+ * Backpressure: when outdev's backlog passes its high-water mark both inputs are paused until it drains, so
+ * a slow outdev bounds memory instead of growing it.
+ */
+export class CompareLoop {
+  readonly counters: LoopCounters = {
+    framesIn: { primary: 0, secondary: 0 },
+    released: 0,
+    dropped: 0,
+    malformed: { primary: 0, secondary: 0 },
+    framing: { primary: zeroFraming(), secondary: zeroFraming() },
+    divergences: 0,
+    checkpointRequestsSent: 0,
+    checkpointRequestsCoalesced: 0,
+    checkpointRequestsUnanswered: 0,
+    flushes: 0,
+    localFlushes: 0,
+    backpressurePauses: 0,
+  };
+  readonly clock: () => number;
+  private readonly engine: CompareEngineLike;
+  private readonly options: CompareLoopOptions;
+  private readonly log: Logger;
+  private readonly observer: LoopObserver | null;
+  private readonly batch: FrameBatch;
+  private readonly sinks: Record<Side, InputSink>;
+  private outdev: FramedSocket | null = null;
+  private inputs: FramedSocket[] = [];
+  private outstanding = false;
+  private localFlushAt = 0;
+  private paused = false;
+  private scanTimer: NodeJS.Timeout | null = null;
+
+  constructor(options: CompareLoopOptions) {
+    this.options = options;
+    this.engine = options.engine;
+    this.log = options.logger;
+    this.observer = options.observer ?? null;
+    this.clock = options.clock ?? Date.now;
+    this.batch = new FrameBatch(options.vnetHdr);
+    this.sinks = { primary: new InputSink(this, 'primary'), secondary: new InputSink(this, 'secondary') };
+  }
+
+  /** The sink to give the FramedSocket of `side`'s input. */
+  sinkFor(side: Side): ChunkSink {
+    return this.sinks[side];
+  }
+
+  /** Connects the sockets and starts the stale-packet scan (every expired_scan_cycle). */
+  start(ports: { primary: FramedSocket; secondary: FramedSocket; outdev: FramedSocket }): void {
+    this.inputs = [ports.primary, ports.secondary];
+    this.outdev = ports.outdev;
+    ports.outdev.on('drain', () => this.resumeInputs());
+    this.scanTimer = setInterval(() => this.scan(), this.options.expiredScanCycleMs);
+  }
+
+  stop(): void {
+    if (this.scanTimer !== null) clearInterval(this.scanTimer);
+    this.scanTimer = null;
+    this.flushOutput();
+  }
+
+  /** True between a DO_CHECKPOINT and the COLO_CHECKPOINT that answers it. */
+  get checkpointOutstanding(): boolean {
+    return this.outstanding;
+  }
+
+  get inputsPaused(): boolean {
+    return this.paused;
+  }
+
+  input(side: Side, frame: Buffer, start: number, now: number): void {
+    this.consume(this.engine.push(side, frame, start, now), now);
+  }
+
+  framesArrived(side: Side, n: number): void {
+    this.counters.framesIn[side] += n;
+    this.observer?.recordFramesIn(side, n);
+  }
+
+  framingReject(side: Side, reason: FramingRejectReason, length: number): void {
+    const count = ++this.counters.framing[side][reason];
+    this.observer?.recordMalformed(side, `framing-${reason}`);
+    if (worthLogging(count)) {
+      const action = reason === 'oversized' ? 'closing this connection only' : 'skipped; stream continues';
+      this.log.warn({ side, reason, length, count }, `rejected ${side} frame (${reason}): ${action}`);
+    }
+  }
+
+  /** A checkpoint completed (COLO_CHECKPOINT): release every held primary frame in order, drop the rest. */
+  checkpointDone(): void {
+    const now = this.clock();
+    this.counters.flushes++;
+    this.outstanding = false;
+    this.localFlushAt = 0;
+    this.consume(this.engine.flush(now), now);
+    this.flushOutput();
+  }
+
+  /** Sends what the last decisions released, as one write. */
+  flushOutput(): void {
+    const data = this.batch.take();
+    if (data === null || this.outdev === null) return;
+    if (!this.outdev.write(data) && !this.paused) this.pauseInputs();
+  }
+
+  private consume(decision: EngineDecision, now: number): void {
+    this.observer?.recordDecision(decision, now);
+    const release = decision.release;
+    if (release.length !== 0) {
+      // Each frame goes out exactly as received; its vnet_hdr_len is where its Ethernet header starts.
+      for (let i = 0; i < release.length; i++) this.batch.append(release[i].frame, release[i].start);
+      this.counters.released += release.length;
+    }
+    this.counters.dropped += decision.drop.length;
+    if (decision.malformed.length !== 0) this.onMalformed(decision);
+    if (decision.divergences.length !== 0) this.onDivergences(decision.divergences, now);
+  }
+
+  private onMalformed(decision: EngineDecision): void {
+    for (const m of decision.malformed) {
+      const count = ++this.counters.malformed[m.side];
+      if (worthLogging(count)) {
+        this.log.warn({ side: m.side, reason: m.reason, length: m.frame.length, count }, 'malformed frame rejected');
+      }
+    }
+  }
+
+  private onDivergences(divergences: readonly Divergence[], now: number): void {
+    for (const d of divergences) {
+      this.counters.divergences++;
+      this.observer?.recordCheckpointRequest(d.reason);
+      this.requestCheckpoint(d, now);
+    }
+  }
+
+  private requestCheckpoint(d: Divergence, now: number): void {
+    const fields = { reason: d.reason, connection: d.connection, offset: d.offset, detail: d.detail };
+    const notifier = this.options.notifier;
+    if (notifier === null) {
+      this.counters.checkpointRequestsUnanswered++;
+      if (this.localFlushAt === 0) this.localFlushAt = now + this.options.compareTimeoutMs;
+      this.log.warn(
+        { ...fields, localFlushInMs: Math.max(0, this.localFlushAt - now) },
+        'checkpoint requested but there is no --notify-dev: held frames are released by a local flush',
+      );
+      return;
+    }
+    if (this.outstanding) {
+      this.counters.checkpointRequestsCoalesced++;
+      this.log.info(fields, 'divergence: checkpoint already requested, coalesced');
+      return;
+    }
+    this.outstanding = true;
+    this.counters.checkpointRequestsSent++;
+    this.log.info(fields, 'divergence: checkpoint requested');
+    notifier.requestCheckpoint();
+  }
+
+  private scan(): void {
+    const now = this.clock();
+    this.consume(this.engine.tick(now), now);
+    if (this.localFlushAt !== 0 && now >= this.localFlushAt) {
+      this.localFlushAt = 0;
+      this.counters.localFlushes++;
+      this.log.warn({ localFlushes: this.counters.localFlushes }, 'local flush: no --notify-dev to checkpoint');
+      this.consume(this.engine.flush(now), now);
+    }
+    this.flushOutput();
+    this.options.afterScan?.();
+  }
+
+  private pauseInputs(): void {
+    this.paused = true;
+    this.counters.backpressurePauses++;
+    for (const input of this.inputs) input.pause();
+  }
+
+  private resumeInputs(): void {
+    if (!this.paused) return;
+    this.paused = false;
+    for (const input of this.inputs) input.resume();
+  }
+}

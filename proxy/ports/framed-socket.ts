@@ -1,0 +1,320 @@
+import { EventEmitter } from 'node:events';
+import fs from 'node:fs';
+import net from 'node:net';
+import { FrameDecoder, type FrameSink } from './framed.js';
+import type { SocketAddress } from './socket-address.js';
+import { formatSocketAddress } from './socket-address.js';
+
+/** A FrameSink told when a read chunk has been fully decoded: the natural point to flush batched output. */
+export interface ChunkSink extends FrameSink {
+  onChunkEnd(): void;
+}
+
+/** A sink for sockets whose input is ignored (outdev): frames are counted, never kept. */
+export class DiscardSink implements ChunkSink {
+  frames = 0;
+  rejects = 0;
+  onFrame(): void {
+    this.frames++;
+  }
+  onReject(): void {
+    this.rejects++;
+  }
+  onChunkEnd(): void {}
+}
+
+export type DisconnectReason = 'closed' | 'replaced' | 'oversized' | 'shutdown';
+
+export interface DisconnectInfo {
+  reason: DisconnectReason;
+  /** Output Node still held for the lost peer (handed to the socket, never reached the kernel). */
+  lostBytes: number;
+  error: string | null;
+}
+
+export interface FramedSocketOptions {
+  /** The role, e.g. "primary-in": used in logs and errors. */
+  name: string;
+  address: SocketAddress;
+  vnetHdr: boolean;
+  sink: ChunkSink;
+  /** Reconnect backoff for connect: addresses: starts here, doubles per failure, capped at retryMaxMs. */
+  retryInitialMs?: number;
+  retryMaxMs?: number;
+  /** Output backlog (bytes) above which write() returns false and 'drain' is later emitted. */
+  highWaterMark?: number;
+}
+
+export interface FramedSocketCounters {
+  connects: number;
+  disconnects: number;
+  replaced: number;
+  connectFailures: number;
+  bytesIn: number;
+  bytesOut: number;
+  lostOutputBytes: number;
+}
+
+/**
+ * One framed port on one socket. A listening side serves one peer at a time: a new connection replaces
+ * the current one (a peer that crashed and came back is not locked out by its half-open predecessor).
+ * A connecting side reconnects with exponential backoff whenever the connection drops or fails.
+ *
+ * Output is written in call order. While no peer is connected it waits in order (and counts as backlog),
+ * so the caller's backpressure (pause the inputs) applies instead of loss.
+ *
+ * Events: 'ready' (listening, or first connected), 'connect' (peer: string), 'disconnect' (DisconnectInfo),
+ * 'drain' (backlog fell to or below highWaterMark after write() returned false), 'socket-error' (Error).
+ */
+export class FramedSocket extends EventEmitter {
+  readonly name: string;
+  readonly address: SocketAddress;
+  readonly counters: FramedSocketCounters = {
+    connects: 0,
+    disconnects: 0,
+    replaced: 0,
+    connectFailures: 0,
+    bytesIn: 0,
+    bytesOut: 0,
+    lostOutputBytes: 0,
+  };
+  private readonly decoder: FrameDecoder;
+  private readonly sink: ChunkSink;
+  private readonly retryInitialMs: number;
+  private readonly retryMaxMs: number;
+  private readonly highWaterMark: number;
+  private server: net.Server | null = null;
+  private socket: net.Socket | null = null;
+  private pending: Buffer[] = [];
+  private pendingBytes = 0;
+  private paused = false;
+  private wantDrain = false;
+  private closing = false;
+  private started = false;
+  private retryDelay: number;
+  private retryTimer: NodeJS.Timeout | null = null;
+  private closeReason: DisconnectReason | null = null;
+  private lastError: string | null = null;
+  private unlinkOnClose: string | null = null;
+
+  constructor(options: FramedSocketOptions) {
+    super();
+    this.name = options.name;
+    this.address = options.address;
+    this.sink = options.sink;
+    this.decoder = new FrameDecoder(options.vnetHdr, options.sink);
+    this.retryInitialMs = options.retryInitialMs ?? 100;
+    this.retryMaxMs = options.retryMaxMs ?? 2000;
+    this.retryDelay = this.retryInitialMs;
+    this.highWaterMark = options.highWaterMark ?? 1024 * 1024;
+  }
+
+  get connected(): boolean {
+    return this.socket !== null;
+  }
+
+  /** Bytes written but not yet handed to the kernel: waiting for a peer, or in the socket's buffer. */
+  get backlog(): number {
+    return this.pendingBytes + (this.socket?.writableLength ?? 0);
+  }
+
+  /** Listening: resolves once bound. Connecting: resolves at the first successful connect. */
+  start(): Promise<void> {
+    if (this.started) throw new Error(`${this.name}: already started`);
+    this.started = true;
+    return this.address.mode === 'listen' ? this.listen() : this.connectFirst();
+  }
+
+  /** Where the socket is, with the kernel-chosen port for listen:HOST:0 (e.g. "127.0.0.1:41234"). */
+  describe(): string {
+    const a = this.address;
+    if (a.kind === 'unix') return a.path;
+    const bound = this.server?.address();
+    const port = bound !== null && typeof bound === 'object' ? bound.port : a.port;
+    const host = a.host.includes(':') ? `[${a.host}]` : a.host;
+    return `${host}:${port}`;
+  }
+
+  /** Queues `data` for the peer in order; false when the backlog is above the high-water mark. */
+  write(data: Buffer): boolean {
+    const socket = this.socket;
+    if (socket !== null && this.pending.length === 0) {
+      socket.write(data);
+    } else {
+      this.pending.push(data);
+      this.pendingBytes += data.length;
+    }
+    this.counters.bytesOut += data.length;
+    if (this.backlog > this.highWaterMark) {
+      this.wantDrain = true;
+      return false;
+    }
+    return true;
+  }
+
+  /** Stop reading input (backpressure); applies to later peers too until resume(). */
+  pause(): void {
+    this.paused = true;
+    this.socket?.pause();
+  }
+
+  resume(): void {
+    this.paused = false;
+    this.socket?.resume();
+  }
+
+  get isPaused(): boolean {
+    return this.paused;
+  }
+
+  async close(): Promise<void> {
+    this.closing = true;
+    if (this.retryTimer !== null) clearTimeout(this.retryTimer);
+    this.retryTimer = null;
+    if (this.socket !== null) {
+      this.closeReason = 'shutdown';
+      this.socket.destroy();
+    }
+    const server = this.server;
+    this.server = null;
+    if (server !== null) await new Promise<void>((resolve) => server.close(() => resolve()));
+    if (this.unlinkOnClose !== null) fs.rmSync(this.unlinkOnClose, { force: true });
+  }
+
+  private listen(): Promise<void> {
+    const a = this.address;
+    const server = net.createServer({ noDelay: true });
+    this.server = server;
+    server.on('connection', (socket) => this.accept(socket));
+    if (a.kind === 'unix') removeStaleUnixSocket(a.path);
+    return new Promise<void>((resolve, reject) => {
+      const onError = (err: Error): void => {
+        reject(new Error(`${this.name}: cannot listen on ${formatSocketAddress(a)}: ${err.message}`));
+      };
+      server.once('error', onError);
+      const onListening = (): void => {
+        server.off('error', onError);
+        server.on('error', (err) => this.emit('socket-error', err));
+        if (a.kind === 'unix') this.unlinkOnClose = a.path;
+        this.emit('ready');
+        resolve();
+      };
+      if (a.kind === 'unix') server.listen(a.path, onListening);
+      else server.listen(a.port, a.host, onListening);
+    });
+  }
+
+  private accept(socket: net.Socket): void {
+    if (this.closing) {
+      socket.destroy();
+      return;
+    }
+    if (this.socket !== null) {
+      this.counters.replaced++;
+      this.closeReason = 'replaced';
+      const old = this.socket;
+      this.detach(old);
+      old.destroy();
+    }
+    socket.on('error', (err) => {
+      this.lastError = err.message;
+    });
+    socket.on('close', () => {
+      if (this.socket === socket) this.detach(socket);
+    });
+    this.adopt(socket);
+  }
+
+  private connectFirst(): Promise<void> {
+    return new Promise<void>((resolve) => {
+      this.once('connect', () => {
+        this.emit('ready');
+        resolve();
+      });
+      this.dial();
+    });
+  }
+
+  private dial(): void {
+    this.retryTimer = null;
+    if (this.closing) return;
+    const a = this.address;
+    const socket = a.kind === 'unix' ? net.connect({ path: a.path }) : net.connect({ host: a.host, port: a.port });
+    let connected = false;
+    socket.on('error', (err) => {
+      this.lastError = err.message;
+    });
+    socket.once('connect', () => {
+      connected = true;
+      this.retryDelay = this.retryInitialMs;
+      this.adopt(socket);
+    });
+    socket.on('close', () => {
+      if (this.socket === socket) this.detach(socket);
+      if (!connected) this.counters.connectFailures++;
+      if (this.closing) return;
+      this.retryTimer = setTimeout(() => this.dial(), this.retryDelay);
+      this.retryDelay = Math.min(this.retryDelay * 2, this.retryMaxMs);
+    });
+  }
+
+  private adopt(socket: net.Socket): void {
+    this.socket = socket;
+    this.counters.connects++;
+    this.lastError = null;
+    this.closeReason = null;
+    this.decoder.reset();
+    if (this.address.kind === 'tcp') socket.setNoDelay(true);
+    socket.on('data', (chunk: Buffer) => this.onData(socket, chunk));
+    socket.on('drain', () => this.maybeDrain());
+    if (this.paused) socket.pause();
+    const peer = this.address.kind === 'unix' ? this.address.path : `${socket.remoteAddress}:${socket.remotePort}`;
+    // Output that waited for a peer goes out first, in order.
+    const pending = this.pending;
+    this.pending = [];
+    this.pendingBytes = 0;
+    for (const data of pending) socket.write(data);
+    this.emit('connect', peer);
+    this.maybeDrain();
+  }
+
+  private onData(socket: net.Socket, chunk: Buffer): void {
+    if (this.socket !== socket) return;
+    this.counters.bytesIn += chunk.length;
+    const status = this.decoder.push(chunk);
+    this.sink.onChunkEnd();
+    if (status === 'close') {
+      this.closeReason = 'oversized';
+      socket.destroy();
+    }
+  }
+
+  private detach(socket: net.Socket): void {
+    const lostBytes = socket.writableLength;
+    this.counters.lostOutputBytes += lostBytes;
+    this.counters.disconnects++;
+    this.socket = null;
+    const reason = this.closeReason ?? 'closed';
+    this.closeReason = null;
+    this.decoder.end();
+    this.sink.onChunkEnd();
+    const info: DisconnectInfo = { reason, lostBytes, error: this.lastError };
+    this.emit('disconnect', info);
+  }
+
+  private maybeDrain(): void {
+    if (this.wantDrain && this.backlog <= this.highWaterMark) {
+      this.wantDrain = false;
+      this.emit('drain');
+    }
+  }
+}
+
+/** A unix socket file left by a previous run would make listen() fail with EADDRINUSE; anything else stays. */
+function removeStaleUnixSocket(path: string): void {
+  try {
+    if (fs.statSync(path).isSocket()) fs.rmSync(path);
+  } catch {
+    // Absent: nothing to remove. Not a socket: listen() reports the clash with the path in the message.
+  }
+}

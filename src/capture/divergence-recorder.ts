@@ -1,0 +1,84 @@
+import { createWriteStream } from 'node:fs';
+import type { Divergence, Packet } from '../../compare/types.js';
+import { formatConnection } from '../replay/summary.js';
+import { PcapngWriter } from './pcapng-writer.js';
+import { StreamSink } from './sink.js';
+
+export interface DivergenceRecorderOptions {
+  /** Added to a packet's arrivedAt (ms) to get epoch ms: 0 live, the first frame's epoch time in replay. */
+  clockOriginMs?: number;
+  /** Section comment, e.g. the command line or the capture names. */
+  comment?: string;
+}
+
+/**
+ * Writes each divergence's primary and secondary frame side by side into a pcapng with two interfaces
+ * (0 = primary, 1 = secondary), each packet commented with the divergence's number, reason, offset and
+ * connection, so a pair can be found in Wireshark with `frame.comment contains "divergence 7:"`.
+ * Streams through a WriteStream (flushed after every divergence) so the live proxy can keep it open.
+ */
+export class DivergenceRecorder {
+  /** Divergences recorded. */
+  count = 0;
+  /** Divergences that carried no frame at all (nothing to write; counted so it is never silent). */
+  withoutFrames = 0;
+  /** Added to a packet's arrivedAt to get epoch ms; the replay sets it once the first frame is read. */
+  clockOriginMs: number;
+  private readonly writer: PcapngWriter;
+
+  constructor(
+    private readonly sink: StreamSink,
+    options: DivergenceRecorderOptions = {},
+  ) {
+    this.clockOriginMs = options.clockOriginMs ?? 0;
+    this.writer = new PcapngWriter(sink, { comment: options.comment ?? 'colo-proxy divergences' });
+    this.writer.addInterface({ name: 'primary' });
+    this.writer.addInterface({ name: 'secondary' });
+    this.writer.flush();
+  }
+
+  /** Opens (truncates) a file; rejects with the file's error (e.g. ENOENT for a missing directory). */
+  static async open(path: string, options: DivergenceRecorderOptions = {}): Promise<DivergenceRecorder> {
+    const stream = createWriteStream(path, { flags: 'w' });
+    await new Promise<void>((resolve, reject) => {
+      stream.once('open', () => {
+        stream.off('error', reject);
+        resolve();
+      });
+      stream.once('error', reject);
+    });
+    return new DivergenceRecorder(new StreamSink(stream), options);
+  }
+
+  record(divergence: Divergence): void {
+    this.count++;
+    if (divergence.primary === null && divergence.secondary === null) {
+      this.withoutFrames++;
+      return;
+    }
+    const comment = describe(this.count, divergence);
+    this.writePacket(0, divergence.primary, `${comment}; primary frame`);
+    this.writePacket(1, divergence.secondary, `${comment}; secondary frame`);
+    this.writer.flush();
+  }
+
+  private writePacket(interfaceId: number, packet: Packet | null, comment: string): void {
+    if (packet === null) return;
+    const epochMs = this.clockOriginMs + packet.arrivedAt;
+    const seconds = Math.floor(epochMs / 1000);
+    const nanoseconds = Math.min(999_999_999, Math.round((epochMs - seconds * 1000) * 1e6));
+    this.writer.writePacket(interfaceId, seconds, nanoseconds, packet.frame.subarray(packet.start), { comment });
+  }
+
+  /** Resolves when every byte is on disk. */
+  close(): Promise<void> {
+    this.writer.flush();
+    return this.sink.close();
+  }
+}
+
+function describe(index: number, d: Divergence): string {
+  const offset = d.offset === null ? 'no offset' : `offset ${d.offset}`;
+  const missing = d.primary === null ? ' (no primary frame)' : d.secondary === null ? ' (no secondary frame)' : '';
+  return `divergence ${index}: ${d.reason}, ${offset}, ${formatConnection(d.connection)}${missing}: ${d.detail}`;
+}

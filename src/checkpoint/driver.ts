@@ -1,0 +1,30 @@
+/**
+ * What the checkpoint engine asks of a VM. The coordinator (primary side) calls suspend, save and resume;
+ * the agent (secondary side) calls suspend, load and resume. Each call rejects with a DriverError on
+ * failure or timeout; the engine turns that into an aborted checkpoint.
+ */
+export interface VmDriver {
+  readonly kind: string;
+  suspend(): Promise<void>;
+  /** The VM's whole state; its length is sent ahead of it on the wire. */
+  save(): Promise<Buffer>;
+  load(state: Buffer): Promise<void>;
+  resume(): Promise<void>;
+  close?(): Promise<void>;
+}
+
+export type DriverHook = 'suspend' | 'save' | 'load' | 'resume';
+
+export class DriverError extends Error {
+  readonly code = 'COLO_DRIVER';
+  constructor(
+    readonly hook: DriverHook,
+    message: string,
+    readonly exitStatus: number | null = null,
+    readonly stderr = '',
+    readonly timedOut = false,
+  ) {
+    super(message);
+    this.name = 'DriverError';
+  }
+}

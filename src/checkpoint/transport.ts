@@ -1,0 +1,172 @@
+import { EventEmitter } from 'node:events';
+import { rm } from 'node:fs/promises';
+import net from 'node:net';
+import { Duplex } from 'node:stream';
+import tls from 'node:tls';
+import { ConfigError } from '../config/errors.js';
+import { clientTlsOptions, serverTlsOptions, type TlsMaterial } from './tls.js';
+import { ChannelClosedError, TlsRefusedError } from './errors.js';
+
+/**
+ * The control channel runs over any duplex byte stream: a TCP or unix socket, the same under TLS, or an
+ * in-memory pair in tests. Which side listens is configuration, independent of the role.
+ */
+export type Endpoint =
+  | { mode: 'listen' | 'connect'; kind: 'tcp'; host: string; port: number }
+  | { mode: 'listen' | 'connect'; kind: 'unix'; path: string };
+
+/** Parses `listen:HOST:PORT`, `connect:HOST:PORT`, `listen:unix:PATH`, `connect:unix:PATH` (IPv6 in brackets). */
+export function parseEndpoint(text: string, field = 'address'): Endpoint {
+  const expected = 'listen:HOST:PORT, connect:HOST:PORT, listen:unix:PATH or connect:unix:PATH';
+  const colon = text.indexOf(':');
+  const mode = text.slice(0, colon);
+  if (colon < 0 || (mode !== 'listen' && mode !== 'connect')) throw new ConfigError(field, expected, text);
+  const rest = text.slice(colon + 1);
+  if (rest.startsWith('unix:')) {
+    const path = rest.slice('unix:'.length);
+    if (path === '') throw new ConfigError(field, expected, text);
+    return { mode, kind: 'unix', path };
+  }
+  const portColon = rest.lastIndexOf(':');
+  let host = rest.slice(0, portColon);
+  const portText = rest.slice(portColon + 1);
+  if (host.startsWith('[') && host.endsWith(']')) host = host.slice(1, -1);
+  const port = Number(portText);
+  if (portColon <= 0 || host === '' || !/^\d+$/.test(portText) || port > 65535 || (mode === 'connect' && port === 0)) {
+    throw new ConfigError(field, expected, text);
+  }
+  return { mode, kind: 'tcp', host, port };
+}
+
+export function formatEndpoint(endpoint: Endpoint): string {
+  if (endpoint.kind === 'unix') return `${endpoint.mode}:unix:${endpoint.path}`;
+  const host = endpoint.host.includes(':') ? `[${endpoint.host}]` : endpoint.host;
+  return `${endpoint.mode}:${host}:${endpoint.port}`;
+}
+
+function tuneSocket(socket: net.Socket): void {
+  // Sync points are 8 bytes and each waits on the previous: Nagle would add up to 40 ms per round trip.
+  socket.setNoDelay(true);
+  socket.setKeepAlive(true, 10_000);
+}
+
+interface ListenerEvents {
+  connection: [stream: Duplex, peer: string];
+  refused: [error: TlsRefusedError, peer: string];
+}
+
+/** A listening control endpoint. `address` is the bound endpoint (with the real port when 0 was asked). */
+export class ControlListener extends EventEmitter<ListenerEvents> {
+  constructor(
+    private readonly server: net.Server,
+    readonly address: Endpoint,
+  ) {
+    super();
+  }
+
+  close(): Promise<void> {
+    return new Promise((resolve) => this.server.close(() => resolve()));
+  }
+}
+
+/** Starts listening; resolves once bound. Under TLS a connection is only reported after the client's certificate passed. */
+export async function listenControl(endpoint: Endpoint, material: TlsMaterial | null): Promise<ControlListener> {
+  if (endpoint.mode !== 'listen') throw new ConfigError('address', 'a listen: address', formatEndpoint(endpoint));
+  let listener: ControlListener | null = null;
+  const server: net.Server = material
+    ? tls.createServer(serverTlsOptions(material), (socket) => {
+        tuneSocket(socket);
+        listener?.emit('connection', socket, peerName(socket));
+      })
+    : net.createServer((socket) => {
+        tuneSocket(socket);
+        listener?.emit('connection', socket, peerName(socket));
+      });
+  if (material) {
+    server.on('tlsClientError', (err: Error, socket: tls.TLSSocket) => {
+      listener?.emit('refused', new TlsRefusedError(err), peerName(socket));
+    });
+  }
+  if (endpoint.kind === 'unix') await rm(endpoint.path, { force: true });
+  await new Promise<void>((resolve, reject) => {
+    server.once('error', reject);
+    const done = (): void => {
+      server.off('error', reject);
+      resolve();
+    };
+    if (endpoint.kind === 'unix') server.listen(endpoint.path, done);
+    else server.listen(endpoint.port, endpoint.host, done);
+  });
+  const bound = server.address();
+  const address: Endpoint =
+    endpoint.kind === 'tcp' && bound !== null && typeof bound === 'object'
+      ? { ...endpoint, port: bound.port }
+      : endpoint;
+  listener = new ControlListener(server, address);
+  return listener;
+}
+
+function peerName(socket: net.Socket): string {
+  return socket.remoteAddress ? `${socket.remoteAddress}:${socket.remotePort}` : 'unix';
+}
+
+/**
+ * Connects; resolves when the stream is usable (after the TLS handshake and the server certificate check).
+ * Rejects with TlsRefusedError or ChannelClosedError, or after `timeoutMs` with ChannelClosedError.
+ */
+export function connectControl(endpoint: Endpoint, material: TlsMaterial | null, timeoutMs: number): Promise<Duplex> {
+  return new Promise((resolve, reject) => {
+    const target = endpoint.kind === 'unix' ? { path: endpoint.path } : { host: endpoint.host, port: endpoint.port };
+    const socket: net.Socket = material
+      ? tls.connect({ ...target, ...clientTlsOptions(material) })
+      : net.connect(target);
+    const readyEvent = material ? 'secureConnect' : 'connect';
+    const timer = setTimeout(() => {
+      socket.destroy();
+      reject(new ChannelClosedError(null, new Error(`connect to ${formatEndpoint(endpoint)} timed out after ${timeoutMs} ms`)));
+    }, timeoutMs);
+    socket.once('error', (err) => {
+      clearTimeout(timer);
+      const tlsFailure = material && /certificate|alert|SSL|TLS|self.signed|verify/i.test(`${err.message} ${(err as NodeJS.ErrnoException).code ?? ''}`);
+      reject(tlsFailure ? new TlsRefusedError(err) : new ChannelClosedError(null, err));
+    });
+    socket.once(readyEvent, () => {
+      clearTimeout(timer);
+      socket.removeAllListeners('error');
+      tuneSocket(socket);
+      resolve(socket);
+    });
+  });
+}
+
+/** Two connected in-memory streams: what one end writes, the other reads. Destroying one ends the other. */
+export function memoryPair(): [Duplex, Duplex] {
+  const a = new MemoryEnd();
+  const b = new MemoryEnd();
+  a.peer = b;
+  b.peer = a;
+  return [a, b];
+}
+
+class MemoryEnd extends Duplex {
+  peer: MemoryEnd | null = null;
+
+  override _read(): void {}
+
+  override _write(chunk: Buffer, _encoding: BufferEncoding, callback: (error?: Error | null) => void): void {
+    this.peer?.push(chunk);
+    callback();
+  }
+
+  override _final(callback: (error?: Error | null) => void): void {
+    this.peer?.push(null);
+    callback();
+  }
+
+  override _destroy(error: Error | null, callback: (error?: Error | null) => void): void {
+    const peer = this.peer;
+    this.peer = null;
+    if (peer && !peer.destroyed && !peer.readableEnded) peer.push(null);
+    callback(error);
+  }
+}

@@ -1,0 +1,332 @@
+import { z } from 'zod';
+import { ExecDriver } from '../checkpoint/drivers/exec.js';
+import { LabDriver } from '../checkpoint/drivers/lab.js';
+import type { VmDriver } from '../checkpoint/driver.js';
+import { parseControlAddress } from '../lab/control-protocol.js';
+import type { Logger } from '../log.js';
+import { ConfigError } from './errors.js';
+import { isPlainObject, loadConfig, mergeOver, type FlagSpec } from './load.js';
+
+/**
+ * The checkpoint engine's configuration, for both roles (primary: coordinator; secondary: agent).
+ * Every field is documented in docs/configuration.md and has a flag (checkpointFlags) that overrides it.
+ */
+
+export type Role = 'primary' | 'secondary';
+
+const ENDPOINT = /^(listen|connect):(?:unix:(.+)|(.+):(\d{1,5}))$/;
+
+export type Endpoint =
+  | { mode: 'listen' | 'connect'; transport: 'tcp'; host: string; port: number }
+  | { mode: 'listen' | 'connect'; transport: 'unix'; path: string };
+
+/** `listen:HOST:PORT`, `connect:HOST:PORT`, `listen:unix:PATH`, `connect:unix:PATH`; `[v6]` hosts allowed. */
+export function parseEndpoint(text: string): Endpoint | null {
+  const match = ENDPOINT.exec(text);
+  if (!match) return null;
+  const mode = match[1] as 'listen' | 'connect';
+  if (match[2] !== undefined) return { mode, transport: 'unix', path: match[2] };
+  const port = Number(match[4]);
+  if (port > 65535) return null;
+  return { mode, transport: 'tcp', host: match[3].replace(/^\[(.*)\]$/, '$1'), port };
+}
+
+const endpointText = 'listen:HOST:PORT, connect:HOST:PORT, listen:unix:PATH or connect:unix:PATH';
+const msText = (what: string): string => `${what} in milliseconds (a positive integer)`;
+const ms = (what: string, fallback: number) =>
+  z
+    .number({ error: msText(what) })
+    .int({ error: msText(what) })
+    .positive({ error: msText(what) })
+    .default(fallback);
+
+const SIZE = /^(\d+(?:\.\d+)?)\s*(B|KiB|MiB|GiB|KB|MB|GB)?$/;
+const SIZE_UNITS: Record<string, number> = {
+  B: 1,
+  KiB: 2 ** 10,
+  MiB: 2 ** 20,
+  GiB: 2 ** 30,
+  KB: 1e3,
+  MB: 1e6,
+  GB: 1e9,
+};
+
+/** 67108864, "64MiB", "1GiB", "1.5GB": a byte count; null when it is not one. */
+export function parseSize(value: unknown): number | null {
+  if (typeof value === 'number') return Number.isSafeInteger(value) && value > 0 ? value : null;
+  if (typeof value !== 'string') return null;
+  const match = SIZE.exec(value.trim());
+  if (!match) return null;
+  const bytes = Math.floor(Number(match[1]) * SIZE_UNITS[match[2] ?? 'B']);
+  return bytes > 0 && Number.isSafeInteger(bytes) ? bytes : null;
+}
+
+const sizeText = 'a size in bytes: a positive integer or a string like "64MiB" or "1GiB"';
+const size = (fallback: number) =>
+  z
+    .union([z.number(), z.string()], { error: sizeText })
+    .transform((value, ctx) => {
+      const bytes = parseSize(value);
+      if (bytes === null) ctx.addIssue({ code: 'custom', message: sizeText });
+      return bytes ?? 0;
+    })
+    .default(fallback);
+
+const shell = (hook: string) =>
+  z.string({ error: `a shell command string (the ${hook} hook)` }).min(1, {
+    error: `a non-empty shell command string (the ${hook} hook)`,
+  });
+
+const hookTimeouts = (defaults: { suspendMs: number; saveMs: number; loadMs: number; resumeMs: number }) =>
+  z
+    .strictObject(
+      {
+        suspendMs: ms('the suspend hook timeout', defaults.suspendMs),
+        saveMs: ms('the save hook timeout', defaults.saveMs),
+        loadMs: ms('the load hook timeout', defaults.loadMs),
+        resumeMs: ms('the resume hook timeout', defaults.resumeMs),
+      },
+      { error: 'a mapping of suspendMs, saveMs, loadMs, resumeMs' },
+    )
+    .prefault({});
+
+export const execDriverSchema = z.strictObject({
+  kind: z.literal('exec'),
+  suspend: shell('suspend').optional(),
+  save: shell('save').optional(),
+  load: shell('load').optional(),
+  resume: shell('resume').optional(),
+  timeouts: hookTimeouts({ suspendMs: 10_000, saveMs: 60_000, loadMs: 60_000, resumeMs: 10_000 }),
+});
+
+export const labDriverSchema = z.strictObject({
+  kind: z.literal('lab'),
+  control: z
+    .string({ error: 'the lab guest control socket: a unix socket path, unix:PATH or tcp:HOST:PORT' })
+    .refine((text) => parseControlAddress(text) !== null, {
+      error: 'the lab guest control socket: a unix socket path, unix:PATH or tcp:HOST:PORT',
+    }),
+  timeouts: hookTimeouts({ suspendMs: 5_000, saveMs: 30_000, loadMs: 30_000, resumeMs: 5_000 }),
+});
+
+export const driverSchema = z.discriminatedUnion('kind', [execDriverSchema, labDriverSchema], {
+  error: 'a driver mapping whose kind is "exec" or "lab"',
+});
+
+export const checkpointConfigSchema = z
+  .strictObject({
+    endpoint: z.string({ error: endpointText }).refine((text) => parseEndpoint(text) !== null, { error: endpointText }),
+    plaintext: z.boolean({ error: 'true or false' }).default(false),
+    tls: z
+      .strictObject(
+        {
+          ca: z.string({ error: 'a path to the PEM CA certificate that signs the peer' }).min(1),
+          cert: z.string({ error: "a path to this node's PEM certificate" }).min(1),
+          key: z.string({ error: "a path to this node's PEM private key" }).min(1),
+        },
+        { error: 'a mapping of ca, cert and key file paths' },
+      )
+      .optional(),
+    checkpointTimerMs: ms('the checkpoint timer (CHKPOINT_TIMER)', 10_000),
+    maxStateBytes: size(2 ** 31),
+    timeouts: z
+      .strictObject(
+        {
+          waitMs: ms('the longest wait for each sync point', 5_000),
+          connectMs: ms('the longest wait to connect or to accept the peer', 10_000),
+          heartbeatIntervalMs: ms('the idle heartbeat interval', 1_000),
+          heartbeatLossMs: ms('the heartbeat silence after which the peer is lost', 5_000),
+        },
+        { error: 'a mapping of waitMs, connectMs, heartbeatIntervalMs, heartbeatLossMs' },
+      )
+      .prefault({}),
+    driver: driverSchema,
+  })
+  .superRefine((config, ctx) => {
+    if (config.plaintext && config.tls) {
+      ctx.addIssue({ code: 'custom', path: ['plaintext'], message: 'either tls or plaintext: true, not both' });
+    } else if (!config.plaintext && !config.tls) {
+      ctx.addIssue({
+        code: 'custom',
+        path: ['tls'],
+        message: 'a tls mapping {ca, cert, key}, or plaintext: true to run the control channel unencrypted',
+      });
+    }
+    if (config.timeouts.heartbeatLossMs <= config.timeouts.heartbeatIntervalMs) {
+      ctx.addIssue({
+        code: 'custom',
+        path: ['timeouts', 'heartbeatLossMs'],
+        message: `more than timeouts.heartbeatIntervalMs (${config.timeouts.heartbeatIntervalMs})`,
+      });
+    }
+  });
+
+export type CheckpointConfig = z.output<typeof checkpointConfigSchema>;
+export type DriverConfig = z.output<typeof driverSchema>;
+export type ExecDriverConfig = z.output<typeof execDriverSchema>;
+export type LabDriverConfig = z.output<typeof labDriverSchema>;
+
+/** The exec hooks each role calls: the primary saves, the secondary loads; both suspend and resume. */
+export const hooksNeeded: Record<Role, ReadonlyArray<'suspend' | 'save' | 'load' | 'resume'>> = {
+  primary: ['suspend', 'save', 'resume'],
+  secondary: ['suspend', 'load', 'resume'],
+};
+
+/** Throws ConfigError naming the first hook the role needs that the exec driver does not have. */
+export function checkHooksForRole(config: CheckpointConfig, role: Role): void {
+  if (config.driver.kind !== 'exec') return;
+  for (const hook of hooksNeeded[role]) {
+    if (config.driver[hook] === undefined) {
+      throw new ConfigError(`driver.${hook}`, `a shell command string (the ${role} runs the ${hook} hook)`, undefined);
+    }
+  }
+}
+
+const integer = (raw: string): unknown => (/^\d+$/.test(raw.trim()) ? Number(raw) : raw);
+const withPrefix = (mode: 'listen' | 'connect') => (raw: string) =>
+  /^(listen|connect):/.test(raw) ? raw : `${mode}:${raw}`;
+
+/** Every config field as a flag, for commander (declareFlags) and for loadCheckpointConfig. */
+export const checkpointFlags: readonly FlagSpec[] = [
+  {
+    flag: '--listen <address>',
+    path: 'endpoint',
+    parse: withPrefix('listen'),
+    description: 'listen for the peer: [listen:]HOST:PORT or [listen:]unix:PATH',
+  },
+  {
+    flag: '--connect <address>',
+    path: 'endpoint',
+    parse: withPrefix('connect'),
+    description: 'connect to the peer: [connect:]HOST:PORT or [connect:]unix:PATH',
+  },
+  { flag: '--plaintext', path: 'plaintext', description: 'run the control channel without TLS (a warning is logged)' },
+  { flag: '--tls-ca <file>', path: 'tls.ca', description: 'PEM CA certificate that signs the peer' },
+  { flag: '--tls-cert <file>', path: 'tls.cert', description: "this node's PEM certificate" },
+  { flag: '--tls-key <file>', path: 'tls.key', description: "this node's PEM private key" },
+  {
+    flag: '--checkpoint-timer <ms>',
+    path: 'checkpointTimerMs',
+    parse: integer,
+    description: 'checkpoint at least this often (default 10000)',
+  },
+  {
+    flag: '--max-state-size <bytes>',
+    path: 'maxStateBytes',
+    parse: integer,
+    description: 'largest VM state accepted, e.g. 1GiB (default 2GiB)',
+  },
+  {
+    flag: '--wait-timeout <ms>',
+    path: 'timeouts.waitMs',
+    parse: integer,
+    description: 'longest wait for each sync point (default 5000)',
+  },
+  {
+    flag: '--connect-timeout <ms>',
+    path: 'timeouts.connectMs',
+    parse: integer,
+    description: 'longest wait to connect or accept (default 10000)',
+  },
+  {
+    flag: '--heartbeat-interval <ms>',
+    path: 'timeouts.heartbeatIntervalMs',
+    parse: integer,
+    description: 'idle heartbeat interval (default 1000)',
+  },
+  {
+    flag: '--heartbeat-timeout <ms>',
+    path: 'timeouts.heartbeatLossMs',
+    parse: integer,
+    description: 'heartbeat silence that means the peer is lost (default 5000)',
+  },
+  { flag: '--driver <kind>', path: 'driver.kind', description: 'VM driver: exec or lab' },
+  {
+    flag: '--exec-suspend <cmd>',
+    path: 'driver.suspend',
+    implies: { 'driver.kind': 'exec' },
+    description: 'shell command that suspends the VM',
+  },
+  {
+    flag: '--exec-save <cmd>',
+    path: 'driver.save',
+    implies: { 'driver.kind': 'exec' },
+    description: 'shell command that writes the VM state on stdout',
+  },
+  {
+    flag: '--exec-load <cmd>',
+    path: 'driver.load',
+    implies: { 'driver.kind': 'exec' },
+    description: 'shell command that reads the VM state on stdin',
+  },
+  {
+    flag: '--exec-resume <cmd>',
+    path: 'driver.resume',
+    implies: { 'driver.kind': 'exec' },
+    description: 'shell command that resumes the VM',
+  },
+  {
+    flag: '--lab-control <address>',
+    path: 'driver.control',
+    implies: { 'driver.kind': 'lab' },
+    description: 'lab guest control socket (path, unix:PATH or tcp:HOST:PORT)',
+  },
+  {
+    flag: '--suspend-timeout <ms>',
+    path: 'driver.timeouts.suspendMs',
+    parse: integer,
+    description: 'suspend hook timeout',
+  },
+  { flag: '--save-timeout <ms>', path: 'driver.timeouts.saveMs', parse: integer, description: 'save hook timeout' },
+  { flag: '--load-timeout <ms>', path: 'driver.timeouts.loadMs', parse: integer, description: 'load hook timeout' },
+  {
+    flag: '--resume-timeout <ms>',
+    path: 'driver.timeouts.resumeMs',
+    parse: integer,
+    description: 'resume hook timeout',
+  },
+];
+
+/**
+ * Flags win over the file, including where a flag replaces a whole choice: a driver kind different from
+ * the file's replaces the file's driver section, --plaintext drops the file's tls, a tls flag drops the
+ * file's plaintext.
+ */
+function preferFlags(file: Record<string, unknown>, overrides: Record<string, unknown>): Record<string, unknown> {
+  const base = { ...file };
+  const fileDriver = base.driver;
+  const flagDriver = overrides.driver;
+  if (isPlainObject(fileDriver) && isPlainObject(flagDriver) && flagDriver.kind !== undefined) {
+    if (fileDriver.kind !== undefined && flagDriver.kind !== fileDriver.kind) delete base.driver;
+  }
+  if (overrides.plaintext === true) delete base.tls;
+  if (overrides.tls !== undefined) delete base.plaintext;
+  return mergeOver(base, overrides) as Record<string, unknown>;
+}
+
+/**
+ * Reads the optional YAML file, applies the flags (commander's opts() for checkpointFlags; dotted config
+ * paths are accepted too), validates, and, when a role is given, checks the exec hooks it needs.
+ */
+export function loadCheckpointConfig(
+  file: string | undefined,
+  flags: Record<string, unknown>,
+  role?: Role,
+): CheckpointConfig {
+  const config = loadConfig(checkpointConfigSchema, { file, flags, flagSpecs: checkpointFlags, prepare: preferFlags });
+  if (role !== undefined) checkHooksForRole(config, role);
+  return config;
+}
+
+export interface CreateDriverOptions {
+  maxStateBytes?: number;
+  logger?: Logger;
+}
+
+export function createDriver(driver: DriverConfig, options: CreateDriverOptions = {}): VmDriver {
+  if (driver.kind === 'exec') {
+    const { suspend, save, load, resume } = driver;
+    return new ExecDriver({ suspend, save, load, resume }, driver.timeouts, options);
+  }
+  return new LabDriver(driver.control, driver.timeouts, options);
+}

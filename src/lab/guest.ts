@@ -1,0 +1,300 @@
+import { randomBytes } from 'node:crypto';
+import { EventEmitter, once } from 'node:events';
+import { createServer, type AddressInfo, type Server, type Socket } from 'node:net';
+import { silentLogger, type Logger } from '../log.js';
+
+/**
+ * The lab guest: a small line-based key-value service standing in for a VM's application in tests.
+ * Requests, one per line (LF or CRLF):
+ *   SET k v     -> OK            (v is the rest of the line)
+ *   GET k       -> v | NIL
+ *   INCR k      -> the new integer (a missing key counts as 0)
+ *   DEL k       -> 1 | 0
+ *   DOWNLOAD n  -> exactly n bytes of downloadPattern(0, n), no line ending
+ *   PING -> PONG, QUIT -> BYE (then the connection closes)
+ * The application state (the key-value map) can be saved and loaded, and the service suspended: while
+ * suspended it reads requests but answers none (a download in progress stops writing); on resume the held
+ * requests are answered in order. In nondeterministic mode every line reply gets ` ~TOKEN` appended, a fresh
+ * random token each time, so two guests with the same state answer differently (downloads stay exact so
+ * failover tests can check them byte for byte).
+ */
+
+export interface GuestStats {
+  connections: number;
+  requests: number;
+  badRequests: number;
+  heldRequests: number;
+  downloadBytes: number;
+  suspended: boolean;
+  nondeterministic: boolean;
+  keys: number;
+}
+
+export interface LabGuestOptions {
+  nondeterministic?: boolean;
+  /** A request line longer than this is refused and its connection closed. */
+  maxLineBytes?: number;
+  logger?: Logger;
+}
+
+export type LoadError = 'not-json' | 'bad-format';
+
+const STATE_FORMAT = 'colo-lab-guest/1';
+const DEFAULT_MAX_LINE = 64 * 1024;
+/** Download bodies go out in slices this size, so a suspend stops a download within one slice. */
+const DOWNLOAD_SLICE = 16 * 1024;
+/** While suspended, a connection stops reading once it holds this many bytes of requests. */
+const HELD_BYTES_LIMIT = 1 << 20;
+const RECORD = 16;
+
+/**
+ * The download body: 16-byte records, each the record's own byte offset as 15 zero-padded decimal digits
+ * and a newline, cut to length. A lost, repeated or shifted byte range shows up at a readable offset.
+ */
+export function downloadPattern(offset: number, length: number): Buffer {
+  const out = Buffer.allocUnsafe(length);
+  let written = 0;
+  let record = Math.floor(offset / RECORD);
+  let skip = offset - record * RECORD;
+  while (written < length) {
+    const text = `${String(record * RECORD).padStart(RECORD - 1, '0')}\n`;
+    written += out.write(text.slice(skip, skip + (length - written)), written, 'latin1');
+    skip = 0;
+    record++;
+  }
+  return out;
+}
+
+export class LabGuest extends EventEmitter {
+  private readonly kv = new Map<string, string>();
+  private readonly connections = new Set<GuestConnection>();
+  private readonly log: Logger;
+  readonly maxLineBytes: number;
+  private server: Server | null = null;
+  private resumeWaiters: Array<() => void> = [];
+  nondeterministic: boolean;
+  suspended = false;
+  readonly stats = { connections: 0, requests: 0, badRequests: 0, heldRequests: 0, downloadBytes: 0 };
+
+  constructor(options: LabGuestOptions = {}) {
+    super();
+    this.nondeterministic = options.nondeterministic ?? false;
+    this.maxLineBytes = options.maxLineBytes ?? DEFAULT_MAX_LINE;
+    this.log = options.logger ?? silentLogger;
+  }
+
+  /** Starts the service on host:port (port 0 picks one); resolves with the bound address. */
+  async listen(host: string, port: number): Promise<AddressInfo> {
+    const server = createServer((socket) => this.accept(socket));
+    this.server = server;
+    server.listen(port, host);
+    await once(server, 'listening');
+    return server.address() as AddressInfo;
+  }
+
+  async close(): Promise<void> {
+    for (const connection of this.connections) connection.socket.destroy();
+    this.release();
+    const server = this.server;
+    this.server = null;
+    if (server) await new Promise<void>((resolve) => server.close(() => resolve()));
+  }
+
+  suspend(): void {
+    if (this.suspended) return;
+    this.suspended = true;
+    this.log.info('lab guest suspended');
+    this.emit('suspended');
+  }
+
+  resume(): void {
+    if (!this.suspended) return;
+    this.suspended = false;
+    this.log.info('lab guest resumed');
+    this.release();
+    for (const connection of this.connections) connection.pump();
+    this.emit('resumed');
+  }
+
+  /** The application state: every key and value, in insertion order. */
+  save(): Buffer {
+    return Buffer.from(JSON.stringify({ format: STATE_FORMAT, kv: [...this.kv] }), 'utf8');
+  }
+
+  /** Replaces the whole application state; on a bad state nothing changes and the reason is returned. */
+  load(state: Buffer): LoadError | null {
+    let parsed: unknown;
+    try {
+      parsed = JSON.parse(state.toString('utf8'));
+    } catch {
+      return 'not-json';
+    }
+    const pairs = (parsed as { format?: unknown; kv?: unknown } | null)?.kv;
+    if ((parsed as { format?: unknown }).format !== STATE_FORMAT || !Array.isArray(pairs)) return 'bad-format';
+    const valid = pairs.every(
+      (pair: unknown) =>
+        Array.isArray(pair) && pair.length === 2 && typeof pair[0] === 'string' && typeof pair[1] === 'string',
+    );
+    if (!valid) return 'bad-format';
+    this.kv.clear();
+    for (const [key, value] of pairs as Array<[string, string]>) this.kv.set(key, value);
+    this.emit('loaded', this.kv.size);
+    return null;
+  }
+
+  status(): GuestStats {
+    return {
+      ...this.stats,
+      suspended: this.suspended,
+      nondeterministic: this.nondeterministic,
+      keys: this.kv.size,
+    };
+  }
+
+  /** Resolves at the next resume (immediately when running). */
+  whenRunning(): Promise<void> {
+    if (!this.suspended) return Promise.resolve();
+    return new Promise((resolve) => this.resumeWaiters.push(resolve));
+  }
+
+  /** Answers one request line; null means "no reply" (empty line). */
+  execute(line: string): string | null {
+    const space = line.indexOf(' ');
+    const verb = (space === -1 ? line : line.slice(0, space)).toUpperCase();
+    const rest = space === -1 ? '' : line.slice(space + 1);
+    const key = rest.split(' ', 1)[0];
+    this.stats.requests++;
+    switch (verb) {
+      case 'SET': {
+        if (key === '' || rest.length === key.length) return this.bad('usage: SET key value');
+        this.kv.set(key, rest.slice(key.length + 1));
+        return this.reply('OK');
+      }
+      case 'GET':
+        if (key === '') return this.bad('usage: GET key');
+        return this.reply(this.kv.get(key) ?? 'NIL');
+      case 'INCR': {
+        if (key === '') return this.bad('usage: INCR key');
+        const current = this.kv.get(key) ?? '0';
+        if (!/^-?\d{1,15}$/.test(current)) return this.bad('value is not an integer');
+        const next = String(Number(current) + 1);
+        this.kv.set(key, next);
+        return this.reply(next);
+      }
+      case 'DEL':
+        if (key === '') return this.bad('usage: DEL key');
+        return this.reply(this.kv.delete(key) ? '1' : '0');
+      case 'PING':
+        return this.reply('PONG');
+      case 'QUIT':
+        return 'BYE';
+      default:
+        return this.bad(`unknown command "${verb.slice(0, 32)}"`);
+    }
+  }
+
+  private reply(text: string): string {
+    return this.nondeterministic ? `${text} ~${randomBytes(4).toString('hex')}` : text;
+  }
+
+  private bad(message: string): string {
+    this.stats.badRequests++;
+    this.emit('bad-request', message);
+    return `ERR ${message}`;
+  }
+
+  private release(): void {
+    const waiters = this.resumeWaiters;
+    this.resumeWaiters = [];
+    for (const wake of waiters) wake();
+  }
+
+  private accept(socket: Socket): void {
+    this.stats.connections++;
+    const connection = new GuestConnection(this, socket);
+    this.connections.add(connection);
+    socket.on('close', () => this.connections.delete(connection));
+    socket.on('error', (err) => this.log.debug({ err: err.message }, 'lab guest client error'));
+  }
+}
+
+/** One client: splits its bytes into request lines and answers them in order, one at a time. */
+class GuestConnection {
+  private partial = '';
+  private readonly queue: string[] = [];
+  private queuedBytes = 0;
+  private busy = false;
+
+  constructor(
+    private readonly guest: LabGuest,
+    readonly socket: Socket,
+  ) {
+    socket.setNoDelay(true);
+    socket.on('data', (chunk: Buffer) => this.receive(chunk));
+  }
+
+  private receive(chunk: Buffer): void {
+    // latin1 maps bytes 1:1 to chars, so any byte sequence (UTF-8 included) round-trips through the map.
+    const text = this.partial + chunk.toString('latin1');
+    const lines = text.split('\n');
+    this.partial = lines.pop() ?? '';
+    if (this.partial.length > this.guest.maxLineBytes) {
+      this.guest.stats.badRequests++;
+      this.guest.emit('bad-request', 'line too long');
+      this.partial = '';
+      this.socket.end(`ERR line longer than ${this.guest.maxLineBytes} bytes\n`);
+      return;
+    }
+    for (const line of lines) {
+      this.queue.push(line.endsWith('\r') ? line.slice(0, -1) : line);
+      this.queuedBytes += line.length;
+      if (this.guest.suspended) {
+        this.guest.stats.heldRequests++;
+        this.guest.emit('held', line);
+      }
+    }
+    // Like a suspended VM's full receive buffer: stop reading; TCP flow control holds the client.
+    if (this.guest.suspended && this.queuedBytes > HELD_BYTES_LIMIT) this.socket.pause();
+    this.pump();
+  }
+
+  /** Answers queued requests while the guest runs; a download holds the queue until its last byte. */
+  pump(): void {
+    if (this.socket.isPaused() && !this.guest.suspended) this.socket.resume();
+    while (!this.busy && !this.guest.suspended && this.queue.length > 0 && !this.socket.destroyed) {
+      const line = this.queue.shift() as string;
+      this.queuedBytes -= line.length;
+      const download = /^DOWNLOAD (\d{1,16})$/i.exec(line);
+      if (download) {
+        this.guest.stats.requests++;
+        this.busy = true;
+        this.download(Number(download[1])).then(
+          () => {
+            this.busy = false;
+            this.pump();
+          },
+          () => this.socket.destroy(),
+        );
+        return;
+      }
+      if (line === '') continue;
+      const reply = this.guest.execute(line);
+      if (reply === 'BYE') {
+        this.socket.end('BYE\n', 'latin1');
+        return;
+      }
+      if (reply !== null) this.socket.write(`${reply}\n`, 'latin1');
+    }
+  }
+
+  private async download(total: number): Promise<void> {
+    for (let offset = 0; offset < total && !this.socket.destroyed;) {
+      if (this.guest.suspended) await this.guest.whenRunning();
+      const length = Math.min(DOWNLOAD_SLICE, total - offset);
+      const flowing = this.socket.write(downloadPattern(offset, length));
+      offset += length;
+      this.guest.stats.downloadBytes += length;
+      if (!flowing) await Promise.race([once(this.socket, 'drain'), once(this.socket, 'close')]);
+    }
+  }
+}

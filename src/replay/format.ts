@@ -1,0 +1,30 @@
+import type { ReplaySummary } from './summary.js';
+
+function counts(record: Record<string, number | undefined>): string {
+  const entries = Object.entries(record).filter(([, n]) => n !== undefined && n > 0);
+  return entries.length === 0 ? 'none' : entries.map(([k, n]) => `${k} ${n}`).join(', ');
+}
+
+/** A few readable lines for a terminal: what `replay` prints and `demo` prints per example. */
+export function formatSummary(s: ReplaySummary, options: { maxDivergences?: number } = {}): string {
+  const f = s.frames;
+  const lines: string[] = [];
+  lines.push(
+    `frames: primary ${f.primary}, secondary ${f.secondary} -> released ${f.released}, dropped ${f.dropped}, ` +
+      `malformed ${f.malformed}, held at end ${f.heldAtEnd}`,
+  );
+  if (f.malformed > 0) lines.push(`malformed: ${counts(s.malformed.byReason)}`);
+  lines.push(`checkpoints: ${s.checkpoints.total} (${counts(s.checkpoints.byReason)})`);
+  lines.push(`divergences: ${s.divergences.length} (${counts(s.divergencesByReason)})`);
+  const shown = s.divergences.slice(0, options.maxDivergences ?? 5);
+  for (const d of shown) {
+    const offset = d.offset === null ? '' : ` at offset ${d.offset}`;
+    lines.push(`  ${d.time.toFixed(3)} ms  ${d.reason}${offset}  ${d.connection}`);
+  }
+  if (s.divergences.length > shown.length) lines.push(`  ... and ${s.divergences.length - shown.length} more`);
+  const l = s.compareLatencyMs;
+  if (l.count > 0) lines.push(`compare latency: p50 ${l.p50} ms, p99 ${l.p99} ms, max ${l.max} ms`);
+  lines.push(`connections: ${s.connections.length}; virtual time ${s.capture.endMs} ms`);
+  for (const e of s.readErrors) lines.push(`read error (${e.side}, after ${e.framesBefore} frames): ${e.message}`);
+  return lines.join('\n') + '\n';
+}

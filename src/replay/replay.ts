@@ -1,0 +1,424 @@
+import type { Divergence, Packet, Side } from '../../compare/types.js';
+import type { CaptureReader } from '../capture/record.js';
+import { ConnectionCounter } from './connections.js';
+import type { EngineDecision, EngineSettings, ReplayEngine } from './engine-port.js';
+import { LatencyRecorder, round } from './latency.js';
+import {
+  REPLAY_SUMMARY_VERSION,
+  formatConnection,
+  type CheckpointReason,
+  type ReplayCheckpoint,
+  type ReplayDivergence,
+  type ReplayInput,
+  type ReplayReadError,
+  type ReplaySummary,
+} from './summary.js';
+
+export interface ReplayOptions extends EngineSettings {
+  /** CHKPOINT_TIMER: a periodic checkpoint this long after the last one started. */
+  checkpointTimerMs: number;
+  /** Simulated checkpoint duration: engine.flush() runs this long after the checkpoint starts. */
+  checkpointDurationMs: number;
+  /** 0 = as fast as possible; 1 = real time; 2 = twice as fast. */
+  speed: number;
+}
+
+export const defaultReplayOptions: ReplayOptions = {
+  compareTimeoutMs: 3000,
+  expiredScanCycleMs: 1000,
+  maxQueueSize: 1024,
+  checkpointTimerMs: 10000,
+  checkpointDurationMs: 20,
+  speed: 0,
+};
+
+export interface ReplaySource {
+  reader: CaptureReader;
+  /** pcapng interface index the reader is filtered to; null for pcap. */
+  interface: number | null;
+  /** File size in bytes, for progress; 0 when unknown. */
+  size: number;
+}
+
+export interface ReplayProgress {
+  frames: number;
+  /** 0..1 by bytes read, or NaN when the sizes are unknown. */
+  fraction: number;
+  virtualMs: number;
+}
+
+export interface ReplayHooks {
+  /** Before the first frame: the capture time (epoch ms) that virtual time 0 stands for; null if no frame. */
+  onStart?(firstFrameEpochMs: number | null): void;
+  /** Every divergence, as the engine reported it (its packets stay valid: they are the captured frames). */
+  onDivergence?(divergence: Divergence): void;
+  /** Every checkpoint, when it completes. */
+  onCheckpoint?(checkpoint: ReplayCheckpoint): void;
+  onProgress?(progress: ReplayProgress): void;
+  /** Frames between progress calls (and between yields to the event loop). Default 65536. */
+  progressEvery?: number;
+}
+
+interface Request {
+  reason: CheckpointReason;
+  requestedAt: number;
+  requests: number;
+}
+
+interface InFlight extends Request {
+  startedAt: number;
+  completesAt: number;
+}
+
+/**
+ * Replays two egress captures through the engine on a virtual clock (docs/replay.md, "The virtual clock").
+ * Deterministic: the output depends only on the inputs and the options, never on --speed or the machine.
+ */
+export async function replay(
+  primary: ReplaySource,
+  secondary: ReplaySource,
+  engine: ReplayEngine,
+  options: ReplayOptions = defaultReplayOptions,
+  hooks: ReplayHooks = {},
+): Promise<ReplaySummary> {
+  return new Replayer(primary, secondary, engine, options, hooks).run();
+}
+
+class Replayer {
+  private now = 0;
+  private nextTick: number;
+  private timerDeadline: number;
+  /** CHKPOINT_TIMER runs while frames come in; 0 ms disables it. */
+  private timerEnabled: boolean;
+  private inFlight: InFlight | null = null;
+  private pending: Request | null = null;
+  private readonly checkpoints: ReplayCheckpoint[] = [];
+  private readonly divergences: ReplayDivergence[] = [];
+  private readonly connections = new ConnectionCounter();
+  private readonly latency = new LatencyRecorder();
+  private readonly frames = { primary: 0, secondary: 0, released: 0, outOfOrder: 0 };
+  private readonly dropped: Record<Side, number> = { primary: 0, secondary: 0 };
+  private readonly malformed: Record<Side, number> = { primary: 0, secondary: 0 };
+  private readonly malformedByReason: Record<string, number> = {};
+  private readonly bytes: Record<Side, number> = { primary: 0, secondary: 0 };
+  private readonly readErrors: ReplayReadError[] = [];
+  /** Released/dropped counts of the flush being handled, credited to its checkpoint. */
+  private flushReleased = 0;
+  private flushDropped = 0;
+  private originSeconds = 0;
+  private originNanoseconds = 0;
+  private firstFrameEpochMs: number | null = null;
+  private lastFrameMs = 0;
+  private wallStart = 0;
+
+  constructor(
+    private readonly primary: ReplaySource,
+    private readonly secondary: ReplaySource,
+    private readonly engine: ReplayEngine,
+    private readonly options: ReplayOptions,
+    private readonly hooks: ReplayHooks,
+  ) {
+    this.nextTick = options.expiredScanCycleMs;
+    this.timerDeadline = options.checkpointTimerMs;
+    this.timerEnabled = options.checkpointTimerMs > 0;
+  }
+
+  async run(): Promise<ReplaySummary> {
+    const p = this.primary.reader;
+    const s = this.secondary.reader;
+    let haveP = this.advance(p, 'primary');
+    let haveS = this.advance(s, 'secondary');
+    if (haveP || haveS) {
+      const first = !haveS || (haveP && !later(p, s)) ? p.record : s.record;
+      this.originSeconds = first.seconds;
+      this.originNanoseconds = first.nanoseconds;
+      this.firstFrameEpochMs = first.seconds * 1000 + first.nanoseconds / 1e6;
+    }
+    this.hooks.onStart?.(this.firstFrameEpochMs);
+    const every = this.hooks.progressEvery ?? 65536;
+    let sinceYield = 0;
+    this.wallStart = performance.now();
+    while (haveP || haveS) {
+      // Primary first on equal timestamps: fixed, so the output is deterministic.
+      const side: Side = !haveS || (haveP && !later(p, s)) ? 'primary' : 'secondary';
+      const reader = side === 'primary' ? p : s;
+      const record = reader.record;
+      let at = (record.seconds - this.originSeconds) * 1000 + (record.nanoseconds - this.originNanoseconds) / 1e6;
+      if (at < this.now) {
+        this.frames.outOfOrder++;
+        at = this.now;
+      }
+      if (this.options.speed > 0) await this.pace(at);
+      this.advanceTo(at);
+      this.lastFrameMs = at;
+      this.pushFrame(side, record.data, at);
+      if (side === 'primary') haveP = this.advance(p, 'primary');
+      else haveS = this.advance(s, 'secondary');
+      if (++sinceYield >= every) {
+        sinceYield = 0;
+        this.reportProgress();
+        // Let streams (divergence pcapng, event log) drain and a terminal progress bar repaint.
+        await new Promise<void>((resolve) => setImmediate(resolve));
+      }
+    }
+    this.drain();
+    this.reportProgress();
+    return this.summary();
+  }
+
+  private advance(reader: CaptureReader, side: Side): boolean {
+    if (reader.next()) return true;
+    const error = reader.error;
+    if (error !== null) {
+      this.readErrors.push({
+        side,
+        file: error.file,
+        code: error.code,
+        offset: error.offset,
+        message: error.message,
+        framesBefore: reader.frames,
+      });
+    }
+    return false;
+  }
+
+  private pushFrame(side: Side, frame: Buffer, at: number): void {
+    const connection = this.connections.classify(frame, 0);
+    if (side === 'primary') this.frames.primary++;
+    else this.frames.secondary++;
+    this.bytes[side] += frame.length;
+    if (connection >= 0) {
+      const counts = this.connections.counts[connection];
+      if (side === 'primary') counts.primary++;
+      else {
+        counts.secondary++;
+        counts.lastSecondaryAt = at;
+      }
+    }
+    this.handle(this.engine.push(side, frame, 0, at, connection), at);
+  }
+
+  /** Runs every timed event (checkpoint completion, tick, CHKPOINT_TIMER) due at or before `t`. */
+  private advanceTo(t: number): void {
+    while (true) {
+      const completes = this.inFlight?.completesAt ?? Infinity;
+      const timer = this.timerEnabled ? this.timerDeadline : Infinity;
+      if (this.nothingHeld() && this.nextTick <= t) {
+        // Nothing to scan: skip idle cycles instead of ticking through them.
+        const cycle = this.options.expiredScanCycleMs;
+        this.nextTick += Math.floor((t - this.nextTick) / cycle + 1) * cycle;
+      }
+      const next = Math.min(completes, this.nextTick, timer);
+      if (next > t) break;
+      this.now = next;
+      if (next === completes) this.completeCheckpoint();
+      else if (next === this.nextTick) {
+        this.nextTick += this.options.expiredScanCycleMs;
+        this.handle(this.engine.tick(next), next);
+      } else {
+        // Re-armed at once: a timer that fires while a checkpoint is in flight must not fire again at once.
+        this.timerDeadline = next + this.options.checkpointTimerMs;
+        this.request('timer', next);
+      }
+    }
+    this.now = t;
+  }
+
+  /** After the last frame: no more CHKPOINT_TIMER; finish checkpoints and let held frames time out. */
+  private drain(): void {
+    this.timerEnabled = false;
+    const until = this.lastFrameMs + this.options.compareTimeoutMs + this.options.expiredScanCycleMs;
+    while (true) {
+      if (this.inFlight !== null) {
+        this.advanceTo(Math.min(this.inFlight.completesAt, Math.max(this.nextTick, this.now)));
+        continue;
+      }
+      if (this.nothingHeld() || this.nextTick > until) break;
+      this.advanceTo(this.nextTick);
+    }
+  }
+
+  private nothingHeld(): boolean {
+    const f = this.frames;
+    const settled = f.released + this.dropped.primary + this.dropped.secondary;
+    return f.primary + f.secondary - settled - this.malformed.primary - this.malformed.secondary === 0;
+  }
+
+  private request(reason: CheckpointReason, at: number): void {
+    if (this.inFlight === null) {
+      this.start({ reason, requestedAt: at, requests: 1 });
+    } else if (this.pending === null) {
+      this.pending = { reason, requestedAt: at, requests: 1 };
+    } else {
+      this.pending.requests++;
+    }
+  }
+
+  private start(request: Request): void {
+    this.inFlight = { ...request, startedAt: this.now, completesAt: this.now + this.options.checkpointDurationMs };
+    // QEMU re-arms the checkpoint timer whenever a checkpoint is asked for and started.
+    this.timerDeadline = this.now + this.options.checkpointTimerMs;
+  }
+
+  private completeCheckpoint(): void {
+    const done = this.inFlight;
+    if (done === null) return;
+    this.inFlight = null;
+    this.flushReleased = 0;
+    this.flushDropped = 0;
+    this.handle(this.engine.flush(this.now), this.now);
+    const checkpoint: ReplayCheckpoint = {
+      index: this.checkpoints.length + 1,
+      reason: done.reason,
+      requestedAt: round(done.requestedAt),
+      startedAt: round(done.startedAt),
+      completedAt: round(done.completesAt),
+      requests: done.requests,
+      released: this.flushReleased,
+      dropped: this.flushDropped,
+    };
+    this.checkpoints.push(checkpoint);
+    this.hooks.onCheckpoint?.(checkpoint);
+    const next = this.pending;
+    this.pending = null;
+    if (next !== null) this.start(next);
+  }
+
+  private handle(decision: EngineDecision, at: number): void {
+    const counts = this.connections.counts;
+    for (const packet of decision.release) this.released(packet, at);
+    for (const packet of decision.drop) {
+      this.dropped[packet.side]++;
+      this.flushDropped++;
+      if (packet.tag >= 0 && packet.tag < counts.length) counts[packet.tag].dropped++;
+    }
+    for (const m of decision.malformed) {
+      this.malformed[m.side]++;
+      this.malformedByReason[m.reason] = (this.malformedByReason[m.reason] ?? 0) + 1;
+    }
+    for (const d of decision.divergences) {
+      this.divergences.push({
+        time: round(d.time),
+        connection: formatConnection(d.connection),
+        protocol: d.protocol,
+        reason: d.reason,
+        offset: d.offset,
+        detail: d.detail,
+        primaryLength: d.primary === null ? null : d.primary.frame.length - d.primary.start,
+        secondaryLength: d.secondary === null ? null : d.secondary.frame.length - d.secondary.start,
+      });
+      counts[this.connections.byConnection(d.connection)].divergences++;
+      this.hooks.onDivergence?.(d);
+      this.request(d.reason, at);
+    }
+  }
+
+  private released(packet: Packet, at: number): void {
+    this.frames.released++;
+    this.flushReleased++;
+    const counts = this.connections.counts;
+    let pairedAt = packet.arrivedAt;
+    if (packet.tag >= 0 && packet.tag < counts.length) {
+      const connection = counts[packet.tag];
+      connection.released++;
+      if (connection.lastSecondaryAt > pairedAt) pairedAt = connection.lastSecondaryAt;
+    }
+    this.latency.add(at - pairedAt);
+  }
+
+  private async pace(at: number): Promise<void> {
+    const due = this.wallStart + at / this.options.speed;
+    const wait = due - performance.now();
+    if (wait > 1) await new Promise<void>((resolve) => setTimeout(resolve, wait));
+  }
+
+  private reportProgress(): void {
+    const onProgress = this.hooks.onProgress;
+    if (onProgress === undefined) return;
+    const size = this.primary.size + this.secondary.size;
+    const done = this.primary.reader.record.offset + this.secondary.reader.record.offset;
+    onProgress({
+      frames: this.frames.primary + this.frames.secondary,
+      fraction: size > 0 ? Math.min(1, done / size) : NaN,
+      virtualMs: this.now,
+    });
+  }
+
+  private summary(): ReplaySummary {
+    const f = this.frames;
+    const dropped = this.dropped.primary + this.dropped.secondary;
+    const malformed = this.malformed.primary + this.malformed.secondary;
+    const heldPrimary = f.primary - f.released - this.dropped.primary - this.malformed.primary;
+    const heldSecondary = f.secondary - this.dropped.secondary - this.malformed.secondary;
+    const byReason: Partial<Record<CheckpointReason, number>> = {};
+    for (const c of this.checkpoints) byReason[c.reason] = (byReason[c.reason] ?? 0) + 1;
+    const divergencesByReason: ReplaySummary['divergencesByReason'] = {};
+    const divergencesByProtocol: ReplaySummary['divergencesByProtocol'] = {};
+    for (const d of this.divergences) {
+      divergencesByReason[d.reason] = (divergencesByReason[d.reason] ?? 0) + 1;
+      divergencesByProtocol[d.protocol] = (divergencesByProtocol[d.protocol] ?? 0) + 1;
+    }
+    return {
+      schema: 'colo-proxy/replay-summary',
+      version: REPLAY_SUMMARY_VERSION,
+      inputs: {
+        primary: this.input(this.primary, 'primary'),
+        secondary: this.input(this.secondary, 'secondary'),
+      },
+      options: { ...pickOptions(this.options) },
+      capture: { firstFrameEpochMs: this.firstFrameEpochMs, lastFrameMs: round(this.lastFrameMs), endMs: round(this.now) },
+      frames: {
+        primary: f.primary,
+        secondary: f.secondary,
+        released: f.released,
+        dropped,
+        malformed,
+        heldAtEnd: heldPrimary + heldSecondary,
+        droppedBySide: { ...this.dropped },
+        heldAtEndBySide: { primary: heldPrimary, secondary: heldSecondary },
+        outOfOrder: f.outOfOrder,
+      },
+      malformed: { byReason: sortKeys(this.malformedByReason), bySide: { ...this.malformed } },
+      checkpoints: { total: this.checkpoints.length, byReason: sortKeys(byReason), list: this.checkpoints },
+      divergences: this.divergences,
+      divergencesByReason: sortKeys(divergencesByReason),
+      divergencesByProtocol: sortKeys(divergencesByProtocol),
+      connections: this.connections.sorted(),
+      compareLatencyMs: this.latency.summary(),
+      readErrors: this.readErrors,
+    };
+  }
+
+  private input(source: ReplaySource, side: Side): ReplayInput {
+    const reader = source.reader;
+    return {
+      file: reader.file,
+      format: reader.format,
+      interface: source.interface,
+      frames: side === 'primary' ? this.frames.primary : this.frames.secondary,
+      bytes: this.bytes[side],
+    };
+  }
+}
+
+/** True when a's current record is strictly later than b's. */
+function later(a: CaptureReader, b: CaptureReader): boolean {
+  const x = a.record;
+  const y = b.record;
+  return x.seconds > y.seconds || (x.seconds === y.seconds && x.nanoseconds > y.nanoseconds);
+}
+
+function pickOptions(o: ReplayOptions): ReplaySummary['options'] {
+  return {
+    compareTimeoutMs: o.compareTimeoutMs,
+    expiredScanCycleMs: o.expiredScanCycleMs,
+    maxQueueSize: o.maxQueueSize,
+    checkpointTimerMs: o.checkpointTimerMs,
+    checkpointDurationMs: o.checkpointDurationMs,
+    speed: o.speed,
+  };
+}
+
+function sortKeys<T extends Record<string, number>>(counts: T): T {
+  return Object.fromEntries(Object.entries(counts).sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0))) as T;
+}

@@ -1,0 +1,165 @@
+import type { ConnectionId, DivergenceReason, Protocol, Side } from '../../compare/types.js';
+import type { MalformedReason } from '../../compare/wire/frame-info.js';
+
+/**
+ * The replay summary: what `colo-proxy replay --json FILE` writes and what the HTML report
+ * (src/report/html.ts) and the examples' documented counts read. Plain JSON, no class instances.
+ * Its schema is documented field by field in docs/replay.md; bump `version` on any incompatible change.
+ *
+ * Times (`time`, `startedAt`, ...) are milliseconds of VIRTUAL time since the first frame of the merged
+ * capture (0 = that frame); `capture.firstFrameEpochMs` anchors them to wall-clock time.
+ */
+export const REPLAY_SUMMARY_VERSION = 1;
+
+/** Why a checkpoint ran: the reason of the request that started it (a divergence reason or 'timer'). */
+export type CheckpointReason = DivergenceReason;
+
+export interface ReplaySummary {
+  schema: 'colo-proxy/replay-summary';
+  version: typeof REPLAY_SUMMARY_VERSION;
+  inputs: { primary: ReplayInput; secondary: ReplayInput };
+  options: ReplayOptionsUsed;
+  capture: {
+    /** Capture timestamp of the first frame replayed, ms since the Unix epoch; null when no frame was read. */
+    firstFrameEpochMs: number | null;
+    /** Virtual time of the last frame (ms since the first frame). */
+    lastFrameMs: number;
+    /** Virtual time when the replay ended: after the last frame, pending checkpoints and timeouts drained. */
+    endMs: number;
+  };
+  /** Every frame has exactly one fate: primary + secondary = released + dropped + malformed + heldAtEnd. */
+  frames: {
+    primary: number;
+    secondary: number;
+    /** Primary frames sent to the client. */
+    released: number;
+    /** Frames discarded: secondary copies (and primary frames, if the engine ever drops one: see droppedBySide). */
+    dropped: number;
+    /** Frames the engine rejected as malformed (never compared, never released). */
+    malformed: number;
+    /** Frames still held by the engine when the replay ended. */
+    heldAtEnd: number;
+    droppedBySide: Record<Side, number>;
+    heldAtEndBySide: Record<Side, number>;
+    /** Frames whose capture timestamp went backwards within one input: replayed at the current virtual time. */
+    outOfOrder: number;
+  };
+  malformed: {
+    byReason: Partial<Record<MalformedReason, number>>;
+    bySide: Record<Side, number>;
+  };
+  checkpoints: {
+    total: number;
+    byReason: Partial<Record<CheckpointReason, number>>;
+    /** In the order they started. */
+    list: ReplayCheckpoint[];
+  };
+  /** Every divergence the engine reported, in virtual-time order. */
+  divergences: ReplayDivergence[];
+  divergencesByReason: Partial<Record<DivergenceReason, number>>;
+  divergencesByProtocol: Partial<Record<Protocol, number>>;
+  /** One entry per connection that produced a frame or a divergence, sorted by `connection`. */
+  connections: ReplayConnection[];
+  /**
+   * Compare latency: for each released primary frame, the virtual time from the arrival of the later frame
+   * of its pair (its secondary twin, or itself when released unmatched at a checkpoint) to its release.
+   */
+  compareLatencyMs: LatencySummary;
+  /** Read errors (bad magic, truncation, ...): the replay still reports everything read before them. */
+  readErrors: ReplayReadError[];
+}
+
+export interface ReplayInput {
+  /** The file as given on the command line. */
+  file: string;
+  format: 'pcap' | 'pcapng';
+  /** pcapng: the interface index (counted across sections in file order); pcap: null. */
+  interface: number | null;
+  /** Frames read from this input (including ones the engine later rejected as malformed). */
+  frames: number;
+  bytes: number;
+}
+
+export interface ReplayOptionsUsed {
+  compareTimeoutMs: number;
+  expiredScanCycleMs: number;
+  maxQueueSize: number;
+  checkpointTimerMs: number;
+  checkpointDurationMs: number;
+  /** 0 = as fast as possible; 1 = real time; 2 = twice as fast; ... */
+  speed: number;
+}
+
+export interface ReplayCheckpoint {
+  /** 1-based, in start order. */
+  index: number;
+  reason: CheckpointReason;
+  /** Virtual time of the first request this checkpoint serves. */
+  requestedAt: number;
+  startedAt: number;
+  /** startedAt + the simulated checkpoint duration; engine.flush() ran at this time. */
+  completedAt: number;
+  /** Requests coalesced into this checkpoint (>= 1). */
+  requests: number;
+  /** Frames the flush released (primary) and dropped (secondary). */
+  released: number;
+  dropped: number;
+}
+
+export interface ReplayDivergence {
+  time: number;
+  /** Printable connection, `formatConnection()`: e.g. "tcp 10.0.0.1:80 > 10.0.0.2:40000". */
+  connection: string;
+  protocol: Protocol;
+  reason: DivergenceReason;
+  /**
+   * Byte offset of the first difference: within the connection's stream for TCP, within the datagram's
+   * payload otherwise; null where no byte was compared (timeout, overflow).
+   */
+  offset: number | null;
+  detail: string;
+  /** Frame lengths of the two packets involved, or null when that side had none. */
+  primaryLength: number | null;
+  secondaryLength: number | null;
+}
+
+export interface ReplayConnection {
+  connection: string;
+  protocol: Protocol;
+  /** Frames read per side for this connection (malformed frames are not attributed to a connection). */
+  primary: number;
+  secondary: number;
+  released: number;
+  dropped: number;
+  divergences: number;
+}
+
+export interface LatencySummary {
+  count: number;
+  p50: number | null;
+  p99: number | null;
+  max: number | null;
+}
+
+export interface ReplayReadError {
+  side: Side;
+  file: string;
+  /** Stable code, see CaptureErrorCode in src/capture/errors.ts. */
+  code: string;
+  /** Byte offset in the file where the bad structure starts. */
+  offset: number;
+  message: string;
+  /** Frames read from this input before the error (all of them were replayed). */
+  framesBefore: number;
+}
+
+/** The one printable form of a connection, shared by the summary, the NDJSON log and pcapng comments. */
+export function formatConnection(id: ConnectionId): string {
+  if (id.src === '' && id.dst === '') return id.protocol;
+  if (id.family === 0) return `${id.protocol} ${id.src} > ${id.dst}`;
+  const host = (addr: string): string => (id.family === 6 ? `[${addr}]` : addr);
+  if (id.protocol === 'tcp' || id.protocol === 'udp') {
+    return `${id.protocol} ${host(id.src)}:${id.srcPort} > ${host(id.dst)}:${id.dstPort}`;
+  }
+  return `${id.protocol} ${id.src} > ${id.dst}`;
+}

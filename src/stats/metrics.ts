@@ -1,0 +1,416 @@
+import { Counter, Gauge, Histogram, Registry } from 'prom-client';
+import type { Divergence, Packet, Side } from '../../compare/types.js';
+import type { MalformedReason } from '../../compare/wire/frame-info.js';
+
+/**
+ * The one metrics module shared by `compare`, `run` and `replay`. Names are fixed (dashboards and alerts
+ * key on them); docs/statistics.md describes each one.
+ */
+export const MetricName = {
+  framesIn: 'colo_frames_in_total',
+  framesReleased: 'colo_frames_released_total',
+  secondaryDropped: 'colo_secondary_dropped_total',
+  malformedFrames: 'colo_malformed_frames_total',
+  divergences: 'colo_divergences_total',
+  checkpointRequests: 'colo_checkpoint_requests_total',
+  checkpoints: 'colo_checkpoints_total',
+  checkpointPhaseSeconds: 'colo_checkpoint_phase_seconds',
+  heldFrames: 'colo_held_frames',
+  heldBytes: 'colo_held_bytes',
+  queueDepth: 'colo_queue_depth',
+  mode: 'colo_mode',
+  compareLatencySeconds: 'colo_compare_latency_seconds',
+  connections: 'colo_connections',
+} as const;
+
+export const metricNames: readonly string[] = Object.values(MetricName);
+
+export const sides: readonly Side[] = ['primary', 'secondary'];
+export const modes = ['protected', 'solo', 'failover', 'unprotected'] as const;
+export type Mode = (typeof modes)[number];
+export const checkpointOutcomes = ['ok', 'failed', 'aborted'] as const;
+export type CheckpointOutcome = (typeof checkpointOutcomes)[number];
+export const checkpointPhases = ['suspend', 'save', 'transfer', 'load', 'total'] as const;
+export type CheckpointPhase = (typeof checkpointPhases)[number];
+
+/**
+ * What recordDecision reads from the engine's Decision. Structural, so any Decision-shaped value works
+ * (the engine's reused Decision, a replay's synthetic one, a test's literal).
+ */
+export interface DecisionLike {
+  readonly release: readonly Packet[];
+  readonly drop: readonly Packet[];
+  readonly divergences: readonly Divergence[];
+  readonly malformed: readonly { side: Side; reason: MalformedReason | string }[];
+}
+
+/** One label combination's running count, published to prom-client lazily at scrape time. */
+interface Cell {
+  readonly labels: Record<string, string>;
+  value: number;
+  published: number;
+}
+
+/**
+ * Counts keyed by two label values without building a key string per increment: the hot path does two
+ * Map lookups and an integer add. Cells are created on first use, so unknown reasons are still counted.
+ */
+class CellTable {
+  private readonly rows = new Map<string, Map<string, Cell>>();
+  constructor(private readonly labelNames: readonly [string] | readonly [string, string]) {}
+
+  cell(first: string, second = ''): Cell {
+    let row = this.rows.get(first);
+    if (row === undefined) {
+      row = new Map();
+      this.rows.set(first, row);
+    }
+    let cell = row.get(second);
+    if (cell === undefined) {
+      const labels: Record<string, string> = { [this.labelNames[0]]: first };
+      if (this.labelNames.length === 2) labels[this.labelNames[1]] = second;
+      cell = { labels, value: 0, published: 0 };
+      row.set(second, cell);
+    }
+    return cell;
+  }
+
+  *cells(): IterableIterator<Cell> {
+    for (const row of this.rows.values()) yield* row.values();
+  }
+
+  total(): number {
+    let sum = 0;
+    for (const cell of this.cells()) sum += cell.value;
+    return sum;
+  }
+
+  /** Sum by one label: e.g. divergences by reason, whatever the protocol. */
+  by(labelIndex: 0 | 1): Record<string, number> {
+    const out: Record<string, number> = {};
+    const name = this.labelNames[labelIndex] ?? this.labelNames[0];
+    for (const cell of this.cells()) {
+      const key = cell.labels[name];
+      out[key] = (out[key] ?? 0) + cell.value;
+    }
+    return sortKeys(out);
+  }
+
+  /** Pushes what was counted since the last scrape into the prom-client counter. */
+  publish(counter: Counter<string>): void {
+    for (const cell of this.cells()) {
+      if (cell.value !== cell.published) {
+        counter.inc(cell.labels, cell.value - cell.published);
+        cell.published = cell.value;
+      }
+    }
+  }
+}
+
+function sortKeys(record: Record<string, number>): Record<string, number> {
+  const out: Record<string, number> = {};
+  for (const key of Object.keys(record).sort()) out[key] = record[key];
+  return out;
+}
+
+/** The JSON served at /stats and written by `--json`-style outputs. Documented in docs/statistics.md. */
+export interface MetricsSnapshot {
+  mode: Mode;
+  frames: {
+    in: Record<Side, number>;
+    released: number;
+    secondaryDropped: number;
+    malformed: { total: number; bySide: Record<string, number>; byReason: Record<string, number> };
+  };
+  divergences: { total: number; byReason: Record<string, number>; byProtocol: Record<string, number> };
+  checkpoints: {
+    requests: { total: number; byReason: Record<string, number> };
+    completed: Record<CheckpointOutcome, number>;
+    /** Phase durations (ms) of the most recent checkpoint that reported any; null before the first. */
+    lastPhasesMs: Partial<Record<CheckpointPhase, number>> | null;
+  };
+  held: { frames: number; bytes: number };
+  queueDepth: Record<Side, number>;
+  connections: number;
+  compareLatency: { count: number; meanMs: number | null };
+}
+
+/**
+ * Every counter and gauge of the proxy, in one prom-client Registry (a fresh one by default, never the
+ * global: two instances in one process, e.g. two tests, must not share counts).
+ *
+ * Why counts live in plain fields: a labelled prom-client inc() hashes its label object on every call,
+ * which at a million frames a second is most of the cost. The hot path here adds to integers; each
+ * counter's collect() hook publishes the difference when /metrics is scraped, so scrapes are exact.
+ */
+export class ColoMetrics {
+  readonly registry: Registry;
+
+  private readonly framesIn: Record<Side, Cell> = {
+    primary: { labels: { side: 'primary' }, value: 0, published: 0 },
+    secondary: { labels: { side: 'secondary' }, value: 0, published: 0 },
+  };
+  private released = 0;
+  private releasedPublished = 0;
+  private dropped = 0;
+  private droppedPublished = 0;
+  private readonly malformed = new CellTable(['side', 'reason']);
+  private readonly divergences = new CellTable(['reason', 'protocol']);
+  private readonly checkpointRequests = new CellTable(['reason']);
+  private readonly checkpointOutcomes: Record<CheckpointOutcome, number> = { ok: 0, failed: 0, aborted: 0 };
+  private lastPhasesMs: Partial<Record<CheckpointPhase, number>> | null = null;
+  private heldFrames = 0;
+  private heldBytes = 0;
+  private readonly queueDepth: Record<Side, number> = { primary: 0, secondary: 0 };
+  private mode: Mode = 'protected';
+  private connections = 0;
+  private latencyCount = 0;
+  private latencySumMs = 0;
+
+  private readonly checkpointCounter: Counter<'outcome'>;
+  private readonly phaseHistogram: Histogram<'phase'>;
+  private readonly latencyHistogram: Histogram<string>;
+
+  constructor(registry: Registry = new Registry()) {
+    this.registry = registry;
+    const registers = [registry];
+    // collect() hooks run with `this` bound to the prom-client metric; capture the owner explicitly.
+    // eslint-disable-next-line @typescript-eslint/no-this-alias
+    const self = this;
+
+    new Counter({
+      name: MetricName.framesIn,
+      help: 'Frames received from each VM (egress side), whatever their fate',
+      labelNames: ['side'],
+      registers,
+      collect() {
+        for (const side of sides) {
+          const cell = self.framesIn[side];
+          if (cell.value !== cell.published) this.inc(cell.labels, cell.value - cell.published);
+          cell.published = cell.value;
+        }
+      },
+    });
+    new Counter({
+      name: MetricName.framesReleased,
+      help: "Primary frames released to the client (compared equal, or flushed at a checkpoint's end)",
+      registers,
+      collect() {
+        if (self.released !== self.releasedPublished) this.inc(self.released - self.releasedPublished);
+        self.releasedPublished = self.released;
+      },
+    });
+    new Counter({
+      name: MetricName.secondaryDropped,
+      help: 'Secondary frames dropped after comparison or at a checkpoint (their copy was not needed)',
+      registers,
+      collect() {
+        if (self.dropped !== self.droppedPublished) this.inc(self.dropped - self.droppedPublished);
+        self.droppedPublished = self.dropped;
+      },
+    });
+    new Counter({
+      name: MetricName.malformedFrames,
+      help: 'Frames rejected as malformed, by side and reason',
+      labelNames: ['side', 'reason'],
+      registers,
+      collect() {
+        self.malformed.publish(this);
+      },
+    });
+    new Counter({
+      name: MetricName.divergences,
+      help: 'Divergences between primary and secondary output, by reason and protocol',
+      labelNames: ['reason', 'protocol'],
+      registers,
+      collect() {
+        self.divergences.publish(this);
+      },
+    });
+    new Counter({
+      name: MetricName.checkpointRequests,
+      help: 'Checkpoints asked for, by reason (a divergence reason, or timer)',
+      labelNames: ['reason'],
+      registers,
+      collect() {
+        self.checkpointRequests.publish(this);
+      },
+    });
+    this.checkpointCounter = new Counter({
+      name: MetricName.checkpoints,
+      help: 'Checkpoints finished, by outcome (ok, failed, aborted)',
+      labelNames: ['outcome'],
+      registers,
+    });
+    for (const outcome of checkpointOutcomes) this.checkpointCounter.inc({ outcome }, 0);
+    this.phaseHistogram = new Histogram({
+      name: MetricName.checkpointPhaseSeconds,
+      help: 'Duration of each checkpoint phase (suspend, save, transfer, load, total)',
+      labelNames: ['phase'],
+      buckets: [0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30],
+      registers,
+    });
+    new Gauge({
+      name: MetricName.heldFrames,
+      help: 'Primary frames held by the output gate (awaiting comparison or a checkpoint)',
+      registers,
+      collect() {
+        this.set(self.heldFrames);
+      },
+    });
+    new Gauge({
+      name: MetricName.heldBytes,
+      help: 'Bytes of primary frames held by the output gate',
+      registers,
+      collect() {
+        this.set(self.heldBytes);
+      },
+    });
+    new Gauge({
+      name: MetricName.queueDepth,
+      help: 'Frames queued for comparison, by side',
+      labelNames: ['side'],
+      registers,
+      collect() {
+        for (const side of sides) this.set({ side }, self.queueDepth[side]);
+      },
+    });
+    new Gauge({
+      name: MetricName.mode,
+      help: 'Protection mode: 1 for the current one of protected, solo, failover, unprotected; 0 for the others',
+      labelNames: ['mode'],
+      registers,
+      collect() {
+        for (const mode of modes) this.set({ mode }, mode === self.mode ? 1 : 0);
+      },
+    });
+    new Gauge({
+      name: MetricName.connections,
+      help: 'Connections the comparison engine tracks',
+      registers,
+      collect() {
+        this.set(self.connections);
+      },
+    });
+    this.latencyHistogram = new Histogram({
+      name: MetricName.compareLatencySeconds,
+      help: 'Time a primary frame was held before its release (arrival to release)',
+      buckets: [0.00001, 0.0001, 0.0005, 0.001, 0.005, 0.01, 0.05, 0.1, 0.5, 1, 3, 10],
+      registers,
+    });
+  }
+
+  /**
+   * Counts one engine Decision: releases, secondary drops, divergences, malformed frames. With `now` (the
+   * same clock, in ms, the engine was given), also observes each released frame's hold time.
+   */
+  recordDecision(decision: DecisionLike, now?: number): void {
+    const released = decision.release.length;
+    if (released !== 0) {
+      this.released += released;
+      if (now !== undefined) {
+        for (let i = 0; i < released; i++) this.observeCompareLatency(now - decision.release[i].arrivedAt);
+      }
+    }
+    this.dropped += decision.drop.length;
+    const divergences = decision.divergences;
+    for (let i = 0; i < divergences.length; i++) {
+      const d = divergences[i];
+      this.divergences.cell(d.reason, d.protocol).value++;
+    }
+    const malformed = decision.malformed;
+    for (let i = 0; i < malformed.length; i++) {
+      this.malformed.cell(malformed[i].side, malformed[i].reason).value++;
+    }
+  }
+
+  recordFramesIn(side: Side, n = 1): void {
+    this.framesIn[side].value += n;
+  }
+
+  /** A frame rejected before it reached the engine (e.g. a zero-length chardev frame). */
+  recordMalformed(side: Side, reason: string, n = 1): void {
+    this.malformed.cell(side, reason).value += n;
+  }
+
+  /** A checkpoint asked for: a divergence reason, 'timer' (CHKPOINT_TIMER), or the caller's own word. */
+  recordCheckpointRequest(reason: string): void {
+    this.checkpointRequests.cell(reason).value++;
+  }
+
+  /** A checkpoint finished; phase durations in milliseconds (those not measured are left out). */
+  recordCheckpoint(outcome: CheckpointOutcome, phases: Partial<Record<CheckpointPhase, number>> = {}): void {
+    this.checkpointOutcomes[outcome]++;
+    this.checkpointCounter.inc({ outcome });
+    let any = false;
+    const last: Partial<Record<CheckpointPhase, number>> = {};
+    for (const phase of checkpointPhases) {
+      const ms = phases[phase];
+      if (ms === undefined || !Number.isFinite(ms) || ms < 0) continue;
+      this.phaseHistogram.observe({ phase }, ms / 1000);
+      last[phase] = ms;
+      any = true;
+    }
+    if (any) this.lastPhasesMs = last;
+  }
+
+  /** Hold time of one released frame, in ms. */
+  observeCompareLatency(ms: number): void {
+    if (!(ms >= 0)) return;
+    this.latencyHistogram.observe(ms / 1000);
+    this.latencyCount++;
+    this.latencySumMs += ms;
+  }
+
+  setMode(mode: Mode): void {
+    this.mode = mode;
+  }
+
+  setQueueDepth(side: Side, n: number): void {
+    this.queueDepth[side] = n;
+  }
+
+  setHeld(frames: number, bytes: number): void {
+    this.heldFrames = frames;
+    this.heldBytes = bytes;
+  }
+
+  setConnections(n: number): void {
+    this.connections = n;
+  }
+
+  /** Prometheus text exposition, e.g. for a test or a one-shot dump. */
+  async metricsText(): Promise<string> {
+    return this.registry.metrics();
+  }
+
+  /** Plain JSON for /stats: the same counts /metrics shows, without a scrape. */
+  snapshot(): MetricsSnapshot {
+    return {
+      mode: this.mode,
+      frames: {
+        in: { primary: this.framesIn.primary.value, secondary: this.framesIn.secondary.value },
+        released: this.released,
+        secondaryDropped: this.dropped,
+        malformed: { total: this.malformed.total(), bySide: this.malformed.by(0), byReason: this.malformed.by(1) },
+      },
+      divergences: {
+        total: this.divergences.total(),
+        byReason: this.divergences.by(0),
+        byProtocol: this.divergences.by(1),
+      },
+      checkpoints: {
+        requests: { total: this.checkpointRequests.total(), byReason: this.checkpointRequests.by(0) },
+        completed: { ...this.checkpointOutcomes },
+        lastPhasesMs: this.lastPhasesMs === null ? null : { ...this.lastPhasesMs },
+      },
+      held: { frames: this.heldFrames, bytes: this.heldBytes },
+      queueDepth: { ...this.queueDepth },
+      connections: this.connections,
+      compareLatency: {
+        count: this.latencyCount,
+        meanMs: this.latencyCount === 0 ? null : this.latencySumMs / this.latencyCount,
+      },
+    };
+  }
+}

@@ -1,0 +1,147 @@
+import fc from 'fast-check';
+import { describe, expect, it } from 'vitest';
+import {
+  SyncPoint,
+  SyncPointDecoder,
+  describeSyncPoint,
+  encodeSendHeader,
+  encodeWithArgument,
+  encoded,
+  type DecoderSink,
+} from '../../src/checkpoint/syncpoint.js';
+
+type Event = { sync: number } | { arg: [number, number] } | { begin: number } | { state: string };
+
+function collect(maxStateBytes = 1 << 20): { decoder: SyncPointDecoder; events: Event[]; states: Buffer[] } {
+  const events: Event[] = [];
+  const states: Buffer[] = [];
+  const sink: DecoderSink = {
+    syncPoint: (value) => events.push({ sync: value }),
+    withArgument: (value, arg) => events.push({ arg: [value, arg] }),
+    stateBegin: (length) => events.push({ begin: length }),
+    state: (state) => {
+      states.push(state);
+      events.push({ state: state.toString('hex') });
+    },
+  };
+  return { decoder: new SyncPointDecoder(sink, maxStateBytes), events, states };
+}
+
+describe('sync point codec', () => {
+  it('emits the seed values as 8-byte big-endian words', () => {
+    expect(encoded.READY.toString('hex')).toBe('0000000000000046');
+    expect(encoded.NEW.toString('hex')).toBe('0000000000000047');
+    expect(encoded.SUSPENDED.toString('hex')).toBe('0000000000000048');
+    expect(encoded.SEND.toString('hex')).toBe('0000000000000049');
+    expect(encoded.RECEIVED.toString('hex')).toBe('000000000000004a');
+    expect(encoded.LOADED.toString('hex')).toBe('000000000000004b');
+  });
+
+  it('emits the extensions at 0x100 and above, HELLO and ERROR with a u64 argument', () => {
+    expect(encoded.HEARTBEAT.toString('hex')).toBe('0000000000000101');
+    expect(encoded.ABORT.toString('hex')).toBe('0000000000000103');
+    expect(encodeWithArgument(SyncPoint.HELLO, 1).toString('hex')).toBe('0000000000000100' + '0000000000000001');
+    expect(encodeWithArgument(SyncPoint.ERROR, 5).toString('hex')).toBe('0000000000000102' + '0000000000000005');
+  });
+
+  it('emits SEND with a u64 length, including lengths above 4 GiB', () => {
+    expect(encodeSendHeader(3).toString('hex')).toBe('0000000000000049' + '0000000000000003');
+    expect(encodeSendHeader(2 ** 32 + 5).toString('hex')).toBe('0000000000000049' + '0000000100000005');
+  });
+
+  it('names a sync point by name and value', () => {
+    expect(describeSyncPoint(0x48)).toBe('SUSPENDED (0x48)');
+    expect(describeSyncPoint(0x999)).toBe('unknown (0x999)');
+  });
+
+  it('parses a transaction split at every byte boundary into the same messages', () => {
+    const wire = Buffer.concat([
+      encoded.NEW,
+      encodeWithArgument(SyncPoint.HELLO, 7),
+      encodeSendHeader(5),
+      Buffer.from('abcde'),
+      encoded.LOADED,
+      encodeSendHeader(0),
+      encoded.READY,
+    ]);
+    const expected: Event[] = [
+      { sync: 0x47 },
+      { arg: [0x100, 7] },
+      { begin: 5 },
+      { state: Buffer.from('abcde').toString('hex') },
+      { sync: 0x4b },
+      { begin: 0 },
+      { state: '' },
+      { sync: 0x46 },
+    ];
+    fc.assert(
+      fc.property(fc.uniqueArray(fc.integer({ min: 1, max: wire.length - 1 }), { maxLength: 12 }), (cuts) => {
+        const { decoder, events } = collect();
+        let from = 0;
+        for (const cut of [...cuts.sort((a, b) => a - b), wire.length]) {
+          expect(decoder.push(wire.subarray(from, cut))).toBeNull();
+          from = cut;
+        }
+        expect(events).toEqual(expected);
+      }),
+    );
+  });
+
+  it('hands out a view, not a copy, when one chunk holds the whole state', () => {
+    const state = Buffer.from('0123456789');
+    const chunk = Buffer.concat([encodeSendHeader(state.length), state, encoded.RECEIVED]);
+    const { decoder, states, events } = collect();
+    decoder.push(chunk);
+    expect(states[0].buffer).toBe(chunk.buffer);
+    expect(states[0].toString()).toBe('0123456789');
+    expect(events.at(-1)).toEqual({ sync: 0x4a });
+  });
+
+  it('refuses a length above the maximum before allocating', () => {
+    const { decoder, events } = collect(1000);
+    const failure = decoder.push(encodeSendHeader(1001));
+    expect(failure).toEqual({ reason: 'state-too-large', length: 1001, max: 1000 });
+    expect(events).toEqual([]);
+    expect(decoder.push(encoded.READY)).toEqual(failure);
+    expect(events).toEqual([]);
+  });
+
+  it('refuses a word that is no sync point, naming its value', () => {
+    const { decoder, events } = collect();
+    expect(decoder.push(Buffer.from('deadbeef00000001', 'hex'))).toEqual({
+      reason: 'unknown-value',
+      hex: '0xdeadbeef00000001',
+    });
+    const second = collect();
+    expect(second.decoder.push(Buffer.from('0000000000000045', 'hex'))).toEqual({ reason: 'unknown-value', hex: '0x45' });
+    expect(events).toEqual([]);
+  });
+
+  it('decodes any sequence of valid messages, whatever the chunking (property)', () => {
+    const message = fc.oneof(
+      fc.constantFrom(0x46, 0x47, 0x48, 0x4a, 0x4b, 0x101, 0x103).map((v) => ({ wire: Buffer.alloc(0), v })),
+      fc.uint8Array({ maxLength: 64 }).map((bytes) => ({ wire: Buffer.from(bytes), v: -1 })),
+    );
+    fc.assert(
+      fc.property(fc.array(message, { maxLength: 10 }), fc.integer({ min: 1, max: 17 }), (messages, step) => {
+        const parts: Buffer[] = [];
+        const expected: Event[] = [];
+        for (const m of messages) {
+          if (m.v >= 0) {
+            const word = Buffer.alloc(8);
+            word.writeUInt32BE(m.v, 4);
+            parts.push(word);
+            expected.push({ sync: m.v });
+          } else {
+            parts.push(encodeSendHeader(m.wire.length), m.wire);
+            expected.push({ begin: m.wire.length }, { state: m.wire.toString('hex') });
+          }
+        }
+        const wire = Buffer.concat(parts);
+        const { decoder, events } = collect();
+        for (let i = 0; i < wire.length; i += step) expect(decoder.push(wire.subarray(i, i + step))).toBeNull();
+        expect(events).toEqual(expected);
+      }),
+    );
+  });
+});

@@ -1,0 +1,265 @@
+import { expect, it } from 'vitest';
+import { describeWith, hasCommand } from '../support/prerequisites.js';
+import {
+  CompareSession,
+  defaultVnetHeader,
+  qemuBinary,
+  startCompare,
+  XEN,
+  type ExitStatus,
+  type Implementation,
+} from '../support/qemu.js';
+import { bounded, encodeFrame } from '../support/framed-client.js';
+import { implementations, quietTimers, scenarioSuite, tcp, udp, type Scenario } from './scenarios.js';
+
+/**
+ * Flush order, queue limits, vnet headers, the Xen notify protocol, the stale-packet timer and bad
+ * framing: QEMU's colo-compare vs colo-proxy compare.
+ */
+
+const scenarios: Scenario[] = [
+  {
+    name: 'flush order, UDP',
+    about: 'three held datagrams of one flow: QEMU flushes newest-first, colo-proxy in arrival order',
+    difference: 'FIFO flushing for UDP/ICMP (QEMU newest-first)',
+    frames: { P1: udp('one'), P2: udp('two'), P3: udp('three') },
+    steps: [{ send: 'pri', frames: ['P1', 'P2', 'P3'] }, { settle: true }, { flush: true }],
+    qemu: [
+      { released: [], requests: 0 },
+      { released: ['P3', 'P2', 'P1'], requests: 0 },
+    ],
+    ours: [
+      { released: [], requests: 0 },
+      { released: ['P1', 'P2', 'P3'], requests: 0 },
+    ],
+  },
+  {
+    name: 'flush order, TCP',
+    about: 'held segments are flushed in seq order whatever their arrival order',
+    frames: { P3: tcp(1006, 'ghi'), P1: tcp(1000, 'abc'), P2: tcp(1003, 'def') },
+    steps: [{ send: 'pri', frames: ['P3', 'P1', 'P2'] }, { settle: true }, { flush: true }],
+    qemu: [
+      { released: [], requests: 0 },
+      { released: ['P1', 'P2', 'P3'], requests: 0 },
+    ],
+  },
+  {
+    name: 'flush drops held secondaries',
+    about: 'a secondary held at the flush is dropped: a later identical primary finds nothing to match',
+    frames: { S: udp('early'), P: udp('early'), P2: udp('next'), S2: udp('next') },
+    steps: [
+      { send: 'sec', frames: ['S'] },
+      { flush: true },
+      { send: 'pri', frames: ['P'] },
+      { settle: true },
+      { flush: true },
+    ],
+    qemu: [
+      { released: [], requests: 0 },
+      { released: [], requests: 0 },
+      { released: ['P'], requests: 0 },
+    ],
+  },
+  {
+    name: 'mismatch then flush, then the flow matches again',
+    about: 'after a checkpoint the flow is compared afresh',
+    frames: { P1: udp('one'), S1: udp('uno'), P2: udp('two'), S2: udp('two') },
+    steps: [
+      { send: 'pri', frames: ['P1'] },
+      { send: 'sec', frames: ['S1'] },
+      { settle: true },
+      { flush: true },
+      { send: 'pri', frames: ['P2'] },
+      { send: 'sec', frames: ['S2'] },
+      { settle: true },
+    ],
+    qemu: [
+      { released: [], requests: 1 },
+      { released: ['P1'], requests: 1 },
+      { released: ['P1', 'P2'], requests: 1 },
+    ],
+  },
+  {
+    name: 'queue overflow (max_queue_size=5)',
+    about: 'seven held primaries: QEMU keeps six and loses the seventh silently; colo-proxy keeps all, asks',
+    difference: 'overflow keeps the packet and requests a checkpoint (QEMU drops it silently)',
+    settings: { maxQueueSize: 5 },
+    frames: Object.fromEntries(Array.from({ length: 7 }, (_, i) => [`P${i + 1}`, tcp(1000 + 3 * i, `p${i + 1}x`)])),
+    steps: [{ send: 'pri', frames: ['P1', 'P2', 'P3', 'P4', 'P5', 'P6', 'P7'] }, { settle: true }, { flush: true }],
+    qemu: [
+      { released: [], requests: 0 },
+      { released: ['P1', 'P2', 'P3', 'P4', 'P5', 'P6'], requests: 0 },
+    ],
+    ours: [
+      { released: [], requests: 1 },
+      { released: ['P1', 'P2', 'P3', 'P4', 'P5', 'P6', 'P7'], requests: 1 },
+    ],
+  },
+  {
+    name: 'vnet headers (vnet_hdr_support=on)',
+    about: 'frames carry a vnet field and a 12-byte header; comparison starts after the header',
+    settings: { vnet: true },
+    frames: {
+      PU: udp('hello'),
+      SU: udp('hello'),
+      PT: tcp(1000, 'abc'),
+      ST: tcp(1000, 'abc'),
+      PX: udp('other', { srcPort: 5001 }),
+      SX: udp('OTHER', { srcPort: 5001 }),
+    },
+    steps: [
+      { send: 'pri', frames: ['PU', 'PT', 'PX'] },
+      { send: 'sec', frames: ['SU', 'ST', 'SX'] },
+      { settle: true },
+      { flush: true },
+    ],
+    qemu: [
+      { released: ['PU', 'PT'], requests: 1 },
+      { released: ['PU', 'PT', 'PX'], requests: 1 },
+    ],
+  },
+];
+
+scenarioSuite('differential: flush, queue limit, vnet (QEMU colo-compare vs colo-proxy compare)', scenarios);
+
+/** Run `body` against each implementation concurrently, with a session that is always closed. */
+async function each<T>(
+  settings: Parameters<typeof startCompare>[1],
+  body: (session: CompareSession, impl: Implementation) => Promise<T>,
+): Promise<Map<Implementation, T>> {
+  const results = await Promise.all(
+    implementations.map(async (impl) => {
+      const proc = await startCompare(impl, { ...quietTimers, ...settings });
+      let session: CompareSession | undefined;
+      try {
+        session = await CompareSession.open(proc, { ...quietTimers, ...settings });
+        return [impl, await body(session, impl)] as const;
+      } catch (err) {
+        throw new Error(`${impl}: ${(err as Error).message}\n--- stderr ---\n${proc.stderr().slice(-3000)}`, {
+          cause: err,
+        });
+      } finally {
+        if (session) await session.close();
+        else await proc.stop();
+      }
+    }),
+  );
+  return new Map(results);
+}
+
+describeWith([hasCommand(qemuBinary, 'qemu-system-x86')], 'differential: control and faults', () => {
+  it('vnet: the header and its length pass through to outdev unchanged', async () => {
+    const frame = udp('vnet');
+    const results = await each({ vnet: true }, async (s) => {
+      s.send('pri', [frame]);
+      s.send('sec', [frame]);
+      await s.settle();
+      return s.released().map((f) => ({ vnetHdrLen: f.vnetHdrLen, data: f.data.toString('hex') }));
+    });
+    for (const [impl, released] of results) {
+      expect(released, impl).toEqual([
+        { vnetHdrLen: 12, data: Buffer.concat([defaultVnetHeader, frame]).toString('hex') },
+      ]);
+    }
+  });
+
+  it('notify: INIT is answered each time; an unknown message is refused and the channel still works', async () => {
+    const results = await each({}, async (s) => {
+      // open() already did one handshake; do two more around a message neither side knows.
+      await s.notifyBarrier();
+      s.sendNotify('COLO_SOMETHING_ELSE');
+      await s.notifyBarrier();
+      return {
+        replies: s.notifyMessages(XEN.INIT_REPLY),
+        others: s.notify.frames.filter((f) => f.data.toString('latin1') !== XEN.INIT_REPLY).length,
+        stderr: s.proc.stderr(),
+      };
+    });
+    for (const [impl, r] of results) {
+      expect(r.replies, impl).toBe(3);
+      expect(r.others, impl).toBe(0);
+    }
+    const qemu = results.get('qemu');
+    if (qemu) expect(qemu.stderr).toContain('COLO compare got unsupported instruction');
+    const ours = results.get('ours');
+    if (ours) expect(ours.stderr).toMatch(/COLO_SOMETHING_ELSE|unknown|unsupported/i);
+  });
+
+  it('stale-packet timer (compare_timeout=500, expired_scan_cycle=200) asks, never releases', async () => {
+    const settings = { compareTimeoutMs: 500, expiredScanCycleMs: 200 };
+    const results = await each(settings, async (s) => {
+      const sent = performance.now();
+      s.send('pri', [udp('lonely')]);
+      // The first request is an event: wait for it, bounded well above timeout + one scan cycle.
+      await s.notify.waitUntil('first DO_CHECKPOINT', () => s.checkpointRequests() >= 1, 3_000);
+      const first = s.checkpointTimes()[0] - sent;
+      // Whether the timer asks again can only be seen over a window: five scan cycles, in which QEMU
+      // asks five more times. The notify barrier then makes sure every request sent in it has arrived.
+      await new Promise((r) => setTimeout(r, 5 * settings.expiredScanCycleMs));
+      await s.notifyBarrier();
+      const requests = s.checkpointRequests();
+      await s.barrier();
+      const releasedBeforeFlush = s.releasedFrames().length;
+      await s.flush();
+      return { first, requests, releasedBeforeFlush, releasedAfterFlush: s.releasedFrames().length };
+    });
+    for (const [impl, r] of results) {
+      expect(r.first, `${impl}: not before compare_timeout`).toBeGreaterThanOrEqual(480);
+      expect(r.first, `${impl}: within timeout + 2 scan cycles`).toBeLessThan(500 + 2 * 200 + 300);
+      expect(r.releasedBeforeFlush, `${impl}: a timeout releases nothing`).toBe(0);
+      expect(r.releasedAfterFlush, `${impl}: the flush releases the held packet`).toBe(1);
+    }
+    // Deliberate difference: one request per divergence (QEMU: one per timer scan while it lasts).
+    const qemu = results.get('qemu');
+    if (qemu) expect(qemu.requests).toBeGreaterThanOrEqual(4);
+    const ours = results.get('ours');
+    if (ours) expect(ours.requests).toBe(1);
+  });
+
+  it('zero-length frame: QEMU aborts; colo-proxy rejects it and keeps serving', async () => {
+    const results = await each({}, async (s) => {
+      // A zero length is finalised when the next byte arrives, so follow it with a whole frame.
+      s.pri.sendRaw(Buffer.concat([encodeFrame(Buffer.alloc(0)), encodeFrame(udp('after'))]));
+      if (s.proc.impl === 'qemu') {
+        const status = await bounded<ExitStatus>('QEMU to exit', 5_000, (done) => {
+          void s.proc.exited.then(done);
+          return () => {};
+        });
+        return { status, serving: false };
+      }
+      await s.pri.waitClosed(1_000).catch(() => undefined);
+      if (s.pri.closed) await s.reopen('pri');
+      await s.settle();
+      return { status: s.proc.exitStatus(), serving: true };
+    });
+    const qemu = results.get('qemu');
+    if (qemu) expect(qemu.status?.signal).toBe('SIGABRT');
+    const ours = results.get('ours');
+    if (ours) expect(ours).toEqual({ status: null, serving: true });
+  });
+
+  it('oversized frame: QEMU stops reading that input; colo-proxy closes only that connection', async () => {
+    const results = await each({}, async (s) => {
+      const head = Buffer.alloc(4);
+      head.writeUInt32BE(69633, 0);
+      s.pri.sendRaw(Buffer.concat([head, Buffer.alloc(69633)]));
+      if (s.proc.impl === 'qemu') {
+        await s.proc.waitForStderr('oversized packet received');
+        await s.notifyBarrier(); // notify is still served
+        return { stderr: s.proc.stderr(), running: s.proc.exitStatus() === null, servedAfter: false };
+      }
+      await s.pri.waitClosed(3_000);
+      await s.reopen('pri');
+      await s.settle();
+      return { stderr: s.proc.stderr(), running: s.proc.exitStatus() === null, servedAfter: true };
+    });
+    const qemu = results.get('qemu');
+    if (qemu) expect(qemu.running).toBe(true);
+    const ours = results.get('ours');
+    if (ours) {
+      expect(ours.running).toBe(true);
+      expect(ours.servedAfter).toBe(true);
+      expect(ours.stderr).toMatch(/oversized/i);
+    }
+  });
+});

@@ -1,0 +1,182 @@
+import { Registry } from 'prom-client';
+import { describe, expect, it } from 'vitest';
+import type { Divergence, Packet, Side } from '../../compare/types.js';
+import { ColoMetrics, MetricName, metricNames, type DecisionLike } from '../../src/stats/metrics.js';
+
+function packet(side: Side, arrivedAt: number, length = 60): Packet {
+  return { frame: Buffer.alloc(length), start: 0, side, arrivedAt, tag: 0 };
+}
+
+function divergence(reason: Divergence['reason'], protocol: Divergence['protocol']): Divergence {
+  return {
+    time: 0,
+    connection: { protocol, family: 4, src: '10.0.0.1', dst: '10.0.0.2', srcPort: 80, dstPort: 40000 },
+    protocol,
+    reason,
+    offset: reason === 'payload' ? 17 : null,
+    primary: null,
+    secondary: null,
+    detail: '',
+  };
+}
+
+function decision(partial: Partial<DecisionLike>): DecisionLike {
+  return { release: [], drop: [], divergences: [], malformed: [], ...partial };
+}
+
+/** The value of one series in Prometheus text, or undefined when absent. */
+function seriesValue(text: string, series: string): number | undefined {
+  for (const line of text.split('\n')) {
+    if (line.startsWith(series + ' ')) return Number(line.slice(series.length + 1));
+  }
+  return undefined;
+}
+
+describe('ColoMetrics', () => {
+  it('registers every named metric in its own registry, not the global one', async () => {
+    const a = new ColoMetrics();
+    const b = new ColoMetrics();
+    const names = (await a.registry.getMetricsAsJSON()).map((m) => m.name).sort();
+    expect(names).toEqual([...metricNames].sort());
+    a.recordFramesIn('primary', 3);
+    expect(b.snapshot().frames.in.primary).toBe(0);
+  });
+
+  it('uses a registry it is given', async () => {
+    const registry = new Registry();
+    new ColoMetrics(registry);
+    expect(await registry.getSingleMetric(MetricName.divergences)).toBeDefined();
+  });
+
+  it('counts a decision: releases, drops, divergences by reason and protocol, malformed by side and reason', async () => {
+    const m = new ColoMetrics();
+    m.recordDecision(
+      decision({
+        release: [packet('primary', 0), packet('primary', 0)],
+        drop: [packet('secondary', 0)],
+        divergences: [divergence('payload', 'tcp'), divergence('payload', 'tcp'), divergence('timeout', 'udp')],
+        malformed: [
+          { side: 'secondary', reason: 'truncated-tcp' },
+          { side: 'primary', reason: 'empty' },
+        ],
+      }),
+    );
+    m.recordDecision(decision({ release: [packet('primary', 0)], drop: [packet('secondary', 0)] }));
+
+    const s = m.snapshot();
+    expect(s.frames.released).toBe(3);
+    expect(s.frames.secondaryDropped).toBe(2);
+    expect(s.divergences).toEqual({ total: 3, byReason: { payload: 2, timeout: 1 }, byProtocol: { tcp: 2, udp: 1 } });
+    expect(s.frames.malformed).toEqual({
+      total: 2,
+      bySide: { primary: 1, secondary: 1 },
+      byReason: { empty: 1, 'truncated-tcp': 1 },
+    });
+
+    const text = await m.metricsText();
+    expect(seriesValue(text, 'colo_frames_released_total')).toBe(3);
+    expect(seriesValue(text, 'colo_secondary_dropped_total')).toBe(2);
+    expect(seriesValue(text, 'colo_divergences_total{reason="payload",protocol="tcp"}')).toBe(2);
+    expect(seriesValue(text, 'colo_divergences_total{reason="timeout",protocol="udp"}')).toBe(1);
+    expect(seriesValue(text, 'colo_malformed_frames_total{side="secondary",reason="truncated-tcp"}')).toBe(1);
+  });
+
+  it('publishes increments made between scrapes exactly once', async () => {
+    const m = new ColoMetrics();
+    m.recordFramesIn('primary', 5);
+    m.recordFramesIn('secondary');
+    let text = await m.metricsText();
+    expect(seriesValue(text, 'colo_frames_in_total{side="primary"}')).toBe(5);
+    expect(seriesValue(text, 'colo_frames_in_total{side="secondary"}')).toBe(1);
+    text = await m.metricsText();
+    expect(seriesValue(text, 'colo_frames_in_total{side="primary"}')).toBe(5);
+    m.recordFramesIn('primary', 2);
+    m.recordDecision(decision({ divergences: [divergence('payload', 'tcp')] }));
+    m.recordDecision(decision({ divergences: [divergence('payload', 'tcp')] }));
+    text = await m.metricsText();
+    expect(seriesValue(text, 'colo_frames_in_total{side="primary"}')).toBe(7);
+    expect(seriesValue(text, 'colo_divergences_total{reason="payload",protocol="tcp"}')).toBe(2);
+  });
+
+  it('observes hold time of released frames when given the clock', async () => {
+    const m = new ColoMetrics();
+    m.recordDecision(decision({ release: [packet('primary', 1000), packet('primary', 1004)] }), 1010);
+    expect(m.snapshot().compareLatency).toEqual({ count: 2, meanMs: 8 });
+    const text = await m.metricsText();
+    expect(seriesValue(text, 'colo_compare_latency_seconds_count')).toBe(2);
+    expect(seriesValue(text, 'colo_compare_latency_seconds_bucket{le="0.005"}')).toBe(0);
+    expect(seriesValue(text, 'colo_compare_latency_seconds_bucket{le="0.01"}')).toBe(2);
+    m.recordDecision(decision({ release: [packet('primary', 0)] }));
+    expect(m.snapshot().compareLatency.count).toBe(2);
+  });
+
+  it('counts checkpoint requests and outcomes, and observes phase durations in seconds', async () => {
+    const m = new ColoMetrics();
+    m.recordCheckpointRequest('payload');
+    m.recordCheckpointRequest('timer');
+    m.recordCheckpointRequest('timer');
+    m.recordCheckpoint('ok', { suspend: 2, save: 30, transfer: 40, load: 20, total: 92 });
+    m.recordCheckpoint('aborted', { suspend: 1 });
+    const s = m.snapshot();
+    expect(s.checkpoints.requests).toEqual({ total: 3, byReason: { payload: 1, timer: 2 } });
+    expect(s.checkpoints.completed).toEqual({ ok: 1, failed: 0, aborted: 1 });
+    expect(s.checkpoints.lastPhasesMs).toEqual({ suspend: 1 });
+
+    const text = await m.metricsText();
+    expect(seriesValue(text, 'colo_checkpoint_requests_total{reason="timer"}')).toBe(2);
+    expect(seriesValue(text, 'colo_checkpoints_total{outcome="ok"}')).toBe(1);
+    expect(seriesValue(text, 'colo_checkpoints_total{outcome="failed"}')).toBe(0);
+    expect(seriesValue(text, 'colo_checkpoint_phase_seconds_count{phase="suspend"}')).toBe(2);
+    expect(seriesValue(text, 'colo_checkpoint_phase_seconds_sum{phase="total"}')).toBeCloseTo(0.092, 9);
+    expect(seriesValue(text, 'colo_checkpoint_phase_seconds_count{phase="load"}')).toBe(1);
+  });
+
+  it('ignores phase durations that are not finite non-negative numbers', () => {
+    const m = new ColoMetrics();
+    m.recordCheckpoint('failed', { save: Number.NaN, load: -1 });
+    expect(m.snapshot().checkpoints.lastPhasesMs).toBeNull();
+    expect(m.snapshot().checkpoints.completed.failed).toBe(1);
+  });
+
+  it('reports mode as exactly one gauge at 1', async () => {
+    const m = new ColoMetrics();
+    m.setMode('solo');
+    const text = await m.metricsText();
+    expect(seriesValue(text, 'colo_mode{mode="solo"}')).toBe(1);
+    expect(seriesValue(text, 'colo_mode{mode="protected"}')).toBe(0);
+    expect(seriesValue(text, 'colo_mode{mode="failover"}')).toBe(0);
+    expect(seriesValue(text, 'colo_mode{mode="unprotected"}')).toBe(0);
+    expect(m.snapshot().mode).toBe('solo');
+  });
+
+  it('reports the gauges last set', async () => {
+    const m = new ColoMetrics();
+    m.setHeld(4, 6000);
+    m.setQueueDepth('primary', 7);
+    m.setQueueDepth('secondary', 2);
+    m.setConnections(3);
+    m.setHeld(1, 60);
+    const text = await m.metricsText();
+    expect(seriesValue(text, 'colo_held_frames')).toBe(1);
+    expect(seriesValue(text, 'colo_held_bytes')).toBe(60);
+    expect(seriesValue(text, 'colo_queue_depth{side="primary"}')).toBe(7);
+    expect(seriesValue(text, 'colo_connections')).toBe(3);
+    const s = m.snapshot();
+    expect(s.held).toEqual({ frames: 1, bytes: 60 });
+    expect(s.queueDepth).toEqual({ primary: 7, secondary: 2 });
+  });
+
+  it('counts malformed frames rejected before the engine', () => {
+    const m = new ColoMetrics();
+    m.recordMalformed('primary', 'empty', 2);
+    expect(m.snapshot().frames.malformed.byReason).toEqual({ empty: 2 });
+  });
+
+  it('gives a snapshot that survives a JSON round trip unchanged', () => {
+    const m = new ColoMetrics();
+    m.recordFramesIn('primary', 1);
+    m.recordCheckpoint('ok', { total: 5 });
+    const s = m.snapshot();
+    expect(JSON.parse(JSON.stringify(s))).toEqual(s);
+  });
+});
