@@ -24,7 +24,9 @@ export function formatIpv4(buf: Buffer, offset: number): string {
   return `${buf[offset]}.${buf[offset + 1]}.${buf[offset + 2]}.${buf[offset + 3]}`;
 }
 
-/** RFC 5952 text: lower case, no leading zeros, the longest run (of two or more) of zero groups as "::". */
+/**
+ * RFC 5952 text: lower case, no leading zeros, the first longest run (of two or more) of zero groups as "::".
+ */
 export function formatIpv6(buf: Buffer, offset: number): string {
   let bestStart = -1;
   let bestLength = 0;
@@ -43,6 +45,14 @@ export function formatIpv6(buf: Buffer, offset: number): string {
     }
   }
   if (bestLength < 2) bestStart = -1;
+  // IPv4-mapped (::ffff:a.b.c.d) and IPv4-compatible (::a.b.c.d) addresses end in dotted form, as
+  // RFC 5952 section 5 asks for the former and inet_ntop (so tcpdump, tshark, ss) prints both.
+  if (
+    bestStart === 0 &&
+    (bestLength === 6 || (bestLength === 5 && buf[offset + 10] === 0xff && buf[offset + 11] === 0xff))
+  ) {
+    return `::${bestLength === 5 ? 'ffff:' : ''}${formatIpv4(buf, offset + 12)}`;
+  }
   let text = '';
   for (let i = 0; i < 8; i++) {
     if (i === bestStart) {

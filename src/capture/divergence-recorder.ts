@@ -4,9 +4,14 @@ import { formatConnection } from '../replay/summary.js';
 import { PcapngWriter } from './pcapng-writer.js';
 import { StreamSink } from './sink.js';
 
+export interface CaptureTime {
+  seconds: number;
+  nanoseconds: number;
+}
+
 export interface DivergenceRecorderOptions {
-  /** Added to a packet's arrivedAt (ms) to get epoch ms: 0 live, the first frame's epoch time in replay. */
-  clockOriginMs?: number;
+  /** Added to a packet's arrivedAt (ms) to get the capture time: zero live, the first frame's time in replay. */
+  clockOrigin?: CaptureTime;
   /** Section comment, e.g. the command line or the capture names. */
   comment?: string;
 }
@@ -22,15 +27,15 @@ export class DivergenceRecorder {
   count = 0;
   /** Divergences that carried no frame at all (nothing to write; counted so it is never silent). */
   withoutFrames = 0;
-  /** Added to a packet's arrivedAt to get epoch ms; the replay sets it once the first frame is read. */
-  clockOriginMs: number;
+  /** Added to a packet's arrivedAt; the replay sets it once the first frame is read. */
+  clockOrigin: CaptureTime;
   private readonly writer: PcapngWriter;
 
   constructor(
     private readonly sink: StreamSink,
     options: DivergenceRecorderOptions = {},
   ) {
-    this.clockOriginMs = options.clockOriginMs ?? 0;
+    this.clockOrigin = options.clockOrigin ?? { seconds: 0, nanoseconds: 0 };
     this.writer = new PcapngWriter(sink, { comment: options.comment ?? 'colo-proxy divergences' });
     this.writer.addInterface({ name: 'primary' });
     this.writer.addInterface({ name: 'secondary' });
@@ -64,9 +69,13 @@ export class DivergenceRecorder {
 
   private writePacket(interfaceId: number, packet: Packet | null, comment: string): void {
     if (packet === null) return;
-    const epochMs = this.clockOriginMs + packet.arrivedAt;
-    const seconds = Math.floor(epochMs / 1000);
-    const nanoseconds = Math.min(999_999_999, Math.round((epochMs - seconds * 1000) * 1e6));
+    // Seconds and nanoseconds kept apart: epoch nanoseconds do not fit a double, and adding a float epoch
+    // origin to a virtual time would shift the capture's own timestamps by fractions of a microsecond.
+    const wholeSeconds = Math.floor(packet.arrivedAt / 1000);
+    const fraction = Math.round((packet.arrivedAt - wholeSeconds * 1000) * 1e6) + this.clockOrigin.nanoseconds;
+    const carry = Math.floor(fraction / 1e9);
+    const seconds = this.clockOrigin.seconds + wholeSeconds + carry;
+    const nanoseconds = fraction - carry * 1e9;
     this.writer.writePacket(interfaceId, seconds, nanoseconds, packet.frame.subarray(packet.start), { comment });
   }
 

@@ -67,7 +67,7 @@ export class PcapReader implements CaptureReader {
       return;
     }
     if (!input.ensure(0, FileHeader.LENGTH)) {
-      this.fail('truncated-header', input.available(0), `pcap file header needs 24 bytes, file has ${input.available(0)}`);
+      this.fail('truncated-header', 0, `pcap file header needs 24 bytes, file has ${input.available(0)}`);
       return;
     }
     const major = this.u16(FileHeader.VERSION_MAJOR);
@@ -115,7 +115,8 @@ export class PcapReader implements CaptureReader {
       return this.fail('record-too-large', pos, `record length ${included} exceeds ${MAX_RECORD_LENGTH}`);
     }
     const dataAt = pos + RecordHeader.LENGTH;
-    if (!input.ensure(dataAt, included)) {
+    // From the record's start: a new chunk begins at the offset asked for, and the header is read below.
+    if (!input.ensure(pos, RecordHeader.LENGTH + included)) {
       return this.fail(
         'record-beyond-file',
         pos,

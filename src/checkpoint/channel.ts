@@ -112,7 +112,7 @@ export class ControlChannel {
       now: options.now,
       lastHeard: () => this.lastHeardAt,
       send: () => this.write(encoded.HEARTBEAT),
-      onLoss: (silentMs) => this.fail(new HeartbeatLostError(silentMs), false),
+      onLoss: (silentMs) => this.fail(new HeartbeatLostError(silentMs)),
     });
     stream.on('data', (chunk: Buffer) => this.receive(chunk));
     stream.on('end', () => this.fail(new ChannelClosedError(this.waiter?.expected ?? null), false));

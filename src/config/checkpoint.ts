@@ -2,6 +2,8 @@ import { z } from 'zod';
 import { ExecDriver } from '../checkpoint/drivers/exec.js';
 import { LabDriver } from '../checkpoint/drivers/lab.js';
 import type { VmDriver } from '../checkpoint/driver.js';
+import type { ControlSecurity } from '../checkpoint/tls.js';
+import { parseEndpoint, type Endpoint } from '../checkpoint/transport.js';
 import { parseControlAddress } from '../lab/control-protocol.js';
 import type { Logger } from '../log.js';
 import { ConfigError } from './errors.js';
@@ -14,21 +16,14 @@ import { isPlainObject, loadConfig, mergeOver, type FlagSpec } from './load.js';
 
 export type Role = 'primary' | 'secondary';
 
-const ENDPOINT = /^(listen|connect):(?:unix:(.+)|(.+):(\d{1,5}))$/;
-
-export type Endpoint =
-  | { mode: 'listen' | 'connect'; transport: 'tcp'; host: string; port: number }
-  | { mode: 'listen' | 'connect'; transport: 'unix'; path: string };
-
-/** `listen:HOST:PORT`, `connect:HOST:PORT`, `listen:unix:PATH`, `connect:unix:PATH`; `[v6]` hosts allowed. */
-export function parseEndpoint(text: string): Endpoint | null {
-  const match = ENDPOINT.exec(text);
-  if (!match) return null;
-  const mode = match[1] as 'listen' | 'connect';
-  if (match[2] !== undefined) return { mode, transport: 'unix', path: match[2] };
-  const port = Number(match[4]);
-  if (port > 65535) return null;
-  return { mode, transport: 'tcp', host: match[3].replace(/^\[(.*)\]$/, '$1'), port };
+/** The protocol's own parser (src/checkpoint/transport.ts) decides; it throws on a bad address. */
+function isEndpoint(text: string): boolean {
+  try {
+    parseEndpoint(text, 'endpoint');
+    return true;
+  } catch {
+    return false;
+  }
 }
 
 const endpointText = 'listen:HOST:PORT, connect:HOST:PORT, listen:unix:PATH or connect:unix:PATH';
@@ -128,16 +123,18 @@ export const checkpointConfigSchema = z
       )
       .optional(),
     checkpointTimerMs: ms('the checkpoint timer (CHKPOINT_TIMER)', 10_000),
-    maxStateBytes: size(2 ** 31),
+    maxStateBytes: size(2 ** 30),
     timeouts: z
       .strictObject(
         {
-          waitMs: ms('the longest wait for each sync point', 5_000),
-          connectMs: ms('the longest wait to connect or to accept the peer', 10_000),
-          heartbeatIntervalMs: ms('the idle heartbeat interval', 1_000),
-          heartbeatLossMs: ms('the heartbeat silence after which the peer is lost', 5_000),
+          waitMs: ms('the longest wait for a promptly answered sync point', 3_000),
+          transferMs: ms('the longest wait for the state transfer (SEND to RECEIVED)', 60_000),
+          loadMs: ms('the longest wait for the secondary to load (RECEIVED to LOADED, and READY)', 30_000),
+          connectMs: ms('the longest wait for one connection attempt', 3_000),
+          heartbeatIntervalMs: ms('the idle heartbeat interval', 500),
+          heartbeatLossMs: ms('the heartbeat silence after which the peer is lost', 3_000),
         },
-        { error: 'a mapping of waitMs, connectMs, heartbeatIntervalMs, heartbeatLossMs' },
+        { error: 'a mapping of waitMs, transferMs, loadMs, connectMs, heartbeatIntervalMs, heartbeatLossMs' },
       )
       .prefault({}),
     driver: driverSchema,
@@ -214,31 +211,43 @@ export const checkpointFlags: readonly FlagSpec[] = [
     flag: '--max-state-size <bytes>',
     path: 'maxStateBytes',
     parse: integer,
-    description: 'largest VM state accepted, e.g. 1GiB (default 2GiB)',
+    description: 'largest VM state accepted, e.g. 512MiB (default 1GiB)',
   },
   {
     flag: '--wait-timeout <ms>',
     path: 'timeouts.waitMs',
     parse: integer,
-    description: 'longest wait for each sync point (default 5000)',
+    description: 'longest wait for a promptly answered sync point (default 3000)',
+  },
+  {
+    flag: '--transfer-timeout <ms>',
+    path: 'timeouts.transferMs',
+    parse: integer,
+    description: 'longest wait for the state transfer, SEND to RECEIVED (default 60000)',
+  },
+  {
+    flag: '--load-wait-timeout <ms>',
+    path: 'timeouts.loadMs',
+    parse: integer,
+    description: 'longest wait for the secondary to load, RECEIVED to LOADED (default 30000)',
   },
   {
     flag: '--connect-timeout <ms>',
     path: 'timeouts.connectMs',
     parse: integer,
-    description: 'longest wait to connect or accept (default 10000)',
+    description: 'longest wait for one connection attempt (default 3000)',
   },
   {
     flag: '--heartbeat-interval <ms>',
     path: 'timeouts.heartbeatIntervalMs',
     parse: integer,
-    description: 'idle heartbeat interval (default 1000)',
+    description: 'idle heartbeat interval (default 500)',
   },
   {
     flag: '--heartbeat-timeout <ms>',
     path: 'timeouts.heartbeatLossMs',
     parse: integer,
-    description: 'heartbeat silence that means the peer is lost (default 5000)',
+    description: 'heartbeat silence that means the peer is lost (default 3000)',
   },
   { flag: '--driver <kind>', path: 'driver.kind', description: 'VM driver: exec or lab' },
   {
@@ -316,6 +325,16 @@ export function loadCheckpointConfig(
   const config = loadConfig(checkpointConfigSchema, { file, flags, flagSpecs: checkpointFlags, prepare: preferFlags });
   if (role !== undefined) checkHooksForRole(config, role);
   return config;
+}
+
+/** The control channel's endpoint, parsed for listenControl/connectControl. */
+export function checkpointEndpoint(config: CheckpointConfig): Endpoint {
+  return parseEndpoint(config.endpoint, 'endpoint');
+}
+
+/** The control channel's security, for loadControlSecurity. */
+export function checkpointSecurity(config: CheckpointConfig): ControlSecurity {
+  return config.tls ? { kind: 'tls', ...config.tls } : { kind: 'plaintext' };
 }
 
 export interface CreateDriverOptions {

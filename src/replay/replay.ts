@@ -48,8 +48,8 @@ export interface ReplayProgress {
 }
 
 export interface ReplayHooks {
-  /** Before the first frame: the capture time (epoch ms) that virtual time 0 stands for; null if no frame. */
-  onStart?(firstFrameEpochMs: number | null): void;
+  /** Before the first frame: the capture time that virtual time 0 stands for; null when there is no frame. */
+  onStart?(origin: { seconds: number; nanoseconds: number } | null): void;
   /** Every divergence, as the engine reported it (its packets stay valid: they are the captured frames). */
   onDivergence?(divergence: Divergence): void;
   /** Every checkpoint, when it completes. */
@@ -134,7 +134,8 @@ class Replayer {
       this.originNanoseconds = first.nanoseconds;
       this.firstFrameEpochMs = first.seconds * 1000 + first.nanoseconds / 1e6;
     }
-    this.hooks.onStart?.(this.firstFrameEpochMs);
+    const origin = { seconds: this.originSeconds, nanoseconds: this.originNanoseconds };
+    this.hooks.onStart?.(this.firstFrameEpochMs === null ? null : origin);
     const every = this.hooks.progressEvery ?? 65536;
     let sinceYield = 0;
     this.wallStart = performance.now();

@@ -50,9 +50,10 @@ export function niceStep(raw: number): number {
   return 10 * power;
 }
 
-/** Axis ticks from 0 to at least `max`, about `count` of them. */
-export function niceTicks(max: number, count: number): { step: number; ticks: number[] } {
-  const step = niceStep(Math.max(max, 1e-9) / Math.max(count, 1));
+/** Axis ticks from 0 to at least `max`, about `count` of them; whole steps only for counts (`integer`). */
+export function niceTicks(max: number, count: number, integer = false): { step: number; ticks: number[] } {
+  const raw = niceStep(Math.max(max, 1e-9) / Math.max(count, 1));
+  const step = integer ? Math.max(1, raw) : raw;
   const ticks: number[] = [];
   for (let v = 0; v <= max + step * 1e-9; v += step) ticks.push(Number(v.toPrecision(12)));
   if (ticks[ticks.length - 1] < max) ticks.push(Number((ticks.length * step).toPrecision(12)));

@@ -206,9 +206,9 @@ function framesTable(s: ReplaySummary): string {
   return table(['', 'primary', 'secondary', 'total'], body, 'wrrr') + check;
 }
 
-function countTable(title: string, counts: Partial<Record<string, number>>): string {
+function countTable(title: string, counts: Partial<Record<string, number>>, none: string): string {
   const keys = Object.keys(counts).sort();
-  if (keys.length === 0) return `<p class="muted">No ${esc(title.toLowerCase())}.</p>`;
+  if (keys.length === 0) return `<p class="muted">${esc(none)}</p>`;
   return table(
     [title, 'count'],
     keys.map((k) => [`<code>${esc(k)}</code>`, fmtInt(counts[k] ?? 0)]),
@@ -218,8 +218,8 @@ function countTable(title: string, counts: Partial<Record<string, number>>): str
 
 function protocolAndMalformed(s: ReplaySummary): string {
   return (
-    countTable('Divergences by protocol', s.divergencesByProtocol) +
-    countTable('Malformed frames by reason', s.malformed.byReason)
+    countTable('Divergences by protocol', s.divergencesByProtocol, 'No divergences.') +
+    countTable('Malformed frames by reason', s.malformed.byReason, 'No malformed frames.')
   );
 }
 
@@ -242,7 +242,7 @@ function divergenceTable(s: ReplaySummary, max: number): string {
   ]);
   return (
     `<div class="scroll">` +
-    table(['time', 'reason', 'protocol', 'connection', 'offset', 'lengths P / S', 'detail'], rows, 'rllllrw') +
+    table(['time', 'reason', 'protocol', 'connection', 'offset', 'lengths P / S', 'detail'], rows, 'rlllrrw') +
     `</div>` +
     omitted(shown.length, s.divergences.length, 'divergences')
   );

@@ -62,8 +62,11 @@ export function barChart(id: string, label: string, bars: Bar[], options: { widt
   const width = options.width ?? 520;
   if (bars.length === 0 || bars.every((b) => b.value === 0)) return emptyPlot(id, label, 'none', width);
   const rowHeight = 24;
-  const labelWidth = options.mono ? 250 : 110;
-  const labelChars = options.mono ? 34 : 16;
+  // Wide enough for the longest label (an IPv6 connection is ~60 characters), within reason.
+  const labelChars = options.mono ? 60 : 18;
+  const charWidth = options.mono ? 7 : 7.2;
+  const longest = Math.min(labelChars, Math.max(...bars.map((b) => b.label.length)));
+  const labelWidth = Math.max(80, Math.ceil(longest * charWidth) + 16);
   const valueWidth = 56;
   const plotWidth = width - labelWidth - valueWidth;
   const height = bars.length * rowHeight + 8;
@@ -141,9 +144,9 @@ export function timelineChart(
   const x = (t: number): number => left + (t / (binCount * binMs)) * plotWidth;
 
   const parts: string[] = [];
-  const upTicks = niceTicks(maxUp, 4).ticks;
+  const upTicks = niceTicks(maxUp, 4, true).ticks;
   const upMax = upTicks[upTicks.length - 1];
-  const downTicks = niceTicks(maxDown, 2).ticks;
+  const downTicks = niceTicks(maxDown, 2, true).ticks;
   const downMax = downTicks[downTicks.length - 1];
   for (const v of upTicks) {
     const y = axisY - (v / upMax) * upHeight;

@@ -6,10 +6,11 @@ import { afterAll, describe, expect, it } from 'vitest';
 import { ExecDriver } from '../../src/checkpoint/drivers/exec.js';
 import { LabDriver } from '../../src/checkpoint/drivers/lab.js';
 import {
+  checkpointEndpoint,
   checkpointFlags,
+  checkpointSecurity,
   createDriver,
   loadCheckpointConfig,
-  parseEndpoint,
   parseSize,
 } from '../../src/config/checkpoint.js';
 import { ConfigError } from '../../src/config/errors.js';
@@ -29,7 +30,7 @@ const SECONDARY = `
 endpoint: listen:127.0.0.1:9000
 tls: { ca: ca.pem, cert: s.pem, key: s.key }
 checkpointTimerMs: 20000
-timeouts: { waitMs: 3000 }
+timeouts: { waitMs: 2000 }
 driver:
   kind: exec
   suspend: virsh suspend vm
@@ -56,8 +57,15 @@ describe('checkpoint config', () => {
       plaintext: false,
       tls: { ca: 'ca.pem', cert: 's.pem', key: 's.key' },
       checkpointTimerMs: 20000,
-      maxStateBytes: 2 ** 31,
-      timeouts: { waitMs: 3000, connectMs: 10000, heartbeatIntervalMs: 1000, heartbeatLossMs: 5000 },
+      maxStateBytes: 2 ** 30,
+      timeouts: {
+        waitMs: 2000,
+        transferMs: 60000,
+        loadMs: 30000,
+        connectMs: 3000,
+        heartbeatIntervalMs: 500,
+        heartbeatLossMs: 3000,
+      },
       driver: {
         kind: 'exec',
         suspend: 'virsh suspend vm',
@@ -130,7 +138,7 @@ describe('checkpoint config', () => {
       ],
       [yaml(SECONDARY.replace('kind: exec', 'kind: qemu')), {}, 'driver.kind', /"exec" or "lab", got "qemu"/],
       [
-        yaml(SECONDARY.replace('waitMs: 3000', 'waitMs: -5')),
+        yaml(SECONDARY.replace('waitMs: 2000', 'waitMs: -5')),
         {},
         'timeouts.waitMs',
         /in milliseconds \(a positive integer\), got -5/,
@@ -147,7 +155,7 @@ describe('checkpoint config', () => {
       [yaml(SECONDARY.replace('tls: { ca: ca.pem, cert: s.pem, key: s.key }', '')), {}, 'tls', /or plaintext: true/],
       [yaml(`${SECONDARY}\nplaintext: true`), {}, 'plaintext', /not both/],
       [
-        yaml(SECONDARY.replace('waitMs: 3000', 'heartbeatIntervalMs: 9000')),
+        yaml(SECONDARY.replace('waitMs: 2000', 'heartbeatIntervalMs: 9000')),
         {},
         'timeouts.heartbeatLossMs',
         /more than timeouts\.heartbeatIntervalMs/,
@@ -176,26 +184,17 @@ describe('checkpoint config', () => {
     expect(loadCheckpointConfig(undefined, { ...flags, execSave: 'v' }, 'primary').driver.kind).toBe('exec');
   });
 
-  it('reads endpoints and sizes', () => {
-    expect(parseEndpoint('listen:0.0.0.0:9000')).toEqual({
-      mode: 'listen',
-      transport: 'tcp',
-      host: '0.0.0.0',
-      port: 9000,
+  it('hands the protocol its endpoint and security, and reads sizes', () => {
+    const secondary = loadCheckpointConfig(yaml(SECONDARY), {});
+    expect(checkpointEndpoint(secondary)).toEqual({ mode: 'listen', kind: 'tcp', host: '127.0.0.1', port: 9000 });
+    expect(checkpointSecurity(secondary)).toEqual({ kind: 'tls', ca: 'ca.pem', cert: 's.pem', key: 's.key' });
+    const plain = loadCheckpointConfig(undefined, {
+      connect: 'unix:/run/colo.sock',
+      plaintext: true,
+      labControl: 'g.sock',
     });
-    expect(parseEndpoint('connect:[fe80::1]:9000')).toEqual({
-      mode: 'connect',
-      transport: 'tcp',
-      host: 'fe80::1',
-      port: 9000,
-    });
-    expect(parseEndpoint('listen:unix:/run/colo.sock')).toEqual({
-      mode: 'listen',
-      transport: 'unix',
-      path: '/run/colo.sock',
-    });
-    expect(parseEndpoint('127.0.0.1:9000')).toBeNull();
-    expect(parseEndpoint('connect:host:65536')).toBeNull();
+    expect(checkpointEndpoint(plain)).toEqual({ mode: 'connect', kind: 'unix', path: '/run/colo.sock' });
+    expect(checkpointSecurity(plain)).toEqual({ kind: 'plaintext' });
     expect(parseSize('1GiB')).toBe(2 ** 30);
     expect(parseSize('1.5 KB')).toBe(1500);
     expect(parseSize(4096)).toBe(4096);

@@ -39,7 +39,10 @@ export interface CdpEvent {
 export class Chromium {
   readonly events: CdpEvent[] = [];
   private nextId = 1;
-  private readonly waiting = new Map<number, { resolve: (r: Record<string, unknown>) => void; reject: (e: Error) => void }>();
+  private readonly waiting = new Map<
+    number,
+    { resolve: (r: Record<string, unknown>) => void; reject: (e: Error) => void }
+  >();
   private readonly listeners = new Set<(e: CdpEvent) => void>();
   private buffered = '';
   private exited: Error | null = null;

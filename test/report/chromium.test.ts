@@ -14,6 +14,8 @@ import { countColour, decodePng, luminanceVariance } from './png.js';
 const run = promisify(execFile);
 const width = 1280;
 const height = 2000;
+/** Chromium starts slowly on a loaded two-core machine; these bound the wait, they are not sleeps. */
+const browserTestTimeout = 90_000;
 
 /** Console errors, uncaught exceptions and error log entries (failed loads, CSP, ...) in a page. */
 function pageErrors(events: CdpEvent[], sessionId: string): string[] {
@@ -84,109 +86,144 @@ describeWith([hasCommand('chromium', 'chromium')], 'the HTML report in headless 
              width: r.width, height: r.height };
   })`;
 
-  it('loads with no console error, no exception and no resource fetched', async () => {
-    const session = await open(reportUrl);
-    expect(pageErrors(chrome.events, session)).toEqual([]);
-    const loaded = await evaluate<{ resources: number; external: number; scripts: number; title: string }>(
-      session,
-      `({ resources: performance.getEntriesByType('resource').length,
+  it(
+    'loads with no console error, no exception and no resource fetched',
+    async () => {
+      const session = await open(reportUrl);
+      expect(pageErrors(chrome.events, session)).toEqual([]);
+      const loaded = await evaluate<{ resources: number; external: number; scripts: number; title: string }>(
+        session,
+        `({ resources: performance.getEntriesByType('resource').length,
           external: document.querySelectorAll('[src], link[href], iframe, object, embed').length,
           scripts: document.scripts.length, title: document.title })`,
-    );
-    expect(loaded).toEqual({ resources: 0, external: 0, scripts: 0, title: expect.stringContaining('colo-proxy replay') });
-  });
+      );
+      expect(loaded).toEqual({
+        resources: 0,
+        external: 0,
+        scripts: 0,
+        title: expect.stringContaining('colo-proxy replay'),
+      });
+    },
+    browserTestTimeout,
+  );
 
-  it('error check: a page that logs an error, throws and fetches a missing file fails it', async () => {
-    const bad = join(dir, 'bad.html');
-    await writeFile(
-      bad,
-      '<!doctype html><title>bad</title><img src="missing.png"><script>console.error("boom"); null.x;</script>',
-    );
-    const session = await open(pathToFileURL(bad).href);
-    const errors = pageErrors(chrome.events, session);
-    expect(errors.some((e) => e.startsWith('console.error') && e.includes('boom'))).toBe(true);
-    expect(errors.some((e) => e.startsWith('exception'))).toBe(true);
-    await chrome.waitFor(
-      (e) => e.sessionId === session && e.method === 'Log.entryAdded',
-      10_000,
-      'the failed load to be logged',
-    );
-    expect(pageErrors(chrome.events, session).some((e) => e.startsWith('log:') && e.includes('missing.png'))).toBe(true);
-  });
+  it(
+    'error check: a page that logs an error, throws and fetches a missing file fails it',
+    async () => {
+      const bad = join(dir, 'bad.html');
+      await writeFile(
+        bad,
+        '<!doctype html><title>bad</title><img src="missing.png"><script>console.error("boom"); null.x;</script>',
+      );
+      const session = await open(pathToFileURL(bad).href);
+      const errors = pageErrors(chrome.events, session);
+      expect(errors.some((e) => e.startsWith('console.error') && e.includes('boom'))).toBe(true);
+      expect(errors.some((e) => e.startsWith('exception'))).toBe(true);
+      await chrome.waitFor(
+        (e) => e.sessionId === session && e.method === 'Log.entryAdded',
+        10_000,
+        'the failed load to be logged',
+      );
+      expect(pageErrors(chrome.events, session).some((e) => e.startsWith('log:') && e.includes('missing.png'))).toBe(
+        true,
+      );
+    },
+    browserTestTimeout,
+  );
 
-  it('shows markup from the data as text and runs none of it', async () => {
-    const session = await open(reportUrl);
-    const seen = await evaluate<{ pwned: unknown; text: boolean; svgs: number }>(
-      session,
-      `({ pwned: window.__pwned ?? null, text: document.body.innerText.includes(${JSON.stringify(hostileDetail)}),
+  it(
+    'shows markup from the data as text and runs none of it',
+    async () => {
+      const session = await open(reportUrl);
+      const seen = await evaluate<{ pwned: unknown; text: boolean; svgs: number }>(
+        session,
+        `({ pwned: window.__pwned ?? null, text: document.body.innerText.includes(${JSON.stringify(hostileDetail)}),
           svgs: document.querySelectorAll('svg:not(.plot)').length })`,
-    );
-    expect(seen).toEqual({ pwned: null, text: true, svgs: 0 });
-  });
+      );
+      expect(seen).toEqual({ pwned: null, text: true, svgs: 0 });
+    },
+    browserTestTimeout,
+  );
 
-  it('draws every plot with a visible size and its marks', async () => {
-    const session = await open(reportUrl);
-    const plots = await evaluate<PlotInfo[]>(session, plotsExpression);
-    expect(plots.map((p) => p.id)).toEqual([
-      'plot-timeline',
-      'plot-divergence-reasons',
-      'plot-checkpoint-reasons',
-      'plot-connections',
-    ]);
-    for (const p of plots) {
-      expect(p.marks, p.id).toBeGreaterThan(0);
-      expect(p.marks, p.id).toBe(p.declared);
-      expect(p.width, p.id).toBeGreaterThan(300);
-      expect(p.height, p.id).toBeGreaterThan(80);
-    }
-    const byId = Object.fromEntries(plots.map((p) => [p.id, p]));
-    const summary = fixtureSummary();
-    expect(byId['plot-divergence-reasons'].marks).toBe(Object.keys(summary.divergencesByReason).length);
-    expect(byId['plot-checkpoint-reasons'].marks).toBe(Object.keys(summary.checkpoints.byReason).length);
-    expect(byId['plot-connections'].marks).toBe(summary.connections.filter((c) => c.divergences > 0).length);
-  });
+  it(
+    'draws every plot with a visible size and its marks',
+    async () => {
+      const session = await open(reportUrl);
+      const plots = await evaluate<PlotInfo[]>(session, plotsExpression);
+      expect(plots.map((p) => p.id)).toEqual([
+        'plot-timeline',
+        'plot-divergence-reasons',
+        'plot-checkpoint-reasons',
+        'plot-connections',
+      ]);
+      for (const p of plots) {
+        expect(p.marks, p.id).toBeGreaterThan(0);
+        expect(p.marks, p.id).toBe(p.declared);
+        expect(p.width, p.id).toBeGreaterThan(300);
+        expect(p.height, p.id).toBeGreaterThan(80);
+      }
+      const byId = Object.fromEntries(plots.map((p) => [p.id, p]));
+      const summary = fixtureSummary();
+      expect(byId['plot-divergence-reasons'].marks).toBe(Object.keys(summary.divergencesByReason).length);
+      expect(byId['plot-checkpoint-reasons'].marks).toBe(Object.keys(summary.checkpoints.byReason).length);
+      expect(byId['plot-connections'].marks).toBe(summary.connections.filter((c) => c.divergences > 0).length);
+    },
+    browserTestTimeout,
+  );
 
-  it('shows an input error prominently and empty plots as such', async () => {
-    const session = await open(quietUrl);
-    expect(pageErrors(chrome.events, session)).toEqual([]);
-    const seen = await evaluate<{ alert: string; plots: PlotInfo[] }>(
-      session,
-      `({ alert: document.querySelector('[role=alert]')?.innerText ?? '', plots: ${plotsExpression} })`,
-    );
-    expect(seen.alert).toContain('captures/<b>secondary</b>.pcap');
-    expect(seen.alert).toContain('4\u2009096');
-    expect(seen.plots).toHaveLength(4);
-    for (const p of seen.plots) expect(p.marks, p.id).toBe(0);
-  });
+  it(
+    'shows an input error prominently and empty plots as such',
+    async () => {
+      const session = await open(quietUrl);
+      expect(pageErrors(chrome.events, session)).toEqual([]);
+      const seen = await evaluate<{ alert: string; plots: PlotInfo[] }>(
+        session,
+        `({ alert: document.querySelector('[role=alert]')?.innerText ?? '', plots: ${plotsExpression} })`,
+      );
+      expect(seen.alert).toContain('captures/<b>secondary</b>.pcap');
+      expect(seen.alert).toContain('4\u2009096');
+      expect(seen.plots).toHaveLength(4);
+      for (const p of seen.plots) expect(p.marks, p.id).toBe(0);
+    },
+    browserTestTimeout,
+  );
 
-  it('screenshot: a PNG of the window size, not blank, with the plots painted', async () => {
-    const shot = join(dir, 'report.png');
-    await run(
-      '/usr/bin/chromium',
-      [
-        ...chromiumFlags,
-        `--user-data-dir=${join(dir, 'profile-shot')}`,
-        `--window-size=${width},${height}`,
-        `--screenshot=${shot}`,
-        reportUrl,
-      ],
-      { timeout: 60_000 },
-    );
-    const png = decodePng(await readFile(shot));
-    expect([png.width, png.height]).toEqual([width, height]);
-    expect(luminanceVariance(png)).toBeGreaterThan(200);
-    // Solid fills of the payload (#D55E00) and connection (#0072B2) bars: the plots really painted.
-    expect(countColour(png, '#D55E00')).toBeGreaterThan(2000);
-    expect(countColour(png, '#0072B2')).toBeGreaterThan(2000);
-    if (process.env.COLO_REPORT_SCREENSHOT) await copyFile(shot, process.env.COLO_REPORT_SCREENSHOT);
-  });
+  it(
+    'screenshot: a PNG of the window size, not blank, with the plots painted',
+    async () => {
+      const shot = join(dir, 'report.png');
+      await run(
+        '/usr/bin/chromium',
+        [
+          ...chromiumFlags,
+          `--user-data-dir=${join(dir, 'profile-shot')}`,
+          `--window-size=${width},${height}`,
+          `--screenshot=${shot}`,
+          reportUrl,
+        ],
+        { timeout: 60_000 },
+      );
+      const png = decodePng(await readFile(shot));
+      expect([png.width, png.height]).toEqual([width, height]);
+      expect(luminanceVariance(png)).toBeGreaterThan(200);
+      // Solid fills of the payload (#D55E00) and connection (#0072B2) bars: the plots really painted.
+      expect(countColour(png, '#D55E00')).toBeGreaterThan(2000);
+      expect(countColour(png, '#0072B2')).toBeGreaterThan(2000);
+      if (process.env.COLO_REPORT_SCREENSHOT) await copyFile(shot, process.env.COLO_REPORT_SCREENSHOT);
+    },
+    browserTestTimeout,
+  );
 
-  it('screenshot check: a blank page fails it', async () => {
-    const session = await chrome.newPage(width, 600);
-    const { data } = (await chrome.send('Page.captureScreenshot', { format: 'png' }, session)) as { data: string };
-    const png = decodePng(Buffer.from(data, 'base64'));
-    expect(png.width).toBe(width);
-    expect(luminanceVariance(png)).toBeLessThan(1);
-    expect(countColour(png, '#D55E00')).toBe(0);
-  });
+  it(
+    'screenshot check: a blank page fails it',
+    async () => {
+      const session = await chrome.newPage(width, 600);
+      const { data } = (await chrome.send('Page.captureScreenshot', { format: 'png' }, session)) as { data: string };
+      const png = decodePng(Buffer.from(data, 'base64'));
+      expect(png.width).toBe(width);
+      expect(luminanceVariance(png)).toBeLessThan(1);
+      expect(countColour(png, '#D55E00')).toBe(0);
+    },
+    browserTestTimeout,
+  );
 });

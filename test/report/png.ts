@@ -46,7 +46,8 @@ export function decodePng(file: Buffer): DecodedPng {
   const channels = colourType === 6 ? 4 : colourType === 2 ? 3 : 1;
   const stride = width * channels;
   const raw = inflateSync(Buffer.concat(idat));
-  if (raw.length !== height * (stride + 1)) throw new Error(`PNG data is ${raw.length} bytes, not ${height * (stride + 1)}`);
+  if (raw.length !== height * (stride + 1))
+    throw new Error(`PNG data is ${raw.length} bytes, not ${height * (stride + 1)}`);
 
   const pixels = new Uint8Array(height * stride);
   for (let y = 0; y < height; y++) {

@@ -1,6 +1,8 @@
 import type { Command } from 'commander';
 import { registerDemo } from './demo.js';
+import { registerCompare } from './compare.js';
+import { registerReplay } from './replay.js';
 import { registerLabGuest } from '../../lab/guest-main.js';
 
 /** Every subcommand registers itself here: one line per command. */
-export const commands: ReadonlyArray<(program: Command) => void> = [registerDemo, registerLabGuest];
+export const commands: ReadonlyArray<(program: Command) => void> = [registerDemo, registerCompare, registerReplay, registerLabGuest];

@@ -129,9 +129,10 @@ async function runReplayCommand(flags: ReplayFlags): Promise<ReplaySummary> {
   // The pcapng and the event log carry capture (epoch) times; the summary carries virtual ones.
   let origin = 0;
   const hooks: ReplayHooks = {
-    onStart: (firstFrameEpochMs) => {
-      origin = firstFrameEpochMs ?? 0;
-      if (recorder !== null) recorder.clockOriginMs = origin;
+    onStart: (start) => {
+      if (start === null) return;
+      origin = start.seconds * 1000 + start.nanoseconds / 1e6;
+      if (recorder !== null) recorder.clockOrigin = start;
     },
     onDivergence: (d: Divergence) => {
       recorder?.record(d);

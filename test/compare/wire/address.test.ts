@@ -13,7 +13,10 @@ describe('addresses', () => {
     expect(v6('::1')).toBe('::1');
     expect(v6('fe80::')).toBe('fe80::');
     expect(v6('FF02::FB')).toBe('ff02::fb');
-    expect(v6('::ffff:192.0.2.1')).toBe('::ffff:c000:201');
+    expect(v6('::ffff:c000:201')).toBe('::ffff:192.0.2.1'); // IPv4-mapped
+    expect(v6('::c000:201')).toBe('::192.0.2.1'); // IPv4-compatible, as inet_ntop prints it
+    expect(v6('::1:ffff:c000:201')).toBe('::1:ffff:c000:201');
+    expect(v6('::ffff:0:201')).toBe('::ffff:0.0.2.1');
   });
 
   it('parses and rejects', () => {

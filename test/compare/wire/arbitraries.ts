@@ -66,6 +66,12 @@ export const icmpSpec = (family: 4 | 6): fc.Arbitrary<IcmpSpec> =>
     .tuple(
       fc.tuple(family === 4 ? ipv4 : ipv6, family === 4 ? ipv4 : ipv6),
       ethernetSpec,
-      fc.record({ type: fc.integer({ min: 0, max: 255 }), code: fc.integer({ min: 0, max: 255 }), id: u16, seq: u16, payload }),
+      fc.record({
+        type: fc.integer({ min: 0, max: 255 }),
+        code: fc.integer({ min: 0, max: 255 }),
+        id: u16,
+        seq: u16,
+        payload,
+      }),
     )
     .map(([[src, dst], l2, rest]) => ({ ...l2, ...rest, src, dst }));

@@ -8,9 +8,12 @@ describe('arp', () => {
     expect(view.checkLength()).toBeNull();
     expect(view.isEthernetIpv4).toBe(true);
     expect(view.operation).toBe(1);
-    expect([view.senderHardwareOffset, view.senderProtocolOffset, view.targetHardwareOffset, view.targetProtocolOffset]).toEqual([
-      22, 28, 32, 38,
-    ]);
+    expect([
+      view.senderHardwareOffset,
+      view.senderProtocolOffset,
+      view.targetHardwareOffset,
+      view.targetProtocolOffset,
+    ]).toEqual([22, 28, 32, 38]);
   });
 
   it('parses and emits the fixture', () => {

@@ -34,7 +34,12 @@ describe('builders reproduce the verified fixtures', () => {
   });
 
   it('TCP SYN with options', () => {
-    const options = encodeTcpOptions([{ kind: 2, mss: 1460 }, { kind: 4 }, { kind: 8, value: 1, echo: 0 }, { kind: 3, shift: 7 }]);
+    const options = encodeTcpOptions([
+      { kind: 2, mss: 1460 },
+      { kind: 4 },
+      { kind: 8, value: 1, echo: 0 },
+      { kind: 3, shift: 7 },
+    ]);
     const frame = buildTcp({ ...v4, srcPort: 40000, dstPort: 80, seq: 100, ack: 0, flags: TcpFlag.SYN, options });
     expect(frame.toString('hex')).toBe(fx.tcp4Syn.toString('hex'));
   });
@@ -70,7 +75,9 @@ describe('builders reproduce the verified fixtures', () => {
 
   it('UDP, padded and over IPv6', () => {
     expect(buildUdp({ ...v4, srcPort: 5353, dstPort: 53, payload: 'abc', padTo: 60 })).toEqual(fx.udp4Padded);
-    expect(buildUdp({ src: '2001:db8::1', dst: 'ff02::fb', srcPort: 5353, dstPort: 5353, payload: 'q' })).toEqual(fx.udp6);
+    expect(buildUdp({ src: '2001:db8::1', dst: 'ff02::fb', srcPort: 5353, dstPort: 5353, payload: 'q' })).toEqual(
+      fx.udp6,
+    );
     expect(
       buildUdp({
         ...v6,
@@ -88,9 +95,9 @@ describe('builders reproduce the verified fixtures', () => {
       { type: 0 as const, data: Buffer.alloc(6) },
       { type: 60 as const, data: Buffer.alloc(14) },
     ];
-    expect(buildIcmpv6({ src: 'fe80::1', dst: 'fe80::2', id: 0x4242, seq: 7, payload: 'ping', extensions: ext })).toEqual(
-      fx.icmp6EchoExt,
-    );
+    expect(
+      buildIcmpv6({ src: 'fe80::1', dst: 'fe80::2', id: 0x4242, seq: 7, payload: 'ping', extensions: ext }),
+    ).toEqual(fx.icmp6EchoExt);
   });
 
   it('ARP and raw IP', () => {
@@ -114,12 +121,19 @@ describe('builders', () => {
   });
 
   it('build an arbitrary EtherType', () => {
-    const frame = buildEthernet({ etherType: 0x88b5, payload: 'hi', srcMac: '02:00:00:00:00:01', dstMac: '02:00:00:00:00:02' });
+    const frame = buildEthernet({
+      etherType: 0x88b5,
+      payload: 'hi',
+      srcMac: '02:00:00:00:00:01',
+      dstMac: '02:00:00:00:00:02',
+    });
     expect(frame.toString('hex')).toBe('020000000002020000000001' + '88b5' + '6869');
   });
 
   it('refuse mixed families and the wrong ICMP builder', () => {
-    expect(() => buildUdp({ src: '10.0.0.1', dst: '::1', srcPort: 1, dstPort: 2 })).toThrow(/both be IPv4 or both IPv6/);
+    expect(() => buildUdp({ src: '10.0.0.1', dst: '::1', srcPort: 1, dstPort: 2 })).toThrow(
+      /both be IPv4 or both IPv6/,
+    );
     expect(() => buildIcmp({ src: '::1', dst: '::2' })).toThrow(/buildIcmpv6/);
     expect(() => buildIcmpv6({ src: '10.0.0.1', dst: '10.0.0.2' })).toThrow(/buildIcmp/);
   });

@@ -51,17 +51,22 @@ describe('internet checksum', () => {
 describe('incremental update (RFC 1624)', () => {
   it('matches a full recomputation for a 16-bit word', () => {
     fc.assert(
-      fc.property(fc.uint8Array({ minLength: 2, maxLength: 64 }), fc.nat(31), fc.integer({ min: 0, max: 0xffff }), (bytes, at, next) => {
-        const buf = Buffer.from(bytes.length % 2 === 0 ? bytes : [...bytes, 0]);
-        const word = (at * 2) % buf.length;
-        const before = internetChecksum(buf, 0, buf.length);
-        const old = buf.readUInt16BE(word);
-        buf.writeUInt16BE(next, word);
-        const updated = checksumUpdate16(before, old, next);
-        // One's complement has two zeros; compare by verification (sum of data + checksum folds to 0xffff).
-        const probe = Buffer.concat([buf, Buffer.from([updated >> 8, updated & 0xff])]);
-        expect(internetChecksum(probe, 0, probe.length)).toBe(0);
-      }),
+      fc.property(
+        fc.uint8Array({ minLength: 2, maxLength: 64 }),
+        fc.nat(31),
+        fc.integer({ min: 0, max: 0xffff }),
+        (bytes, at, next) => {
+          const buf = Buffer.from(bytes.length % 2 === 0 ? bytes : [...bytes, 0]);
+          const word = (at * 2) % buf.length;
+          const before = internetChecksum(buf, 0, buf.length);
+          const old = buf.readUInt16BE(word);
+          buf.writeUInt16BE(next, word);
+          const updated = checksumUpdate16(before, old, next);
+          // One's complement has two zeros; compare by verification (sum of data + checksum folds to 0xffff).
+          const probe = Buffer.concat([buf, Buffer.from([updated >> 8, updated & 0xff])]);
+          expect(internetChecksum(probe, 0, probe.length)).toBe(0);
+        },
+      ),
     );
   });
 

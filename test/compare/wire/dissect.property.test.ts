@@ -8,33 +8,31 @@ import { icmpSpec, tcpSpec, udpSpec } from './arbitraries.js';
 
 const info = new FrameInfo();
 
-/** Every offset that applies to the dissected frame lies within [start, end], in layer order. */
-function expectConsistent(start: number, end: number): void {
-  expect(info.start).toBe(start);
-  expect(info.end).toBe(end);
-  expect(info.l3Offset).toBeGreaterThanOrEqual(start + 14);
-  expect(info.l3End).toBeLessThanOrEqual(end);
-  expect(info.l3Offset).toBeLessThanOrEqual(info.l3End);
-  expect(info.payloadOffset).toBeGreaterThanOrEqual(info.l3Offset);
-  expect(info.payloadLength).toBeGreaterThanOrEqual(0);
-  expect(info.payloadOffset + info.payloadLength).toBeLessThanOrEqual(info.l3End);
-  if (info.addrLength > 0) {
-    expect(info.srcAddrOffset).toBeGreaterThanOrEqual(info.l3Offset);
-    expect(info.dstAddrOffset + info.addrLength).toBeLessThanOrEqual(info.l3End);
+/** Why the dissected frame is inconsistent, or null: every offset that applies lies within [start, end], in layer order. */
+function inconsistency(start: number, end: number): string | null {
+  if (info.start !== start || info.end !== end) return 'start/end not recorded';
+  if (info.l3Offset < start + 14 || info.l3Offset > info.l3End || info.l3End > end) return 'l3 range';
+  if (info.payloadOffset < info.l3Offset || info.payloadLength < 0) return 'payload start';
+  if (info.payloadOffset + info.payloadLength > info.l3End) return 'payload end';
+  if (
+    info.addrLength > 0 &&
+    (info.srcAddrOffset < info.l3Offset || info.dstAddrOffset + info.addrLength > info.l3End)
+  ) {
+    return 'addresses';
   }
   if (info.ipVersion !== 0) {
-    expect(info.l4Offset).toBe(info.l3Offset + info.l3HeaderLength);
-    expect(info.l4Offset).toBeLessThanOrEqual(info.payloadOffset);
-    expect(info.l4Offset).toBeLessThanOrEqual(info.l3End);
+    if (info.l4Offset !== info.l3Offset + info.l3HeaderLength) return 'l3 header length';
+    if (info.l4Offset > info.payloadOffset || info.l4Offset > info.l3End) return 'l4 offset';
   }
-  if (info.tcpHeaderLength > 0) expect(info.l4Offset + info.tcpHeaderLength).toBe(info.payloadOffset);
-  for (const value of [info.srcPort, info.dstPort]) expect(value >>> 16).toBe(0);
-  for (const value of [info.tcpSeq, info.tcpAck]) expect(value >>> 0).toBe(value);
+  if (info.tcpHeaderLength > 0 && info.l4Offset + info.tcpHeaderLength !== info.payloadOffset) return 'tcp header';
+  if (info.srcPort >>> 16 !== 0 || info.dstPort >>> 16 !== 0) return 'ports';
+  if (info.tcpSeq >>> 0 !== info.tcpSeq || info.tcpAck >>> 0 !== info.tcpAck) return 'seq/ack';
+  return null;
 }
 
 function check(buf: Buffer, start: number, end: number): MalformedReason | null {
   const reason = dissect(buf, start, end, info);
-  if (reason === null) expectConsistent(start, Math.min(end, buf.length));
+  if (reason === null) expect(inconsistency(start, Math.min(end, buf.length))).toBeNull();
   return reason;
 }
 
@@ -68,18 +66,25 @@ describe('dissect never throws and keeps offsets in bounds', () => {
         const buf = Buffer.concat([Buffer.alloc(lead), Buffer.from(bytes)]);
         check(buf, lead, buf.length);
       }),
-      { numRuns: 2000 },
+      { numRuns: 1000 },
     );
   });
 
   it('on random bytes behind a plausible Ethernet/IP prefix', () => {
-    const prefix = fc.constantFrom('0800 45', '0800 46', '86dd 60', '8100 0001 0800 45', '0806 0001 0800 0604', '86dd 6000 0000 0040 00');
+    const prefix = fc.constantFrom(
+      '0800 45',
+      '0800 46',
+      '86dd 60',
+      '8100 0001 0800 45',
+      '0806 0001 0800 0604',
+      '86dd 6000 0000 0040 00',
+    );
     fc.assert(
       fc.property(prefix, fc.uint8Array({ maxLength: 200 }), (head, tail) => {
         const buf = Buffer.concat([Buffer.alloc(12), Buffer.from(head.replace(/ /g, ''), 'hex'), Buffer.from(tail)]);
         check(buf, 0, buf.length);
       }),
-      { numRuns: 2000 },
+      { numRuns: 1000 },
     );
   });
 
@@ -90,7 +95,7 @@ describe('dissect never throws and keeps offsets in bounds', () => {
         buf[at % buf.length] = value;
         check(buf, 0, buf.length);
       }),
-      { numRuns: 3000 },
+      { numRuns: 1500 },
     );
   });
 
@@ -102,7 +107,7 @@ describe('dissect never throws and keeps offsets in bounds', () => {
         if (end === 0) expect(reason).toBe('empty');
         check(frame, 0, frame.length + beyond);
       }),
-      { numRuns: 2000 },
+      { numRuns: 1000 },
     );
   });
 

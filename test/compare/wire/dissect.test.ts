@@ -62,7 +62,16 @@ describe('dissect: well-formed frames', () => {
     const { reason, info } = run(udp4Padded);
     expect(reason).toBeNull();
     expect([info.end, info.l3End, info.payloadOffset, info.payloadLength]).toEqual([60, 45, 42, 3]);
-    const padded = buildTcp({ src: '10.0.0.1', dst: '10.0.0.2', srcPort: 1, dstPort: 2, seq: 0, ack: 0, flags: 0x10, padTo: 60 });
+    const padded = buildTcp({
+      src: '10.0.0.1',
+      dst: '10.0.0.2',
+      srcPort: 1,
+      dstPort: 2,
+      seq: 0,
+      ack: 0,
+      flags: 0x10,
+      padTo: 60,
+    });
     const tcp = run(padded).info;
     expect([tcp.end, tcp.l3End, tcp.payloadLength]).toEqual([60, 54, 0]);
   });
@@ -78,7 +87,13 @@ describe('dissect: well-formed frames', () => {
     const { reason, info } = run(tcp6Vlan);
     expect(reason).toBeNull();
     expect(info).toMatchObject({ vlanId: 100, ipVersion: 6, l3Offset: 18, l3HeaderLength: 40, addrLength: 16 });
-    expect(info).toMatchObject({ srcAddrOffset: 26, dstAddrOffset: 42, tcpSeq: 0xfffffff0, tcpFlags: 0x11, payloadLength: 3 });
+    expect(info).toMatchObject({
+      srcAddrOffset: 26,
+      dstAddrOffset: 42,
+      tcpSeq: 0xfffffff0,
+      tcpFlags: 0x11,
+      payloadLength: 3,
+    });
   });
 
   it('IPv6 extension headers are walked to ICMPv6', () => {
@@ -104,12 +119,24 @@ describe('dissect: well-formed frames', () => {
   it('ARP: no IP, sender and target protocol addresses as source and destination', () => {
     const { reason, info } = run(arpRequest);
     expect(reason).toBeNull();
-    expect(info).toMatchObject({ etherType: 0x0806, ipVersion: 0, srcAddrOffset: 28, dstAddrOffset: 38, addrLength: 4 });
+    expect(info).toMatchObject({
+      etherType: 0x0806,
+      ipVersion: 0,
+      srcAddrOffset: 28,
+      dstAddrOffset: 38,
+      addrLength: 4,
+    });
     expect([info.l3Offset, info.l3End, info.payloadOffset, info.payloadLength]).toEqual([14, 42, 14, 28]);
   });
 
   it('other IP protocols: the whole IP payload; ESP: the SPI as ports', () => {
-    expect(run(gre4).info).toMatchObject({ ipProtocol: 47, l4Offset: 34, payloadOffset: 34, payloadLength: 4, srcPort: 0 });
+    expect(run(gre4).info).toMatchObject({
+      ipProtocol: 47,
+      l4Offset: 34,
+      payloadOffset: 34,
+      payloadLength: 4,
+      srcPort: 0,
+    });
     const esp = buildIpRaw({ src: '10.0.0.1', dst: '10.0.0.2', protocol: 50, payload: hex('12345678 00000001') });
     expect(run(esp).info).toMatchObject({ ipProtocol: 50, srcPort: 0x1234, dstPort: 0x5678 });
   });
@@ -149,7 +176,10 @@ describe('dissect: well-formed frames', () => {
       payload: 'abcd',
       extensions: [{ type: 44, fragmentOffset: 100, moreFragments: false, ident: 5 }],
     });
-    expect(run(frame)).toMatchObject({ reason: null, info: { isFragment: true, ipProtocol: 6, l4Offset: 62, payloadLength: 4 } });
+    expect(run(frame)).toMatchObject({
+      reason: null,
+      info: { isFragment: true, ipProtocol: 6, l4Offset: 62, payloadLength: 4 },
+    });
   });
 
   it('non-IP EtherTypes: everything after the EtherType is payload', () => {
@@ -171,7 +201,15 @@ describe('dissect: well-formed frames', () => {
     const info = new FrameInfo();
     dissect(tcp6Vlan, 0, tcp6Vlan.length, info);
     expect(dissect(arpRequest, 0, arpRequest.length, info)).toBeNull();
-    expect(info).toMatchObject({ vlanId: -1, ipVersion: 0, tcpSeq: 0, tcpFlags: 0, srcPort: 0, l4Offset: 0, icmpType: -1 });
+    expect(info).toMatchObject({
+      vlanId: -1,
+      ipVersion: 0,
+      tcpSeq: 0,
+      tcpFlags: 0,
+      srcPort: 0,
+      l4Offset: 0,
+      icmpType: -1,
+    });
   });
 });
 

@@ -37,9 +37,9 @@ describe('ethernet', () => {
   });
 
   it('rejects a bad MAC in emit', () => {
-    expect(() => emitEthernet({ dst: '52:54:00:00:02', src: '52:54:00:00:00:01', etherType: 1 }, Buffer.alloc(14), 0)).toThrow(
-      /MAC/,
-    );
+    expect(() =>
+      emitEthernet({ dst: '52:54:00:00:02', src: '52:54:00:00:00:01', etherType: 1 }, Buffer.alloc(14), 0),
+    ).toThrow(/MAC/);
   });
 });
 
@@ -55,7 +55,12 @@ describe('vlan', () => {
 
   it('splits the tag control field into priority, DEI and VLAN id', () => {
     const tag = hex('b064 0800');
-    expect(parseVlan(new VlanView(tag, 0, 4))).toEqual({ priority: 5, dropEligible: true, vlanId: 0x064, etherType: 0x0800 });
+    expect(parseVlan(new VlanView(tag, 0, 4))).toEqual({
+      priority: 5,
+      dropEligible: true,
+      vlanId: 0x064,
+      etherType: 0x0800,
+    });
   });
 
   it('emits what it parses', () => {

@@ -40,7 +40,8 @@ describe('build -> dissect round trip', () => {
         });
         expect(frame.subarray(info.payloadOffset, info.payloadOffset + info.payloadLength)).toEqual(spec.payload);
         expect(transportChecksumOk(info)).toBe(true);
-        if (info.ipVersion === 4) expect(new Ipv4View(frame, info.l3Offset, info.end - info.l3Offset).checksumOk).toBe(true);
+        if (info.ipVersion === 4)
+          expect(new Ipv4View(frame, info.l3Offset, info.end - info.l3Offset).checksumOk).toBe(true);
         const repr = parseTcp(new TcpView(frame, info.l4Offset, info.l3End - info.l4Offset));
         expect(repr.options.subarray(0, spec.options?.length)).toEqual(spec.options);
         const id = connectionIdOf(info);

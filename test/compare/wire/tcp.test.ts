@@ -42,13 +42,24 @@ describe('tcp', () => {
   });
 
   it('encodes options to the fixture bytes', () => {
-    const options: TcpOptionRepr[] = [{ kind: 2, mss: 1460 }, { kind: 4 }, { kind: 8, value: 1, echo: 0 }, { kind: 3, shift: 7 }];
+    const options: TcpOptionRepr[] = [
+      { kind: 2, mss: 1460 },
+      { kind: 4 },
+      { kind: 8, value: 1, echo: 0 },
+      { kind: 3, shift: 7 },
+    ];
     expect(encodeTcpOptions(options).toString('hex')).toBe('020405b40402080a0000000100000000030307');
   });
 
   it('round-trips SACK blocks and unknown options', () => {
     const options: TcpOptionRepr[] = [
-      { kind: 5, blocks: [[1, 2], [0xfffffff0, 0x10]] },
+      {
+        kind: 5,
+        blocks: [
+          [1, 2],
+          [0xfffffff0, 0x10],
+        ],
+      },
       { kind: 30, data: hex('abcd') },
     ];
     const bytes = encodeTcpOptions(options);

@@ -61,7 +61,14 @@ describe('icmpv6', () => {
     const view = new Icmpv6View(icmp6EchoExt, 78, 12);
     expect(view.checkLength()).toBeNull();
     const repr = parseIcmpv6(view);
-    expect(repr).toEqual({ type: 128, code: 0, ident: 0x4242, sequence: 7, body: Buffer.from('ping'), checksum: 0x619a });
+    expect(repr).toEqual({
+      type: 128,
+      code: 0,
+      ident: 0x4242,
+      sequence: 7,
+      body: Buffer.from('ping'),
+      checksum: 0x619a,
+    });
     expect(isIcmpv6Echo(repr.type)).toBe(true);
     expect(isIcmpv6Echo(8)).toBe(false);
     const out = Buffer.alloc(12);

@@ -1,0 +1,152 @@
+import { EventEmitter } from 'node:events';
+import { createRequire } from 'node:module';
+import type { FrameSink } from './framed.js';
+
+/**
+ * A live interface through libpcap (the optional `cap` package): frames captured on it go to a FrameSink,
+ * frames given to send() are injected on it.
+ *
+ * cap hands every packet over in one shared buffer that libpcap overwrites on the next packet, so each
+ * frame is copied out before the sink sees it (the engine holds frames across event-loop turns).
+ * A handle does not capture what it injects itself, so one handle per interface serves both directions
+ * without looping our own output back in.
+ */
+
+/** The subset of cap's Cap class this port uses. */
+interface CapHandle {
+  open(device: string, filter: string, bufferSize: number, buffer: Buffer): string;
+  on(event: 'packet', listener: (length: number, truncated: boolean) => void): void;
+  send(buffer: Buffer, length?: number): void;
+  close(): void;
+}
+
+export class LiveCaptureUnavailable extends Error {
+  readonly code = 'COLO_NO_LIBPCAP';
+  constructor(cause: unknown) {
+    super(
+      'live interfaces need the optional "cap" package built against libpcap: ' +
+        'install the headers (apt-get install libpcap-dev) and run `npm ci` again' +
+        (cause instanceof Error ? ` (${cause.message})` : ''),
+    );
+    this.name = 'LiveCaptureUnavailable';
+  }
+}
+
+let capModule: { Cap: new () => CapHandle } | undefined;
+
+function loadCap(): { Cap: new () => CapHandle } {
+  if (capModule) return capModule;
+  try {
+    capModule = createRequire(import.meta.url)('cap') as { Cap: new () => CapHandle };
+    return capModule;
+  } catch (err) {
+    throw new LiveCaptureUnavailable(err);
+  }
+}
+
+export function liveCaptureAvailable(): boolean {
+  try {
+    loadCap();
+    return true;
+  } catch {
+    return false;
+  }
+}
+
+/** libpcap's TPACKET_V3 ring slots hold a snaplen-sized frame each (cap fixes snaplen at 65535). */
+const RING_SLOT_BYTES = 65536;
+
+export interface LivePortOptions {
+  /** The role, e.g. "client" or "primary": used in errors and counters. */
+  name: string;
+  iface: string;
+  sink: FrameSink;
+  /** How many frames a burst may queue in the kernel before libpcap drops: the ring is sized from it. */
+  bufferFrames?: number;
+  /** Link MTU; a captured frame longer than MTU + Ethernet/VLAN headers means offloads are on. */
+  mtu?: number;
+}
+
+export interface LivePortCounters {
+  framesIn: number;
+  bytesIn: number;
+  framesOut: number;
+  bytesOut: number;
+  truncated: number;
+  oversized: number;
+  sendErrors: number;
+}
+
+/** Events: 'oversized' (message: string) once, when the first frame larger than the MTU arrives. */
+export class LivePort extends EventEmitter {
+  readonly counters: LivePortCounters = {
+    framesIn: 0,
+    bytesIn: 0,
+    framesOut: 0,
+    bytesOut: 0,
+    truncated: 0,
+    oversized: 0,
+    sendErrors: 0,
+  };
+  private readonly handle: CapHandle;
+  private readonly shared = Buffer.alloc(RING_SLOT_BYTES);
+  private readonly maxFrame: number;
+  private open = true;
+
+  constructor(private readonly options: LivePortOptions) {
+    super();
+    const { Cap } = loadCap();
+    this.handle = new Cap();
+    this.maxFrame = (options.mtu ?? 1500) + 18;
+    const ringBytes = (options.bufferFrames ?? 4096) * RING_SLOT_BYTES;
+    const linkType = this.handle.open(options.iface, '', ringBytes, this.shared);
+    if (linkType !== 'ETHERNET') {
+      this.handle.close();
+      throw new Error(`interface ${options.iface} (${options.name}): link type ${linkType}, expected ETHERNET`);
+    }
+    this.handle.on('packet', (length, truncated) => this.onPacket(length, truncated));
+  }
+
+  private onPacket(length: number, truncated: boolean): void {
+    if (!this.open) return;
+    if (truncated) {
+      this.counters.truncated++;
+      this.options.sink.onReject('truncated', length);
+      return;
+    }
+    if (length > this.maxFrame) {
+      if (this.counters.oversized++ === 0) {
+        this.emit(
+          'oversized',
+          `interface ${this.options.iface} (${this.options.name}) delivered a ${length}-byte frame, larger than ` +
+            `its MTU allows: segmentation/receive offloads are on. Fix: ethtool -K ${this.options.iface} ` +
+            'tx off tso off gso off gro off (and the same on the VM side of the link)',
+        );
+      }
+    }
+    this.counters.framesIn++;
+    this.counters.bytesIn += length;
+    this.options.sink.onFrame(Buffer.from(this.shared.subarray(0, length)), 0);
+  }
+
+  /** Inject one frame (Ethernet header at `start`). Returns false when libpcap refused it (counted). */
+  send(frame: Buffer, start = 0): boolean {
+    if (!this.open) return false;
+    const view = start === 0 ? frame : frame.subarray(start);
+    try {
+      this.handle.send(view, view.length);
+    } catch {
+      this.counters.sendErrors++;
+      return false;
+    }
+    this.counters.framesOut++;
+    this.counters.bytesOut += view.length;
+    return true;
+  }
+
+  close(): void {
+    if (!this.open) return;
+    this.open = false;
+    this.handle.close();
+  }
+}

@@ -1,0 +1,68 @@
+import type { Command } from 'commander';
+import { Agent } from '../../checkpoint/agent.js';
+import { linkAgent } from '../../checkpoint/link.js';
+import { loadControlSecurity } from '../../checkpoint/tls.js';
+import { formatEndpoint } from '../../checkpoint/transport.js';
+import {
+  checkpointEndpoint,
+  checkpointFlags,
+  checkpointSecurity,
+  createDriver,
+  loadCheckpointConfig,
+} from '../../config/checkpoint.js';
+import { declareFlags } from '../../config/load.js';
+import { createLogger } from '../../log.js';
+
+/** Exit status after the primary was lost: the supervisor fails over to this VM. */
+export const EXIT_PRIMARY_LOST = 3;
+
+/**
+ * `colo-proxy secondary`: the checkpoint agent. Prints one JSON object per line on stdout for each event
+ * (listening, ready, checkpoint, dropped, primary-lost); logs go to stderr. Runs until the primary is lost
+ * (exit 3) or a signal.
+ */
+export function registerSecondary(program: Command): void {
+  const command = program
+    .command('secondary')
+    .description('run the checkpoint agent: receive the primary state at each checkpoint and load it into the VM')
+    .option('--config <file>', 'YAML config file (flags override its fields)')
+    .option('--seed-only', 'speak only the six seed sync points, for a primary that knows no extensions');
+  declareFlags(command, checkpointFlags);
+  command.action(async (opts: Record<string, unknown>) => {
+    const config = loadCheckpointConfig(opts.config as string | undefined, opts, 'secondary');
+    const logger = createLogger();
+    const material = await loadControlSecurity(checkpointSecurity(config), logger);
+    const driver = createDriver(config.driver, { maxStateBytes: config.maxStateBytes, logger });
+    const agent = new Agent({
+      driver,
+      timeouts: config.timeouts,
+      maxStateBytes: config.maxStateBytes,
+      extensions: opts.seedOnly !== true,
+      logger,
+    });
+    const print = (event: Record<string, unknown>): void => {
+      process.stdout.write(`${JSON.stringify(event)}\n`);
+    };
+    agent.on('ready', (e) => print({ event: 'ready', ...e }));
+    agent.on('checkpoint', (report) => print({ event: 'checkpoint', ...report }));
+    agent.on('dropped', (e) => print({ event: 'dropped', reason: e.reason, message: e.error.message }));
+    const done = new Promise<number>((resolve) => {
+      agent.on('primary-lost', (e) => {
+        print({ event: 'primary-lost', reason: e.reason, message: e.error.message });
+        resolve(EXIT_PRIMARY_LOST);
+      });
+      for (const signal of ['SIGINT', 'SIGTERM'] as const) process.once(signal, () => resolve(0));
+    });
+    const link = await linkAgent(agent, checkpointEndpoint(config), {
+      material,
+      logger,
+      connectTimeoutMs: config.timeouts.connectMs,
+    });
+    print({ event: 'listening', endpoint: formatEndpoint(link.endpoint) });
+    const status = await done;
+    await agent.close();
+    await link.close();
+    await driver.close?.();
+    process.exitCode = status;
+  });
+}

@@ -1,0 +1,155 @@
+import { execFileSync } from 'node:child_process';
+import { once } from 'node:events';
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { Writable } from 'node:stream';
+import { pino } from 'pino';
+import { afterAll, afterEach, beforeAll, expect, it } from 'vitest';
+import { Agent } from '../../src/checkpoint/agent.js';
+import { Coordinator } from '../../src/checkpoint/coordinator.js';
+import { TlsRefusedError } from '../../src/checkpoint/errors.js';
+import { loadControlSecurity, type TlsMaterial } from '../../src/checkpoint/tls.js';
+import { connectControl, listenControl, parseEndpoint, type ControlListener } from '../../src/checkpoint/transport.js';
+import { silentLogger } from '../../src/log.js';
+import { describeWith, hasCommand } from '../support/prerequisites.js';
+import { FakeDriver } from './fake-driver.js';
+import { fastTimeouts, protectedPair, withTimeout, type Pair } from './harness.js';
+
+let dir = '';
+const cleanup: (() => Promise<void> | void)[] = [];
+afterEach(async () => {
+  for (const step of cleanup.splice(0).reverse()) await step();
+});
+
+function openssl(...args: string[]): void {
+  execFileSync('openssl', args, { cwd: dir, stdio: 'ignore' });
+}
+
+/** A throwaway CA and a certificate it signs, usable as TLS server and client. */
+function makeCa(name: string): void {
+  openssl(
+    'req', '-x509', '-newkey', 'ec', '-pkeyopt', 'ec_paramgen_curve:prime256v1', '-nodes',
+    '-keyout', `${name}-ca.key`, '-out', `${name}-ca.crt`, '-subj', `/CN=${name} test CA`, '-days', '1',
+  );
+}
+
+function makeCert(ca: string, name: string): void {
+  openssl(
+    'req', '-newkey', 'ec', '-pkeyopt', 'ec_paramgen_curve:prime256v1', '-nodes',
+    '-keyout', `${name}.key`, '-out', `${name}.csr`, '-subj', `/CN=${name}`,
+  );
+  openssl(
+    'x509', '-req', '-in', `${name}.csr`, '-CA', `${ca}-ca.crt`, '-CAkey', `${ca}-ca.key`, '-CAcreateserial',
+    '-out', `${name}.crt`, '-days', '1', '-extfile', 'ext.cnf',
+  );
+}
+
+async function material(ca: string, name: string): Promise<TlsMaterial> {
+  const loaded = await loadControlSecurity(
+    { kind: 'tls', ca: join(dir, `${ca}-ca.crt`), cert: join(dir, `${name}.crt`), key: join(dir, `${name}.key`) },
+    silentLogger,
+  );
+  return loaded as TlsMaterial;
+}
+
+describeWith([hasCommand('openssl', 'openssl')], 'TLS with mutual certificate authentication', () => {
+  beforeAll(() => {
+    dir = mkdtempSync(join(tmpdir(), 'colo-tls-'));
+    writeFileSync(join(dir, 'ext.cnf'), 'subjectAltName=IP:127.0.0.1\nextendedKeyUsage=serverAuth,clientAuth\n');
+    makeCa('good');
+    makeCa('rogue');
+    makeCert('good', 'primary');
+    makeCert('good', 'secondary');
+    makeCert('rogue', 'intruder');
+  });
+  afterAll(() => rmSync(dir, { recursive: true, force: true }));
+
+  let pair: Pair | null = null;
+  afterEach(async () => {
+    await pair?.close();
+    pair = null;
+  });
+
+  it('runs the protocol over TLS when both certificates come from the CA', async () => {
+    const primary = await material('good', 'primary');
+    pair = await protectedPair({ material: primary });
+    pair.primary.state = Buffer.from('over TLS');
+    expect((await pair.coordinator.checkpoint('payload')).ok).toBe(true);
+    expect(pair.secondary.state.toString()).toBe('over TLS');
+  });
+
+  it('refuses a client whose certificate another CA signed', async () => {
+    const listener: ControlListener = await listenControl(parseEndpoint('listen:127.0.0.1:0'), await material('good', 'primary'));
+    const coordinator = new Coordinator({ driver: new FakeDriver(), timeouts: fastTimeouts, checkpointTimerMs: null });
+    cleanup.push(() => listener.close(), () => coordinator.close());
+    const connections: string[] = [];
+    listener.on('connection', (stream, peer) => {
+      connections.push(peer);
+      coordinator.attach(stream, peer);
+    });
+    const refused = once(listener, 'refused') as Promise<[TlsRefusedError, string]>;
+    // The intruder trusts the right CA (so it accepts the server) but presents a rogue certificate.
+    const intruder = { ...(await material('rogue', 'intruder')), ca: (await material('good', 'primary')).ca };
+    const agent = new Agent({ driver: new FakeDriver(), timeouts: fastTimeouts });
+    cleanup.push(() => agent.close());
+    const port = (listener.address as { port: number }).port;
+    const attempt = connectControl(parseEndpoint(`connect:127.0.0.1:${port}`), intruder, 1000).then(
+      (stream) => agent.serve(stream),
+      (err: Error) => err,
+    );
+    const [error] = await withTimeout(refused, 2000, 'refused');
+    expect(error).toBeInstanceOf(TlsRefusedError);
+    expect(error.code).toBe('COLO_CKPT_TLS');
+    const result = await withTimeout(attempt, 2000, 'the intruder to give up');
+    // Depending on the TLS version the client learns it at connect or at its first read; either way it is out.
+    if (result instanceof Error) expect(result).toBeInstanceOf(TlsRefusedError);
+    else expect(result.kind).toBe('dropped');
+    expect(connections).toEqual([]);
+    expect(coordinator.isProtected).toBe(false);
+  });
+
+  it('refuses a server whose certificate another CA signed', async () => {
+    const rogueServer = { ...(await material('rogue', 'intruder')), ca: (await material('good', 'primary')).ca };
+    const listener = await listenControl(parseEndpoint('listen:127.0.0.1:0'), rogueServer);
+    cleanup.push(() => listener.close());
+    const port = (listener.address as { port: number }).port;
+    const error = await connectControl(parseEndpoint(`connect:127.0.0.1:${port}`), await material('good', 'secondary'), 1000).catch(
+      (err: Error) => err,
+    );
+    expect(error).toBeInstanceOf(TlsRefusedError);
+  });
+
+  it('refuses a plaintext client on a TLS endpoint', async () => {
+    const listener = await listenControl(parseEndpoint('listen:127.0.0.1:0'), await material('good', 'primary'));
+    cleanup.push(() => listener.close());
+    const connections: string[] = [];
+    listener.on('connection', (_s, peer) => connections.push(peer));
+    const refused = once(listener, 'refused');
+    const port = (listener.address as { port: number }).port;
+    const stream = await connectControl(parseEndpoint(`connect:127.0.0.1:${port}`), null, 1000);
+    stream.write(Buffer.from('0000000000000046', 'hex'));
+    await withTimeout(refused, 2000, 'refused');
+    expect(connections).toEqual([]);
+    stream.destroy();
+  });
+});
+
+it('warns at startup when the control channel is plaintext', async () => {
+  const lines: string[] = [];
+  const sink = new Writable({
+    write(chunk: Buffer, _enc, cb) {
+      lines.push(chunk.toString());
+      cb();
+    },
+  });
+  const material = await loadControlSecurity({ kind: 'plaintext' }, pino({ level: 'info' }, sink));
+  expect(material).toBeNull();
+  expect(lines.join('')).toMatch(/"level":40.*PLAINTEXT/);
+});
+
+it('names the TLS field whose file cannot be read', async () => {
+  await expect(
+    loadControlSecurity({ kind: 'tls', ca: '/nonexistent/ca.pem', cert: '/x', key: '/y' }, silentLogger),
+  ).rejects.toMatchObject({ code: 'COLO_CONFIG', field: 'tls.ca' });
+});

@@ -1,0 +1,224 @@
+import { once } from 'node:events';
+import { afterEach, describe, expect, it } from 'vitest';
+import { Agent } from '../../src/checkpoint/agent.js';
+import { Coordinator } from '../../src/checkpoint/coordinator.js';
+import type { LossEvent } from '../../src/checkpoint/engine.js';
+import { connectControl, listenControl, parseEndpoint } from '../../src/checkpoint/transport.js';
+import { FakeDriver } from './fake-driver.js';
+import { fastTimeouts, withTimeout } from './harness.js';
+import { RawPeer, u64 } from './raw-peer.js';
+
+const cleanup: (() => Promise<void> | void)[] = [];
+afterEach(async () => {
+  for (const step of cleanup.splice(0).reverse()) await step();
+});
+const delay = (ms: number): Promise<void> => new Promise((resolve) => setTimeout(resolve, ms));
+
+/** The words of a byte stream, as hex strings, with a state after SEND kept whole. */
+function words(bytes: Buffer): string[] {
+  const out: string[] = [];
+  for (let i = 0; i < bytes.length; ) {
+    const word = bytes.readBigUInt64BE(i);
+    out.push(bytes.subarray(i, i + 8).toString('hex'));
+    i += 8;
+    if (word === 0x49n) {
+      const length = Number(bytes.readBigUInt64BE(i));
+      out.push(bytes.subarray(i, i + 8).toString('hex'), bytes.subarray(i + 8, i + 8 + length).toString());
+      i += 8 + length;
+    }
+  }
+  return out;
+}
+
+async function coordinatorWithRawSecondary(): Promise<{ coordinator: Coordinator; primary: FakeDriver; peer: RawPeer }> {
+  const primary = new FakeDriver(Buffer.from('p0'));
+  const coordinator = new Coordinator({ driver: primary, timeouts: fastTimeouts, checkpointTimerMs: null });
+  const listener = await listenControl(parseEndpoint('listen:127.0.0.1:0'), null);
+  listener.on('connection', (stream, peer) => coordinator.attach(stream, peer));
+  cleanup.push(() => listener.close(), () => coordinator.close());
+  const peer = await RawPeer.connect((listener.address as { port: number }).port);
+  cleanup.push(() => peer.close());
+  return { coordinator, primary, peer };
+}
+
+/** The secondary's half of one transaction, as a script; returns the state it received. */
+async function serveOne(peer: RawPeer): Promise<Buffer> {
+  expect(await peer.readWord()).toBe(0x47n);
+  peer.send(0x48);
+  expect(await peer.readWord()).toBe(0x49n);
+  const state = await peer.readState();
+  peer.send(0x4a, 0x4b);
+  return state;
+}
+
+describe('the wire, byte for byte, with a seed-only secondary', () => {
+  it('exchanges exactly the seed words and never sends an extension or a heartbeat', async () => {
+    const { coordinator, primary, peer } = await coordinatorWithRawSecondary();
+    const ready = once(coordinator, 'ready');
+    peer.send(0x46);
+    expect((await serveOne(peer)).toString()).toBe('p0');
+    await withTimeout(ready, 2000, 'ready');
+    primary.state = Buffer.from('p1');
+    const [outcome] = await Promise.all([coordinator.checkpoint('payload'), serveOne(peer)]);
+    expect(outcome.ok).toBe(true);
+    // Idle for several heartbeat intervals: a seed-only peer is sent nothing.
+    await delay(fastTimeouts.heartbeatIntervalMs * 5);
+    expect(coordinator.isProtected).toBe(true);
+    expect(words(Buffer.concat(peer.received))).toEqual([
+      '0000000000000047', // NEW (seeding)
+      '0000000000000049', // SEND
+      '0000000000000002', // u64 length
+      'p0',
+      '0000000000000047', // NEW
+      '0000000000000049',
+      '0000000000000002',
+      'p1',
+    ]);
+  });
+
+  it('names the expected and the received sync point on an unexpected message', async () => {
+    const { coordinator, peer } = await coordinatorWithRawSecondary();
+    const ready = once(coordinator, 'ready');
+    peer.send(0x46);
+    await serveOne(peer);
+    await withTimeout(ready, 2000, 'ready');
+    const pending = coordinator.checkpoint('payload');
+    expect(await peer.readWord()).toBe(0x47n);
+    peer.send(0x4b); // LOADED where SUSPENDED belongs
+    const outcome = await pending;
+    expect(outcome.ok).toBe(false);
+    if (outcome.ok) return;
+    expect(outcome.error.code).toBe('COLO_CKPT_UNEXPECTED');
+    expect(outcome.error.message).toBe('expected SUSPENDED (0x48), received LOADED (0x4b)');
+    expect(outcome.secondaryLost).toBe(true);
+  });
+
+  it('a seed-only agent answers a raw primary with exactly READY, SUSPENDED, RECEIVED, LOADED', async () => {
+    const secondary = new FakeDriver();
+    const agent = new Agent({ driver: secondary, timeouts: fastTimeouts, extensions: false });
+    cleanup.push(() => agent.close());
+    const { port, accepted, server } = await RawPeer.listen();
+    cleanup.push(() => void server.close());
+    void agent.serve(await connectControl(parseEndpoint(`connect:127.0.0.1:${port}`), null, 1000));
+    const peer = await accepted;
+    cleanup.push(() => peer.close());
+    expect(await peer.readWord()).toBe(0x46n);
+    for (const state of ['s1', 's2']) {
+      peer.send(0x47);
+      expect(await peer.readWord()).toBe(0x48n);
+      peer.sendState(Buffer.from(state));
+      expect(await peer.readWord()).toBe(0x4an);
+      expect(await peer.readWord()).toBe(0x4bn);
+    }
+    await delay(fastTimeouts.heartbeatIntervalMs * 5);
+    expect(words(Buffer.concat(peer.received))).toEqual([
+      '0000000000000046',
+      '0000000000000048',
+      '000000000000004a',
+      '000000000000004b',
+      '0000000000000048',
+      '000000000000004a',
+      '000000000000004b',
+    ]);
+    expect(secondary.state.toString()).toBe('s2');
+  });
+});
+
+describe('extensions: HELLO, heartbeat, ERROR', () => {
+  /** An extension-speaking raw secondary: HELLO, the seeding checkpoint, READY. */
+  async function extSecondary(): Promise<{ coordinator: Coordinator; peer: RawPeer }> {
+    const { coordinator, peer } = await coordinatorWithRawSecondary();
+    const ready = once(coordinator, 'ready');
+    peer.send(0x100, 1);
+    expect(await peer.readWord()).toBe(0x100n);
+    expect(await peer.readWord()).toBe(1n);
+    // Heartbeats may now arrive between messages: drop them while scripting.
+    const readSkippingHeartbeats = async (): Promise<bigint> => {
+      for (;;) {
+        const word = await peer.readWord();
+        if (word !== 0x101n) return word;
+      }
+    };
+    expect(await readSkippingHeartbeats()).toBe(0x47n);
+    peer.send(0x48);
+    expect(await readSkippingHeartbeats()).toBe(0x49n);
+    await peer.readState();
+    peer.send(0x4a, 0x4b, 0x46);
+    await withTimeout(ready, 2000, 'ready');
+    return { coordinator, peer };
+  }
+
+  it('the coordinator drops a secondary that stops heartbeating, telling it so with ERROR', async () => {
+    const { coordinator, peer } = await extSecondary();
+    const [lost] = (await withTimeout(once(coordinator, 'secondary-lost'), 2000, 'secondary-lost')) as [LossEvent];
+    expect(lost.reason).toBe('heartbeat');
+    expect(lost.wasProtected).toBe(true);
+    expect(coordinator.isProtected).toBe(false);
+    expect(await peer.closedWithin(1000)).toBe(true);
+    const all = Buffer.concat(peer.received);
+    // It heartbeated while idle, and its last words are ERROR TIMEOUT.
+    expect(all.includes(u64(0x101))).toBe(true);
+    expect(all.subarray(-16).toString('hex')).toBe('0000000000000102' + '0000000000000003');
+  });
+
+  it('the agent reports primary-lost on heartbeat silence and resumes its suspended VM', async () => {
+    const secondary = new FakeDriver();
+    // A long transfer bound: only the heartbeat can end this wait in time.
+    const agent = new Agent({ driver: secondary, timeouts: { ...fastTimeouts, transferMs: 10_000 } });
+    cleanup.push(() => agent.close());
+    const { port, accepted, server } = await RawPeer.listen();
+    cleanup.push(() => void server.close());
+    const ended = agent.serve(await connectControl(parseEndpoint(`connect:127.0.0.1:${port}`), null, 1000));
+    const lost = once(agent, 'primary-lost') as Promise<[LossEvent]>;
+    const peer = await accepted;
+    cleanup.push(() => peer.close());
+    expect(await peer.readWord()).toBe(0x100n);
+    expect(await peer.readWord()).toBe(1n);
+    peer.send(0x100, 1, 0x47);
+    expect(await peer.readWord()).toBe(0x48n);
+    peer.sendState(Buffer.from('seed'));
+    // The raw primary keeps quiet from here on; the agent heartbeats and finishes the seeding.
+    const seen: bigint[] = [];
+    while (seen.filter((w) => w !== 0x101n).length < 3) seen.push(await peer.readWord());
+    expect(seen.filter((w) => w !== 0x101n)).toEqual([0x4an, 0x4bn, 0x46n]);
+    peer.send(0x47); // a checkpoint begins, then the primary falls silent
+    const [event] = await withTimeout(lost, 3000, 'primary-lost');
+    expect(event.reason).toBe('heartbeat');
+    expect((await ended).kind).toBe('primary-lost');
+    expect(secondary.calls.slice(-2)).toEqual(['suspend', 'resume']);
+    expect(secondary.running).toBe(true);
+  });
+
+  it('an ERROR from the primary is a deliberate drop, not a primary loss', async () => {
+    const secondary = new FakeDriver();
+    const agent = new Agent({ driver: secondary, timeouts: fastTimeouts });
+    cleanup.push(() => agent.close());
+    const { port, accepted, server } = await RawPeer.listen();
+    cleanup.push(() => void server.close());
+    const ended = agent.serve(await connectControl(parseEndpoint(`connect:127.0.0.1:${port}`), null, 1000));
+    const events: string[] = [];
+    agent.on('primary-lost', () => events.push('primary-lost'));
+    agent.on('dropped', (e) => events.push(`dropped:${e.reason}`));
+    const peer = await accepted;
+    cleanup.push(() => peer.close());
+    await peer.read(16);
+    peer.send(0x100, 1, 0x47);
+    expect(await peer.readWord()).toBe(0x48n);
+    peer.sendState(Buffer.from('seed'));
+    peer.send(0x102, 1); // ERROR DROPPING
+    peer.close();
+    const end = await withTimeout(ended, 2000, 'agent end');
+    expect(end.kind).toBe('dropped');
+    expect(events).toEqual(['dropped:peer-error']);
+  });
+
+  it('refuses a peer announcing another protocol version, saying why', async () => {
+    const { coordinator, peer } = await coordinatorWithRawSecondary();
+    const lost = once(coordinator, 'secondary-lost') as Promise<[LossEvent]>;
+    peer.send(0x100, 2);
+    const [event] = await withTimeout(lost, 2000, 'secondary-lost');
+    expect(event.error.code).toBe('COLO_CKPT_VERSION');
+    expect(await peer.closedWithin(1000)).toBe(true);
+    expect(Buffer.concat(peer.received).toString('hex')).toBe('0000000000000102' + '0000000000000008');
+  });
+});

@@ -1,0 +1,121 @@
+import { spawn, type ChildProcess } from 'node:child_process';
+import { encodeFrame } from '../../proxy/ports/framed.js';
+import { Peer, portOf, withTimeout } from '../ports/support.js';
+
+export const XEN = {
+  init: encodeFrame(Buffer.from('COLO_USERSPACE_PROXY_INIT'), false),
+  checkpoint: encodeFrame(Buffer.from('COLO_CHECKPOINT'), false),
+};
+
+/** A `colo-proxy compare` child process started with listen:127.0.0.1:0 sockets. */
+export class CompareProcess {
+  stderr = '';
+  endpoints: Record<string, string> = {};
+  private exited: Promise<number | null>;
+
+  private constructor(readonly child: ChildProcess) {
+    child.stderr?.setEncoding('utf8');
+    child.stderr?.on('data', (text: string) => {
+      this.stderr += text;
+    });
+    this.exited = new Promise((resolve) => child.once('exit', (code) => resolve(code)));
+  }
+
+  /** Starts it and waits for the plain ready line, which names the bound ports. */
+  static async start(extra: string[], options: { notify?: boolean; metrics?: boolean } = {}): Promise<CompareProcess> {
+    const args = [
+      'bin/colo-proxy.js',
+      'compare',
+      '--primary-in',
+      'listen:127.0.0.1:0',
+      '--secondary-in',
+      'listen:127.0.0.1:0',
+      '--outdev',
+      'listen:127.0.0.1:0',
+    ];
+    if (options.notify !== false) args.push('--notify-dev', 'listen:127.0.0.1:0');
+    if (options.metrics !== false) args.push('--metrics', '0');
+    args.push(...extra);
+    const child = spawn(process.execPath, args, { stdio: ['ignore', 'ignore', 'pipe'] });
+    const proc = new CompareProcess(child);
+    await withTimeout(proc.waitForStderr(/colo-proxy compare: ready (.*)\n/), 20_000, 'for the ready line');
+    const line = /colo-proxy compare: ready (.*)\n/.exec(proc.stderr)?.[1] ?? '';
+    for (const pair of line.split(' ')) {
+      const eq = pair.indexOf('=');
+      proc.endpoints[pair.slice(0, eq)] = pair.slice(eq + 1);
+    }
+    return proc;
+  }
+
+  port(name: string): number {
+    return portOf(this.endpoints[name]);
+  }
+
+  connect(name: string, vnetHdr = false): Promise<Peer> {
+    return Peer.connect({ host: '127.0.0.1', port: this.port(name) }, vnetHdr);
+  }
+
+  /** GET /stats. */
+  async stats(): Promise<StatsJson> {
+    const response = await fetch(`http://${this.endpoints.metrics}/stats`);
+    return (await response.json()) as StatsJson;
+  }
+
+  async metricsText(): Promise<string> {
+    return (await fetch(`http://${this.endpoints.metrics}/metrics`)).text();
+  }
+
+  /** Polls /stats until `condition` holds (the process has no event to wait on from outside). */
+  async statsUntil(condition: (s: StatsJson) => boolean, timeoutMs = 5000): Promise<StatsJson> {
+    const deadline = Date.now() + timeoutMs;
+    let last = await this.stats();
+    while (!condition(last)) {
+      if (Date.now() > deadline) throw new Error(`stats condition not met in ${timeoutMs} ms: ${JSON.stringify(last)}`);
+      await new Promise((resolve) => setTimeout(resolve, 20));
+      last = await this.stats();
+    }
+    return last;
+  }
+
+  waitForStderr(pattern: RegExp, timeoutMs = 10_000): Promise<void> {
+    return withTimeout(
+      new Promise<void>((resolve, reject) => {
+        const check = (): void => {
+          if (pattern.test(this.stderr)) {
+            this.child.stderr?.off('data', check);
+            resolve();
+          }
+        };
+        this.child.stderr?.on('data', check);
+        this.child.once('exit', () => reject(new Error(`exited before ${pattern}: ${this.stderr}`)));
+        check();
+      }),
+      timeoutMs,
+      `for ${pattern} on stderr`,
+    );
+  }
+
+  async stop(): Promise<number | null> {
+    if (this.child.exitCode === null) this.child.kill('SIGTERM');
+    return withTimeout(this.exited, 10_000, 'for the process to exit');
+  }
+}
+
+/** The parts of /stats the tests read. */
+export interface StatsJson {
+  frames: { in: { primary: number; secondary: number }; released: number; secondaryDropped: number };
+  checkpoints: { requests: { total: number; byReason: Record<string, number> } };
+  malformed?: unknown;
+  sockets: Record<string, { connected: boolean; connects: number; disconnects: number }>;
+  loop: {
+    released: number;
+    framing: Record<'primary' | 'secondary', Record<string, number>>;
+    checkpointRequestsSent: number;
+    checkpointRequestsCoalesced: number;
+    checkpointRequestsUnanswered: number;
+    flushes: number;
+    localFlushes: number;
+    backpressurePauses: number;
+  };
+  notify: { inits: number; checkpoints: number; unknown: number; framing: Record<string, number> } | null;
+}
