@@ -159,8 +159,14 @@ export class CompareEngine implements ComparisonSink {
   constructor(options: Partial<CompareOptions> = {}) {
     this.options = { ...defaultCompareOptions, ...options };
     const { compareTimeoutMs, expiredScanCycleMs, maxQueueSize, maxConnections } = this.options;
-    for (const [name, value] of Object.entries({ compareTimeoutMs, expiredScanCycleMs, maxQueueSize, maxConnections })) {
-      if (!Number.isInteger(value) || value <= 0) throw new RangeError(`${name} must be a positive integer, got ${value}`);
+    for (const [name, value] of Object.entries({
+      compareTimeoutMs,
+      expiredScanCycleMs,
+      maxQueueSize,
+      maxConnections,
+    })) {
+      if (!Number.isInteger(value) || value <= 0)
+        throw new RangeError(`${name} must be a positive integer, got ${value}`);
     }
     this.table = new ConnectionTable(maxConnections);
   }
@@ -213,7 +219,14 @@ export class CompareEngine implements ComparisonSink {
     this.compare(conn);
     const queue = primary ? conn.primary : conn.secondary;
     if (!conn.diverged && queue.length > this.options.maxQueueSize) {
-      this.diverge(conn, 'overflow', null, primary ? packet : null, primary ? null : packet, `${side} queue holds ${queue.length} packets, more than max_queue_size ${this.options.maxQueueSize}`);
+      this.diverge(
+        conn,
+        'overflow',
+        null,
+        primary ? packet : null,
+        primary ? null : packet,
+        `${side} queue holds ${queue.length} packets, more than max_queue_size ${this.options.maxQueueSize}`,
+      );
     }
     return decision;
   }
@@ -348,7 +361,10 @@ export class CompareEngine implements ComparisonSink {
   }
 }
 
-function oldestBefore(queue: { length: number; at(i: number): HeldPacket | undefined }, cutoff: number): HeldPacket | null {
+function oldestBefore(
+  queue: { length: number; at(i: number): HeldPacket | undefined },
+  cutoff: number,
+): HeldPacket | null {
   let oldest: HeldPacket | null = null;
   for (let i = 0; i < queue.length; i++) {
     const packet = queue.at(i)!;

@@ -155,7 +155,14 @@ function compareAtFrontier(
   const pSynHere = pSynUnit === 1 && pStart === m;
   const sSynHere = sSynUnit === 1 && sStart === m;
   if (pSynHere !== sSynHere) {
-    return flags(conn, m, p, s, sink, `SYN at stream offset ${m - conn.synUnits} on the ${pSynHere ? 'primary' : 'secondary'} only`);
+    return flags(
+      conn,
+      m,
+      p,
+      s,
+      sink,
+      `SYN at stream offset ${m - conn.synUnits} on the ${pSynHere ? 'primary' : 'secondary'} only`,
+    );
   }
   conn.comparedAny = true;
   if (pSynHere) {

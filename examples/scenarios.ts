@@ -144,7 +144,8 @@ export function buildExamples(): ExamplePair[] {
     },
     {
       name: 'resegmented',
-      description: 'the same byte streams, cut into 1448-byte segments by the primary and 512/1000-byte ones by the secondary',
+      description:
+        'the same byte streams, cut into 1448-byte segments by the primary and 512/1000-byte ones by the secondary',
       primary: capture(primarySide),
       secondary: capture({ ...secondarySide, segmentSizes: [512, 1000] }),
     },

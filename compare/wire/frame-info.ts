@@ -22,7 +22,10 @@ export class FrameInfo {
   l3End = 0;
   /** The upper-layer protocol: IPv4 protocol or the IPv6 next header after extension headers. */
   ipProtocol = 0;
-  /** Offsets of the source and destination addresses; their length is 4 (IPv4) or 16 (IPv6). */
+  /**
+   * Offsets of the source and destination addresses; their length is 4 (IPv4) or 16 (IPv6). For ARP (with
+   * ipVersion 0) the sender and target protocol addresses, of the length the ARP header declares.
+   */
   srcAddrOffset = 0;
   dstAddrOffset = 0;
   addrLength = 0;

@@ -12,7 +12,16 @@ import { StagedOutput, type ByteSink } from './sink.js';
 /** Classic pcap: a 24-byte file header, then 16-byte record headers each followed by the captured bytes. */
 export const PcapMagic = { MICRO: 0xa1b2c3d4, NANO: 0xa1b23c4d } as const;
 
-const FileHeader = { MAGIC: 0, VERSION_MAJOR: 4, VERSION_MINOR: 6, THISZONE: 8, SIGFIGS: 12, SNAPLEN: 16, LINKTYPE: 20, LENGTH: 24 } as const;
+const FileHeader = {
+  MAGIC: 0,
+  VERSION_MAJOR: 4,
+  VERSION_MINOR: 6,
+  THISZONE: 8,
+  SIGFIGS: 12,
+  SNAPLEN: 16,
+  LINKTYPE: 20,
+  LENGTH: 24,
+} as const;
 const RecordHeader = { TS_SEC: 0, TS_FRAC: 4, INCL_LEN: 8, ORIG_LEN: 12, LENGTH: 16 } as const;
 
 /** True when the first four bytes are a pcap magic number in either byte order. */
@@ -72,7 +81,11 @@ export class PcapReader implements CaptureReader {
     }
     const major = this.u16(FileHeader.VERSION_MAJOR);
     if (major !== 2) {
-      this.fail('unsupported-version', FileHeader.VERSION_MAJOR, `pcap version ${major}.${this.u16(FileHeader.VERSION_MINOR)}`);
+      this.fail(
+        'unsupported-version',
+        FileHeader.VERSION_MAJOR,
+        `pcap version ${major}.${this.u16(FileHeader.VERSION_MINOR)}`,
+      );
       return;
     }
     this.snaplen = this.u32(FileHeader.SNAPLEN);
@@ -124,16 +137,32 @@ export class PcapReader implements CaptureReader {
       );
     }
     const record = this.record;
-    const seconds = this.u32(pos + RecordHeader.TS_SEC);
-    const fraction = this.u32(pos + RecordHeader.TS_FRAC);
+    const buf = input.buf;
+    const at = pos - input.base;
+    // The hot loop: one endianness branch per record rather than one per field.
+    let seconds: number;
+    let fraction: number;
+    if (this.littleEndian) {
+      seconds = buf.readUInt32LE(at + RecordHeader.TS_SEC);
+      fraction = buf.readUInt32LE(at + RecordHeader.TS_FRAC);
+      record.originalLength = buf.readUInt32LE(at + RecordHeader.ORIG_LEN);
+    } else {
+      seconds = buf.readUInt32BE(at + RecordHeader.TS_SEC);
+      fraction = buf.readUInt32BE(at + RecordHeader.TS_FRAC);
+      record.originalLength = buf.readUInt32BE(at + RecordHeader.ORIG_LEN);
+    }
     const nanoseconds = this.nanosecond ? fraction : fraction * 1000;
-    // Some writers let the fraction reach a whole second; carry it rather than reject the file.
-    const carry = Math.floor(nanoseconds / 1e9);
-    record.seconds = seconds + carry;
-    record.nanoseconds = nanoseconds - carry * 1e9;
-    record.originalLength = this.u32(pos + RecordHeader.ORIG_LEN);
-    const start = dataAt - input.base;
-    record.data = input.buf.subarray(start, start + included);
+    if (nanoseconds < 1e9) {
+      record.seconds = seconds;
+      record.nanoseconds = nanoseconds;
+    } else {
+      // Some writers let the fraction reach a whole second; carry it rather than reject the file.
+      const carry = Math.floor(nanoseconds / 1e9);
+      record.seconds = seconds + carry;
+      record.nanoseconds = nanoseconds - carry * 1e9;
+    }
+    const start = at + RecordHeader.LENGTH;
+    record.data = buf.subarray(start, start + included);
     record.offset = pos;
     record.interfaceId = 0;
     this.pos = dataAt + included;

@@ -81,7 +81,8 @@ export class PcapngReader implements CaptureReader {
       if (!input.ensure(pos, Block.BODY)) {
         const left = input.available(pos);
         if (left === 0 && this.sections > 0) return false;
-        if (this.sections === 0) return this.fail('truncated-header', pos, `file ends ${left} bytes into the first block`);
+        if (this.sections === 0)
+          return this.fail('truncated-header', pos, `file ends ${left} bytes into the first block`);
         return this.fail('truncated-record', pos, `file ends ${left} bytes into a block header`);
       }
       const type = input.buf.readUInt32LE(pos - input.base);
@@ -211,20 +212,29 @@ export class PcapngReader implements CaptureReader {
     const index = this.sectionBase + local;
     const iface = this.interfaces[index];
     if (iface === undefined || iface.section !== this.sections - 1) {
-      this.fail('unknown-interface', pos, `packet names interface ${local}, but the section declares ${this.interfaces.length - this.sectionBase}`);
+      this.fail(
+        'unknown-interface',
+        pos,
+        `packet names interface ${local}, but the section declares ${this.interfaces.length - this.sectionBase}`,
+      );
       return null;
     }
     return iface;
   }
 
   private readEnhancedPacket(pos: number, length: number): boolean {
-    if (length < Epb.DATA + 4) return this.fail('bad-block-length', pos, `enhanced packet block length ${length} below 32`);
+    if (length < Epb.DATA + 4)
+      return this.fail('bad-block-length', pos, `enhanced packet block length ${length} below 32`);
     const local = this.u32(pos + Epb.INTERFACE_ID);
     const iface = this.packetInterface(pos, local);
     if (iface === null) return false;
     if (this.filter !== null && iface.index !== this.filter) return false;
     if (iface.linkType !== LINKTYPE_ETHERNET) {
-      return this.fail('unknown-link-type', pos, `interface ${iface.index} has link type ${iface.linkType} (only 1, Ethernet)`);
+      return this.fail(
+        'unknown-link-type',
+        pos,
+        `interface ${iface.index} has link type ${iface.linkType} (only 1, Ethernet)`,
+      );
     }
     const captured = this.u32(pos + Epb.CAPTURED_LEN);
     const dataEnd = pos + Epb.DATA + pad4(captured);
@@ -241,12 +251,17 @@ export class PcapngReader implements CaptureReader {
   }
 
   private readSimplePacket(pos: number, length: number): boolean {
-    if (length < Spb.DATA + 4) return this.fail('bad-block-length', pos, `simple packet block length ${length} below 16`);
+    if (length < Spb.DATA + 4)
+      return this.fail('bad-block-length', pos, `simple packet block length ${length} below 16`);
     const iface = this.packetInterface(pos, 0);
     if (iface === null) return false;
     if (this.filter !== null && iface.index !== this.filter) return false;
     if (iface.linkType !== LINKTYPE_ETHERNET) {
-      return this.fail('unknown-link-type', pos, `interface ${iface.index} has link type ${iface.linkType} (only 1, Ethernet)`);
+      return this.fail(
+        'unknown-link-type',
+        pos,
+        `interface ${iface.index} has link type ${iface.linkType} (only 1, Ethernet)`,
+      );
     }
     const original = this.u32(pos + Spb.ORIGINAL_LEN);
     let captured = Math.min(original, length - Spb.DATA - 4);

@@ -92,6 +92,7 @@ export class Agent extends EventEmitter<AgentEvents> {
       heartbeatIntervalMs: this.timeouts.heartbeatIntervalMs,
       heartbeatLossMs: this.timeouts.heartbeatLossMs,
       now: this.now,
+      reuseStateBuffer: true,
     });
     this.channel = channel;
     this.sentReady = false;
@@ -167,6 +168,8 @@ export class Agent extends EventEmitter<AgentEvents> {
     } catch (err) {
       return new LocalDriverError('load', err as Error);
     }
+    // The driver is done with the state (VmDriver.load's contract): its buffer serves the next checkpoint.
+    channel.releaseState();
     if (channel.failed) return channel.failed;
     const load = this.now() - t1;
     channel.send('LOADED');

@@ -21,6 +21,7 @@ import {
   WaitTimeoutError,
 } from './errors.js';
 import { Heartbeat } from './heartbeat.js';
+import { chunkTaps } from './transport.js';
 
 /** One decoded message. ERROR never appears here: it fails the channel with a PeerError instead. */
 export type Message =
@@ -61,6 +62,8 @@ export interface ChannelOptions {
   now(): number;
   /** A correct peer is at most a few messages ahead (RECEIVED and LOADED back to back); more is a flood. */
   maxBacklog?: number;
+  /** Keep one state buffer across checkpoints; the owner calls releaseState() when done with each state. */
+  reuseStateBuffer?: boolean;
 }
 
 interface Waiter {
@@ -114,7 +117,16 @@ export class ControlChannel {
       send: () => this.write(encoded.HEARTBEAT),
       onLoss: (silentMs) => this.fail(new HeartbeatLostError(silentMs)),
     });
-    stream.on('data', (chunk: Buffer) => this.receive(chunk));
+    this.decoder.reuseStateBuffer = options.reuseStateBuffer ?? false;
+    const tap = chunkTaps.get(stream);
+    if (tap) {
+      // The socket reads into one reused buffer: the decoder must copy, never keep a view.
+      this.decoder.chunksAreReused = true;
+      tap.onChunk = (chunk) => this.receive(chunk);
+      for (const chunk of tap.early.splice(0)) this.receive(chunk);
+    } else {
+      stream.on('data', (chunk: Buffer) => this.receive(chunk));
+    }
     stream.on('end', () => this.fail(new ChannelClosedError(this.waiter?.expected ?? null), false));
     stream.on('close', () => this.fail(new ChannelClosedError(this.waiter?.expected ?? null), false));
     stream.on('error', (err: Error) => this.fail(new ChannelClosedError(this.waiter?.expected ?? null, err), false));
@@ -135,6 +147,11 @@ export class ControlChannel {
     this.extensions = true;
     this.lastHeardAt = this.options.now();
     this.heartbeat.start();
+  }
+
+  /** The last state received may be overwritten by the next (see reuseStateBuffer). */
+  releaseState(): void {
+    this.decoder.releaseState();
   }
 
   send(name: SyncPointName): void {
@@ -166,9 +183,12 @@ export class ControlChannel {
       const waiter: Waiter = { expected, resolve, timer: null };
       if (timeoutMs !== null) {
         waiter.timer = setTimeout(() => {
-          if (this.waiter !== waiter) return;
-          this.waiter = null;
-          resolve({ ok: false, error: new WaitTimeoutError(expected, timeoutMs) });
+          // As in the heartbeat: let the poll phase deliver what already arrived before calling it late.
+          setImmediate(() => {
+            if (this.waiter !== waiter) return;
+            this.waiter = null;
+            resolve({ ok: false, error: new WaitTimeoutError(expected, timeoutMs) });
+          });
         }, timeoutMs);
       }
       this.waiter = waiter;

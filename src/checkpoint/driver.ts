@@ -8,6 +8,7 @@ export interface VmDriver {
   suspend(): Promise<void>;
   /** The VM's whole state; its length is sent ahead of it on the wire. */
   save(): Promise<Buffer>;
+  /** `state` may be reused for the next checkpoint once this settles: copy what must outlive it. */
   load(state: Buffer): Promise<void>;
   resume(): Promise<void>;
   close?(): Promise<void>;

@@ -36,12 +36,16 @@ export class Heartbeat {
   }
 
   private tick(): void {
-    const silent = this.options.now() - this.options.lastHeard();
-    if (silent > this.options.lossTimeoutMs) {
-      this.stop();
-      this.options.onLoss(Math.round(silent));
-      return;
-    }
     this.options.send();
+    // Timers run before the event loop polls for I/O: after this process stalled (GC, a busy neighbour),
+    // the peer's bytes may sit unread. Judge silence only after the poll phase has delivered them.
+    setImmediate(() => {
+      if (!this.timer) return;
+      const silent = this.options.now() - this.options.lastHeard();
+      if (silent > this.options.lossTimeoutMs) {
+        this.stop();
+        this.options.onLoss(Math.round(silent));
+      }
+    });
   }
 }

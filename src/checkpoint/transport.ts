@@ -15,6 +15,22 @@ export type Endpoint =
   | { mode: 'listen' | 'connect'; kind: 'tcp'; host: string; port: number }
   | { mode: 'listen' | 'connect'; kind: 'unix'; path: string };
 
+/**
+ * Where a dialled plaintext socket delivers what it reads. Such sockets read into one reused buffer
+ * (net.connect's `onread`) instead of allocating 64 KiB per read: on a loaded host that is several times
+ * faster for a large state, mostly through less garbage. The reader must copy what it keeps.
+ */
+export interface ChunkTap {
+  onChunk: ((chunk: Buffer) => void) | null;
+  /** Chunks read before anyone listened, already copied out of the reused buffer. */
+  early: Buffer[];
+}
+
+export const chunkTaps = new WeakMap<Duplex, ChunkTap>();
+
+/** Size of the reused read buffer of a dialled plaintext socket. */
+const RECEIVE_BUFFER_BYTES = 4 * 1024 * 1024;
+
 /** Parses `listen:HOST:PORT`, `connect:HOST:PORT`, `listen:unix:PATH`, `connect:unix:PATH` (IPv6 in brackets). */
 export function parseEndpoint(text: string, field = 'address'): Endpoint {
   const expected = 'listen:HOST:PORT, connect:HOST:PORT, listen:unix:PATH or connect:unix:PATH';
@@ -117,9 +133,22 @@ function peerName(socket: net.Socket): string {
 export function connectControl(endpoint: Endpoint, material: TlsMaterial | null, timeoutMs: number): Promise<Duplex> {
   return new Promise((resolve, reject) => {
     const target = endpoint.kind === 'unix' ? { path: endpoint.path } : { host: endpoint.host, port: endpoint.port };
+    const tap: ChunkTap = { onChunk: null, early: [] };
     const socket: net.Socket = material
       ? tls.connect({ ...target, ...clientTlsOptions(material) })
-      : net.connect(target);
+      : net.connect({
+          ...target,
+          onread: {
+            buffer: Buffer.allocUnsafe(RECEIVE_BUFFER_BYTES),
+            callback: (nread: number, buf: Uint8Array): boolean => {
+              const chunk = (buf as Buffer).subarray(0, nread);
+              if (tap.onChunk) tap.onChunk(chunk);
+              else tap.early.push(Buffer.from(chunk));
+              return true;
+            },
+          },
+        });
+    if (!material) chunkTaps.set(socket, tap);
     const readyEvent = material ? 'secureConnect' : 'connect';
     const timer = setTimeout(() => {
       socket.destroy();

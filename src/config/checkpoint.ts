@@ -35,6 +35,8 @@ const ms = (what: string, fallback: number) =>
     .positive({ error: msText(what) })
     .default(fallback);
 
+const path = (what: string) => z.string({ error: what }).min(1, { error: what });
+
 const SIZE = /^(\d+(?:\.\d+)?)\s*(B|KiB|MiB|GiB|KB|MB|GB)?$/;
 const SIZE_UNITS: Record<string, number> = {
   B: 1,
@@ -110,14 +112,14 @@ export const driverSchema = z.discriminatedUnion('kind', [execDriverSchema, labD
 
 export const checkpointConfigSchema = z
   .strictObject({
-    endpoint: z.string({ error: endpointText }).refine((text) => parseEndpoint(text) !== null, { error: endpointText }),
+    endpoint: z.string({ error: endpointText }).refine(isEndpoint, { error: endpointText }),
     plaintext: z.boolean({ error: 'true or false' }).default(false),
     tls: z
       .strictObject(
         {
-          ca: z.string({ error: 'a path to the PEM CA certificate that signs the peer' }).min(1),
-          cert: z.string({ error: "a path to this node's PEM certificate" }).min(1),
-          key: z.string({ error: "a path to this node's PEM private key" }).min(1),
+          ca: path('a path to the PEM CA certificate that signs the peer'),
+          cert: path("a path to this node's PEM certificate"),
+          key: path("a path to this node's PEM private key"),
         },
         { error: 'a mapping of ca, cert and key file paths' },
       )
@@ -140,7 +142,8 @@ export const checkpointConfigSchema = z
     driver: driverSchema,
   })
   .superRefine((config, ctx) => {
-    if (config.plaintext && config.tls) {
+    // Runs even when a field above failed, so nothing here may assume a field has its parsed shape.
+    if (config.plaintext === true && config.tls) {
       ctx.addIssue({ code: 'custom', path: ['plaintext'], message: 'either tls or plaintext: true, not both' });
     } else if (!config.plaintext && !config.tls) {
       ctx.addIssue({
@@ -149,11 +152,12 @@ export const checkpointConfigSchema = z
         message: 'a tls mapping {ca, cert, key}, or plaintext: true to run the control channel unencrypted',
       });
     }
-    if (config.timeouts.heartbeatLossMs <= config.timeouts.heartbeatIntervalMs) {
+    const timeouts = config.timeouts as Partial<typeof config.timeouts> | null;
+    if (timeouts?.heartbeatLossMs !== undefined && timeouts.heartbeatLossMs <= (timeouts.heartbeatIntervalMs ?? 0)) {
       ctx.addIssue({
         code: 'custom',
         path: ['timeouts', 'heartbeatLossMs'],
-        message: `more than timeouts.heartbeatIntervalMs (${config.timeouts.heartbeatIntervalMs})`,
+        message: `more than timeouts.heartbeatIntervalMs (${timeouts.heartbeatIntervalMs})`,
       });
     }
   });

@@ -46,23 +46,52 @@ const DOWNLOAD_SLICE = 16 * 1024;
 /** While suspended, a connection stops reading once it holds this many bytes of requests. */
 const HELD_BYTES_LIMIT = 1 << 20;
 const RECORD = 16;
+/** Queue marker for an overlong line; it contains a newline, so no real request line can equal it. */
+const TOO_LONG = '\n(line too long)';
+/**
+ * A record's offset splits into the block (offset / 10000, the first 11 digits) and the offset within the
+ * block (the last 4 digits). 10000 bytes is 625 whole records, so within a block the last 4 digits and the
+ * newline repeat in a fixed table (LOW_WORDS) and only the 11 leading digits change, once per block.
+ */
+const HIGH_DIGITS = 11;
+const RECORDS_PER_BLOCK = 625;
+const LOW_WORDS = (() => {
+  const table = Buffer.alloc(RECORDS_PER_BLOCK * RECORD);
+  for (let r = 0; r < RECORDS_PER_BLOCK; r++) {
+    table.write(`${String(r * RECORD).padStart(4, '0')}\n`, r * RECORD + HIGH_DIGITS, 'latin1');
+  }
+  return new Uint32Array(table.buffer, table.byteOffset, table.length / 4);
+})();
 
 /**
  * The download body: 16-byte records, each the record's own byte offset as 15 zero-padded decimal digits
  * and a newline, cut to length. A lost, repeated or shifted byte range shows up at a readable offset.
  */
 export function downloadPattern(offset: number, length: number): Buffer {
-  const out = Buffer.allocUnsafe(length);
-  let written = 0;
-  let record = Math.floor(offset / RECORD);
-  let skip = offset - record * RECORD;
-  while (written < length) {
-    const text = `${String(record * RECORD).padStart(RECORD - 1, '0')}\n`;
-    written += out.write(text.slice(skip, skip + (length - written)), written, 'latin1');
-    skip = 0;
-    record++;
+  const firstRecord = Math.floor(offset / RECORD);
+  const records = Math.ceil((offset + length) / RECORD) - firstRecord;
+  // Whole records into a word-aligned scratch buffer, then a view of the requested window.
+  const scratch = Buffer.allocUnsafeSlow(records * RECORD);
+  const words = new Uint32Array(scratch.buffer, scratch.byteOffset, records * 4);
+  const high = new Uint32Array(4);
+  const highBytes = Buffer.from(high.buffer);
+  let block = -1;
+  for (let k = 0; k < records; k++) {
+    const record = firstRecord + k;
+    const inBlock = record % RECORDS_PER_BLOCK;
+    if (block !== record - inBlock) {
+      block = record - inBlock;
+      highBytes.fill(0);
+      highBytes.write(String(block / RECORDS_PER_BLOCK).padStart(HIGH_DIGITS, '0'), 'latin1');
+    }
+    // Four word stores per record instead of sixteen byte stores: this runs for every byte of a download.
+    words[k * 4] = high[0];
+    words[k * 4 + 1] = high[1];
+    words[k * 4 + 2] = high[2] | LOW_WORDS[inBlock * 4 + 2];
+    words[k * 4 + 3] = LOW_WORDS[inBlock * 4 + 3];
   }
-  return out;
+  const skip = offset - firstRecord * RECORD;
+  return scratch.subarray(skip, skip + length);
 }
 
 export class LabGuest extends EventEmitter {
@@ -224,6 +253,7 @@ class GuestConnection {
   private readonly queue: string[] = [];
   private queuedBytes = 0;
   private busy = false;
+  private refused = false;
 
   constructor(
     private readonly guest: LabGuest,
@@ -234,18 +264,13 @@ class GuestConnection {
   }
 
   private receive(chunk: Buffer): void {
+    if (this.refused) return;
     // latin1 maps bytes 1:1 to chars, so any byte sequence (UTF-8 included) round-trips through the map.
     const text = this.partial + chunk.toString('latin1');
     const lines = text.split('\n');
     this.partial = lines.pop() ?? '';
-    if (this.partial.length > this.guest.maxLineBytes) {
-      this.guest.stats.badRequests++;
-      this.guest.emit('bad-request', 'line too long');
-      this.partial = '';
-      this.socket.end(`ERR line longer than ${this.guest.maxLineBytes} bytes\n`);
-      return;
-    }
     for (const line of lines) {
+      if (line.length > this.guest.maxLineBytes) return this.refuse();
       this.queue.push(line.endsWith('\r') ? line.slice(0, -1) : line);
       this.queuedBytes += line.length;
       if (this.guest.suspended) {
@@ -253,14 +278,26 @@ class GuestConnection {
         this.guest.emit('held', line);
       }
     }
+    if (this.partial.length > this.guest.maxLineBytes) return this.refuse();
     // Like a suspended VM's full receive buffer: stop reading; TCP flow control holds the client.
     if (this.guest.suspended && this.queuedBytes > HELD_BYTES_LIMIT) this.socket.pause();
     this.pump();
   }
 
+  /** An overlong line: the requests before it are still answered, then an ERR, then the connection closes. */
+  private refuse(): void {
+    this.refused = true;
+    this.partial = '';
+    this.socket.pause();
+    this.guest.stats.badRequests++;
+    this.guest.emit('bad-request', 'line too long');
+    this.queue.push(TOO_LONG);
+    this.pump();
+  }
+
   /** Answers queued requests while the guest runs; a download holds the queue until its last byte. */
   pump(): void {
-    if (this.socket.isPaused() && !this.guest.suspended) this.socket.resume();
+    if (!this.refused && this.socket.isPaused() && !this.guest.suspended) this.socket.resume();
     while (!this.busy && !this.guest.suspended && this.queue.length > 0 && !this.socket.destroyed) {
       const line = this.queue.shift() as string;
       this.queuedBytes -= line.length;
@@ -278,6 +315,10 @@ class GuestConnection {
         return;
       }
       if (line === '') continue;
+      if (line === TOO_LONG) {
+        this.socket.end(`ERR line longer than ${this.guest.maxLineBytes} bytes\n`);
+        return;
+      }
       const reply = this.guest.execute(line);
       if (reply === 'BYE') {
         this.socket.end('BYE\n', 'latin1');

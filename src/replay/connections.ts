@@ -137,5 +137,14 @@ function sameWords(a: Int32Array, b: Int32Array, n: number): boolean {
 }
 
 function emptyCounts(connection: string, protocol: Protocol): ConnectionCounts {
-  return { connection, protocol, primary: 0, secondary: 0, released: 0, dropped: 0, divergences: 0, lastSecondaryAt: 0 };
+  return {
+    connection,
+    protocol,
+    primary: 0,
+    secondary: 0,
+    released: 0,
+    dropped: 0,
+    divergences: 0,
+    lastSecondaryAt: 0,
+  };
 }

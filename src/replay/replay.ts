@@ -367,7 +367,11 @@ class Replayer {
         secondary: this.input(this.secondary, 'secondary'),
       },
       options: { ...pickOptions(this.options) },
-      capture: { firstFrameEpochMs: this.firstFrameEpochMs, lastFrameMs: round(this.lastFrameMs), endMs: round(this.now) },
+      capture: {
+        firstFrameEpochMs: this.firstFrameEpochMs,
+        lastFrameMs: round(this.lastFrameMs),
+        endMs: round(this.now),
+      },
       frames: {
         primary: f.primary,
         secondary: f.secondary,

@@ -1,6 +1,7 @@
 import { statSync } from 'node:fs';
 import { CompareEngine } from '../../compare/engine.js';
 import { openCaptureFile } from '../capture/open.js';
+import { ConfigError } from '../config/errors.js';
 import type { CaptureReader } from '../capture/record.js';
 import { defaultReplayOptions, replay, type ReplayHooks, type ReplayOptions, type ReplaySource } from './replay.js';
 import type { ReplaySummary } from './summary.js';
@@ -27,10 +28,31 @@ export async function replayFiles(
       expiredScanCycleMs: settings.expiredScanCycleMs,
       maxQueueSize: settings.maxQueueSize,
     });
-    return await replay(primary, secondary, engine, settings, hooks);
+    const summary = await replay(primary, secondary, engine, settings, hooks);
+    if ('pcapng' in files) {
+      checkInterface('--primary-if', primary);
+      checkInterface('--secondary-if', secondary);
+    }
+    return summary;
   } finally {
     primary.reader.close();
     secondary.reader.close();
+  }
+}
+
+/** A pcapng interface index the file never declared would silently replay nothing: say so instead. */
+function checkInterface(flag: string, source: ReplaySource): void {
+  const reader = source.reader;
+  if (reader.error !== null) return;
+  if (reader.format !== 'pcapng') {
+    throw new ConfigError('--pcapng', 'a pcapng file (for two pcap files use --primary and --secondary)', reader.file);
+  }
+  if (source.interface !== null && source.interface >= reader.interfaces.length) {
+    throw new ConfigError(
+      flag,
+      `an interface index below ${reader.interfaces.length} (${reader.file})`,
+      source.interface,
+    );
   }
 }
 

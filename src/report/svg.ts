@@ -6,6 +6,16 @@ import { ellipsize, esc, fmtInt, fmtMs, niceStep, niceTicks } from './format.js'
  * tooltip) with its exact numbers; every plot has class "plot" and a data-marks count for tests.
  */
 
+/** The largest value, without spreading into Math.max (a long list would overflow the call stack). */
+function maxOf<T>(items: readonly T[], value: (item: T) => number, floor: number): number {
+  let max = floor;
+  for (const item of items) {
+    const v = value(item);
+    if (v > max) max = v;
+  }
+  return max;
+}
+
 /** Okabe–Ito colours: distinguishable with the common colour-vision deficiencies. */
 const reasonColours: Record<string, string> = {
   payload: '#D55E00',
@@ -65,12 +75,15 @@ export function barChart(id: string, label: string, bars: Bar[], options: { widt
   // Wide enough for the longest label (an IPv6 connection is ~60 characters), within reason.
   const labelChars = options.mono ? 60 : 18;
   const charWidth = options.mono ? 7 : 7.2;
-  const longest = Math.min(labelChars, Math.max(...bars.map((b) => b.label.length)));
+  const longest = Math.min(
+    labelChars,
+    maxOf(bars, (b) => b.label.length, 0),
+  );
   const labelWidth = Math.max(80, Math.ceil(longest * charWidth) + 16);
   const valueWidth = 56;
   const plotWidth = width - labelWidth - valueWidth;
   const height = bars.length * rowHeight + 8;
-  const max = Math.max(...bars.map((b) => b.value));
+  const max = maxOf(bars, (b) => b.value, 0);
   const parts: string[] = [];
   bars.forEach((bar, i) => {
     const y = 4 + i * rowHeight;
@@ -112,7 +125,8 @@ export function timelineChart(
   if (divergences.length === 0 && checkpoints.length === 0) {
     return emptyPlot(id, label, 'no divergences and no checkpoints', width);
   }
-  const lastEvent = Math.max(0, ...divergences.map((e) => e.time), ...checkpoints.map((e) => e.time));
+  const byTime = (e: TimedEvent): number => e.time;
+  const lastEvent = Math.max(maxOf(divergences, byTime, 0), maxOf(checkpoints, byTime, 0));
   const span = Math.max(endMs, lastEvent, 1);
   const binMs = niceStep(span / 60);
   const binCount = Math.max(1, Math.ceil((span + binMs * 1e-9) / binMs));
@@ -129,8 +143,8 @@ export function timelineChart(
   const up = count(divergences);
   const down = count(checkpoints);
   const total = (m: Map<string, number>): number => [...m.values()].reduce((a, b) => a + b, 0);
-  const maxUp = Math.max(1, ...up.map(total));
-  const maxDown = Math.max(1, ...down.map(total));
+  const maxUp = maxOf(up, total, 1);
+  const maxDown = maxOf(down, total, 1);
 
   const left = 56;
   const right = 12;

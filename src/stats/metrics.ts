@@ -1,4 +1,6 @@
 import { Counter, Gauge, Histogram, Registry } from 'prom-client';
+import { CellTable, type Cell } from './cells.js';
+import { FastHistogram } from './fast-histogram.js';
 import type { Divergence, Packet, Side } from '../../compare/types.js';
 import type { MalformedReason } from '../../compare/wire/frame-info.js';
 
@@ -44,75 +46,6 @@ export interface DecisionLike {
   readonly malformed: readonly { side: Side; reason: MalformedReason | string }[];
 }
 
-/** One label combination's running count, published to prom-client lazily at scrape time. */
-interface Cell {
-  readonly labels: Record<string, string>;
-  value: number;
-  published: number;
-}
-
-/**
- * Counts keyed by two label values without building a key string per increment: the hot path does two
- * Map lookups and an integer add. Cells are created on first use, so unknown reasons are still counted.
- */
-class CellTable {
-  private readonly rows = new Map<string, Map<string, Cell>>();
-  constructor(private readonly labelNames: readonly [string] | readonly [string, string]) {}
-
-  cell(first: string, second = ''): Cell {
-    let row = this.rows.get(first);
-    if (row === undefined) {
-      row = new Map();
-      this.rows.set(first, row);
-    }
-    let cell = row.get(second);
-    if (cell === undefined) {
-      const labels: Record<string, string> = { [this.labelNames[0]]: first };
-      if (this.labelNames.length === 2) labels[this.labelNames[1]] = second;
-      cell = { labels, value: 0, published: 0 };
-      row.set(second, cell);
-    }
-    return cell;
-  }
-
-  *cells(): IterableIterator<Cell> {
-    for (const row of this.rows.values()) yield* row.values();
-  }
-
-  total(): number {
-    let sum = 0;
-    for (const cell of this.cells()) sum += cell.value;
-    return sum;
-  }
-
-  /** Sum by one label: e.g. divergences by reason, whatever the protocol. */
-  by(labelIndex: 0 | 1): Record<string, number> {
-    const out: Record<string, number> = {};
-    const name = this.labelNames[labelIndex] ?? this.labelNames[0];
-    for (const cell of this.cells()) {
-      const key = cell.labels[name];
-      out[key] = (out[key] ?? 0) + cell.value;
-    }
-    return sortKeys(out);
-  }
-
-  /** Pushes what was counted since the last scrape into the prom-client counter. */
-  publish(counter: Counter<string>): void {
-    for (const cell of this.cells()) {
-      if (cell.value !== cell.published) {
-        counter.inc(cell.labels, cell.value - cell.published);
-        cell.published = cell.value;
-      }
-    }
-  }
-}
-
-function sortKeys(record: Record<string, number>): Record<string, number> {
-  const out: Record<string, number> = {};
-  for (const key of Object.keys(record).sort()) out[key] = record[key];
-  return out;
-}
-
 /** The JSON served at /stats and written by `--json`-style outputs. Documented in docs/statistics.md. */
 export interface MetricsSnapshot {
   mode: Mode;
@@ -120,7 +53,7 @@ export interface MetricsSnapshot {
     in: Record<Side, number>;
     released: number;
     secondaryDropped: number;
-    malformed: { total: number; bySide: Record<string, number>; byReason: Record<string, number> };
+    malformed: { total: number; bySide: Record<Side, number>; byReason: Record<string, number> };
   };
   divergences: { total: number; byReason: Record<string, number>; byProtocol: Record<string, number> };
   checkpoints: {
@@ -169,7 +102,7 @@ export class ColoMetrics {
 
   private readonly checkpointCounter: Counter<'outcome'>;
   private readonly phaseHistogram: Histogram<'phase'>;
-  private readonly latencyHistogram: Histogram<string>;
+  private readonly latencyHistogram: FastHistogram;
 
   constructor(registry: Registry = new Registry()) {
     this.registry = registry;
@@ -292,7 +225,7 @@ export class ColoMetrics {
         this.set(self.connections);
       },
     });
-    this.latencyHistogram = new Histogram({
+    this.latencyHistogram = new FastHistogram({
       name: MetricName.compareLatencySeconds,
       help: 'Time a primary frame was held before its release (arrival to release)',
       buckets: [0.00001, 0.0001, 0.0005, 0.001, 0.005, 0.01, 0.05, 0.1, 0.5, 1, 3, 10],
@@ -357,7 +290,7 @@ export class ColoMetrics {
   /** Hold time of one released frame, in ms. */
   observeCompareLatency(ms: number): void {
     if (!(ms >= 0)) return;
-    this.latencyHistogram.observe(ms / 1000);
+    this.latencyHistogram.add(ms / 1000);
     this.latencyCount++;
     this.latencySumMs += ms;
   }
@@ -392,7 +325,11 @@ export class ColoMetrics {
         in: { primary: this.framesIn.primary.value, secondary: this.framesIn.secondary.value },
         released: this.released,
         secondaryDropped: this.dropped,
-        malformed: { total: this.malformed.total(), bySide: this.malformed.by(0), byReason: this.malformed.by(1) },
+        malformed: {
+          total: this.malformed.total(),
+          bySide: { primary: 0, secondary: 0, ...this.malformed.by(0) },
+          byReason: this.malformed.by(1),
+        },
       },
       divergences: {
         total: this.divergences.total(),

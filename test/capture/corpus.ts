@@ -65,8 +65,20 @@ export function malformedCorpus(): CorpusEntry[] {
   version.writeUInt16LE(3, 4);
   add('version-3.pcap', version, 'unsupported-version', 4);
 
-  add('cut-record-header.pcap', pcap(3).subarray(0, PCAP_HEADER + 2 * PCAP_RECORD + 7), 'truncated-record', PCAP_HEADER + 2 * PCAP_RECORD, 2);
-  add('cut-record-data.pcap', pcap(2).subarray(0, PCAP_HEADER + PCAP_RECORD + 16 + 30), 'record-beyond-file', PCAP_HEADER + PCAP_RECORD, 1);
+  add(
+    'cut-record-header.pcap',
+    pcap(3).subarray(0, PCAP_HEADER + 2 * PCAP_RECORD + 7),
+    'truncated-record',
+    PCAP_HEADER + 2 * PCAP_RECORD,
+    2,
+  );
+  add(
+    'cut-record-data.pcap',
+    pcap(2).subarray(0, PCAP_HEADER + PCAP_RECORD + 16 + 30),
+    'record-beyond-file',
+    PCAP_HEADER + PCAP_RECORD,
+    1,
+  );
 
   const beyond = pcap(2, { bigEndian: true });
   beyond.writeUInt32BE(1000, PCAP_HEADER + PCAP_RECORD + 8);

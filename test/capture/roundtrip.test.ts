@@ -67,7 +67,13 @@ describe('capture writers and readers round-trip (property)', () => {
           writer.addInterface({ name: 'primary' });
           writer.addInterface({ name: 'secondary', tsresol: 6 });
           for (const r of written) {
-            writer.writePacket(r.interfaceId, r.seconds, r.nanoseconds, r.data, r.comment === null ? {} : { comment: r.comment });
+            writer.writePacket(
+              r.interfaceId,
+              r.seconds,
+              r.nanoseconds,
+              r.data,
+              r.comment === null ? {} : { comment: r.comment },
+            );
           }
           writer.flush();
           const reader = openCaptureBuffer(sink.toBuffer());

@@ -56,7 +56,7 @@ async function play(peer: RawPeer, point: Point, faulted: Point, fault: Fault, s
       peer.sendRaw(GARBAGE);
       return false;
     case 'slow':
-      await delay(bound[point] / 2);
+      await delay(bound[point] / 4);
       send();
       return true;
   }

@@ -145,3 +145,35 @@ describe('sync point codec', () => {
     );
   });
 });
+
+describe('state buffer reuse', () => {
+  it('reuses one buffer across states, and never writes into a state that is still lent out', () => {
+    const { decoder, states } = collect();
+    decoder.reuseStateBuffer = true;
+    const send = (text: string): void => {
+      // Two chunks, so the state is gathered rather than viewed in place.
+      const wire = Buffer.concat([encodeSendHeader(text.length), Buffer.from(text)]);
+      decoder.push(wire.subarray(0, 20));
+      decoder.push(wire.subarray(20));
+    };
+    send('first state');
+    decoder.releaseState();
+    send('second');
+    expect(states[1].buffer).toBe(states[0].buffer);
+    expect(states[1].toString()).toBe('second');
+    // Not released: the next state must land elsewhere and leave the lent one intact.
+    send('third state!');
+    expect(states[2].buffer).not.toBe(states[1].buffer);
+    expect(states[1].toString()).toBe('second');
+    expect(states[2].toString()).toBe('third state!');
+  });
+
+  it('copies out of chunks the caller reuses instead of keeping a view', () => {
+    const { decoder, states } = collect();
+    decoder.chunksAreReused = true;
+    const chunk = Buffer.concat([encodeSendHeader(4), Buffer.from('abcd')]);
+    decoder.push(chunk);
+    chunk.fill(0);
+    expect(states[0].toString()).toBe('abcd');
+  });
+});

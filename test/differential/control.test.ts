@@ -3,6 +3,7 @@ import { describeWith, hasCommand } from '../support/prerequisites.js';
 import {
   CompareSession,
   defaultVnetHeader,
+  freePorts,
   qemuBinary,
   startCompare,
   XEN,
@@ -205,7 +206,7 @@ describeWith([hasCommand(qemuBinary, 'qemu-system-x86')], 'differential: control
     });
     for (const [impl, r] of results) {
       expect(r.first, `${impl}: not before compare_timeout`).toBeGreaterThanOrEqual(480);
-      expect(r.first, `${impl}: within timeout + 2 scan cycles`).toBeLessThan(500 + 2 * 200 + 300);
+      expect(r.first, `${impl}: soon after compare_timeout`).toBeLessThan(2_500);
       expect(r.releasedBeforeFlush, `${impl}: a timeout releases nothing`).toBe(0);
       expect(r.releasedAfterFlush, `${impl}: the flush releases the held packet`).toBe(1);
     }
@@ -216,26 +217,70 @@ describeWith([hasCommand(qemuBinary, 'qemu-system-x86')], 'differential: control
     if (ours) expect(ours.requests).toBe(1);
   });
 
-  it('zero-length frame: QEMU aborts; colo-proxy rejects it and keeps serving', async () => {
+  it('backpressure on outdev: QEMU sends newest-first, colo-proxy keeps order', async () => {
+    const count = 4_000;
+    const payload = Buffer.alloc(1448, 0x5a);
+    const segments = Array.from({ length: count }, (_, i) => tcp(1000 + i * 1448, '', { payload }));
+    const [metricsPort] = await freePorts(1);
+    const results = await each({ metricsPort }, async (s) => {
+      // Stop reading outdev: the kernel buffers fill and the compare process must hold what it releases.
+      s.out.socket.pause();
+      for (let i = 0; i < count; i += 200) {
+        s.send('pri', segments.slice(i, i + 200));
+        s.send('sec', segments.slice(i, i + 200));
+      }
+      // A last pair that mismatches: its DO_CHECKPOINT proves every frame before it was read and compared.
+      s.send('pri', [udp('end of input')]);
+      s.send('sec', [udp('END OF INPUT')]);
+      if (s.proc.impl === 'qemu') {
+        await s.notify.waitUntil('DO_CHECKPOINT for the last pair', () => s.checkpointRequests() >= 1, 20_000);
+      } else {
+        // Ours stops reading its inputs while outdev is full, so the last pair is not read yet: wait until
+        // its /stats says the inputs were paused.
+        await waitForStats(metricsPort, (st) => st.loop.backpressurePauses > 0, 20_000);
+      }
+      s.out.socket.resume();
+      await s.out.waitUntil(`${count} releases`, () => s.releasedFrames().length >= count, 30_000);
+      await s.notify.waitUntil('DO_CHECKPOINT for the last pair', () => s.checkpointRequests() >= 1, 20_000);
+      const seqs = s.releasedFrames().map((f) => f.readUInt32BE(14 + 20 + 4));
+      let inversions = 0;
+      for (let i = 1; i < seqs.length; i++) if (seqs[i] < seqs[i - 1]) inversions++;
+      return { released: seqs.length, inversions };
+    });
+    const qemu = results.get('qemu');
+    if (qemu) {
+      expect(qemu.released).toBe(count);
+      expect(qemu.inversions, 'QEMU pops its send queue from the tail when the socket is full').toBeGreaterThan(0);
+    }
+    const ours = results.get('ours');
+    if (ours) expect(ours).toEqual({ released: count, inversions: 0 });
+  });
+
+  it('zero-length frame: QEMU aborts; colo-proxy counts it and reads on in step', async () => {
+    const after = udp('after');
     const results = await each({}, async (s) => {
       // A zero length is finalised when the next byte arrives, so follow it with a whole frame.
-      s.pri.sendRaw(Buffer.concat([encodeFrame(Buffer.alloc(0)), encodeFrame(udp('after'))]));
+      s.pri.sendRaw(Buffer.concat([encodeFrame(Buffer.alloc(0)), encodeFrame(after)]));
       if (s.proc.impl === 'qemu') {
         const status = await bounded<ExitStatus>('QEMU to exit', 5_000, (done) => {
           void s.proc.exited.then(done);
           return () => {};
         });
-        return { status, serving: false };
+        return { status, released: [] as string[], stderr: s.proc.stderr() };
       }
-      await s.pri.waitClosed(1_000).catch(() => undefined);
-      if (s.pri.closed) await s.reopen('pri');
+      s.send('sec', [after]);
       await s.settle();
-      return { status: s.proc.exitStatus(), serving: true };
+      const released = s.releasedFrames().map((f) => (f.equals(after) ? 'after' : f.toString('hex')));
+      return { status: s.proc.exitStatus(), released, stderr: s.proc.stderr() };
     });
     const qemu = results.get('qemu');
     if (qemu) expect(qemu.status?.signal).toBe('SIGABRT');
     const ours = results.get('ours');
-    if (ours) expect(ours).toEqual({ status: null, serving: true });
+    if (ours) {
+      expect(ours.status, 'still running').toBeNull();
+      expect(ours.released, 'the frame after the zero-length one is read and matched').toEqual(['after']);
+      expect(ours.stderr).toMatch(/zero-length/);
+    }
   });
 
   it('oversized frame: QEMU stops reading that input; colo-proxy closes only that connection', async () => {
@@ -263,3 +308,18 @@ describeWith([hasCommand(qemuBinary, 'qemu-system-x86')], 'differential: control
     }
   });
 });
+
+interface StatsJson {
+  loop: { backpressurePauses: number };
+}
+
+/** Poll ours' /stats (bounded) until `ready` holds: the status endpoint is the event source here. */
+async function waitForStats(port: number, ready: (stats: StatsJson) => boolean, timeoutMs: number): Promise<void> {
+  const deadline = performance.now() + timeoutMs;
+  for (;;) {
+    const stats = (await (await fetch(`http://127.0.0.1:${port}/stats`)).json()) as StatsJson;
+    if (ready(stats)) return;
+    if (performance.now() > deadline) throw new Error(`/stats never satisfied the condition: ${JSON.stringify(stats)}`);
+    await new Promise((r) => setTimeout(r, 50));
+  }
+}

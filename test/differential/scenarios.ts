@@ -20,6 +20,11 @@ import {
 
 export type Step =
   | { send: 'pri' | 'sec'; frames: string[] }
+  /**
+   * Both inputs processed up to here, no snapshot. Needed wherever the order between the two inputs
+   * matters: each input is read in order, but nothing orders pri against sec.
+   */
+  | { barrier: true }
   /** Both inputs and notify processed; record a snapshot. */
   | { settle: true }
   /** COLO_CHECKPOINT on notify; wait until handled and its releases arrived; record a snapshot. */
@@ -92,6 +97,8 @@ export async function runScenario(impl: Implementation, scenario: Scenario): Pro
           return bytes;
         });
         s.send(step.send, frames);
+      } else if ('barrier' in step) {
+        await s.barrier();
       } else if ('settle' in step) {
         await s.settle();
         snapshot();

@@ -94,7 +94,8 @@ const scenarios: Scenario[] = [
   },
   {
     name: 'udp two primaries, secondaries newest first',
-    about: 'S2 then S1: each matches its own primary in both implementations',
+    about: 'S2 then S1: QEMU pairs each with its own primary; colo-proxy looks for the oldest primary, P1',
+    difference: 'FIFO matching for UDP/ICMP (QEMU newest-first)',
     frames: { P1: udp('one'), P2: udp('two'), S1: udp('one'), S2: udp('two') },
     steps: [
       { send: 'pri', frames: ['P1', 'P2'] },
@@ -103,11 +104,19 @@ const scenarios: Scenario[] = [
       { settle: true },
       { send: 'sec', frames: ['S1'] },
       { settle: true },
+      { flush: true },
     ],
     qemu: [
       { released: [], requests: 0 },
       { released: ['P2'], requests: 0 },
       { released: ['P2', 'P1'], requests: 0 },
+      { released: ['P2', 'P1'], requests: 0 },
+    ],
+    ours: [
+      { released: [], requests: 0 },
+      { released: [], requests: 1 },
+      { released: [], requests: 1 },
+      { released: ['P1', 'P2'], requests: 1 },
     ],
   },
   {

@@ -52,7 +52,9 @@ describe('compare loop: ordered output and backpressure (in-process, real loopba
     for (let i = 0; i < count; i++) {
       const payload = Buffer.alloc(1200, i & 0xff);
       payload.writeUInt32BE(i, 0);
-      frames.push(frameOf(buildUdp({ src: '10.2.0.1', dst: '10.2.0.2', srcPort: 1000 + (i % 64), dstPort: 9, payload })));
+      frames.push(
+        frameOf(buildUdp({ src: '10.2.0.1', dst: '10.2.0.2', srcPort: 1000 + (i % 64), dstPort: 9, payload })),
+      );
     }
     const priStream = Buffer.concat(frames);
     pri.socket.write(priStream);

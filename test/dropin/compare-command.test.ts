@@ -1,7 +1,7 @@
 import { afterEach, describe, expect, it } from 'vitest';
 import { buildUdp } from '../../compare/wire/build.js';
 import { encodeFrame } from '../../proxy/ports/framed.js';
-import { frameOf, lengthOnly, type Peer } from '../ports/support.js';
+import { frameOf, type Peer } from '../ports/support.js';
 import { CompareProcess, XEN } from './support.js';
 
 const running: CompareProcess[] = [];

@@ -15,7 +15,10 @@ afterEach(async () => {
   for (const fn of cleanup.splice(0).reverse()) await fn();
 });
 
-async function listening(vnetHdr = false, highWaterMark?: number): Promise<{ port: FramedSocket; sink: CollectingSink }> {
+async function listening(
+  vnetHdr = false,
+  highWaterMark?: number,
+): Promise<{ port: FramedSocket; sink: CollectingSink }> {
   const sink = new CollectingSink();
   const port = new FramedSocket({
     name: 'test-in',

@@ -88,6 +88,23 @@ describe('renderReport', () => {
     expect(html).toContain('42 frames read before it');
   });
 
+  it('stays bounded for a long replay: 200k divergences, 50k checkpoints, 20k connections', () => {
+    const s = fixtureSummary();
+    const d = s.divergences[0];
+    const c = s.checkpoints.list[0];
+    s.divergences = Array.from({ length: 200_000 }, (_, i) => ({ ...d, time: i * 0.06 }));
+    s.checkpoints.list = Array.from({ length: 50_000 }, (_, i) => ({ ...c, index: i + 1, startedAt: i * 0.24 }));
+    s.connections = Array.from({ length: 20_000 }, (_, i) => ({
+      ...s.connections[0],
+      connection: `tcp 10.0.${i >> 8}.${i & 255}:80 > 10.1.0.1:4000`,
+      divergences: i % 97,
+    }));
+    const html = renderReport(s);
+    expect(html.length).toBeLessThan(1_000_000);
+    expect(html).toContain('Showing the first 200 of 200\u2009000 divergences');
+    expect(html).toContain('Showing the first 100 of 50\u2009000 checkpoints');
+  });
+
   it('draws the empty state for a replay with nothing to plot', () => {
     const html = renderReport(quietSummary());
     expect(html.match(/class="plot empty"/g)).toHaveLength(4);

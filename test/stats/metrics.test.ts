@@ -1,6 +1,8 @@
 import { Registry } from 'prom-client';
 import { describe, expect, it } from 'vitest';
+import { CompareEngine } from '../../compare/engine.js';
 import type { Divergence, Packet, Side } from '../../compare/types.js';
+import { buildUdp } from '../../compare/wire/build.js';
 import { ColoMetrics, MetricName, metricNames, type DecisionLike } from '../../src/stats/metrics.js';
 
 function packet(side: Side, arrivedAt: number, length = 60): Packet {
@@ -169,7 +171,11 @@ describe('ColoMetrics', () => {
   it('counts malformed frames rejected before the engine', () => {
     const m = new ColoMetrics();
     m.recordMalformed('primary', 'empty', 2);
-    expect(m.snapshot().frames.malformed.byReason).toEqual({ empty: 2 });
+    expect(m.snapshot().frames.malformed).toEqual({
+      total: 2,
+      bySide: { primary: 2, secondary: 0 },
+      byReason: { empty: 2 },
+    });
   });
 
   it('gives a snapshot that survives a JSON round trip unchanged', () => {
@@ -178,5 +184,39 @@ describe('ColoMetrics', () => {
     m.recordCheckpoint('ok', { total: 5 });
     const s = m.snapshot();
     expect(JSON.parse(JSON.stringify(s))).toEqual(s);
+  });
+});
+
+describe('ColoMetrics with the comparison engine', () => {
+  it('counts what the engine decided: the same totals as the engine itself', () => {
+    const engine = new CompareEngine();
+    const metrics = new ColoMetrics();
+    const push = (side: Side, frame: Buffer, now: number): void => {
+      metrics.recordFramesIn(side, 1);
+      metrics.recordDecision(engine.push(side, frame, 0, now), now);
+    };
+    const udp = (payload: string, srcPort: number) =>
+      buildUdp({ src: '10.0.0.1', dst: '10.0.0.2', srcPort, dstPort: 53, payload });
+    // Two matching datagrams, one that differs, one malformed frame on the secondary side.
+    push('primary', udp('same-1', 1000), 1);
+    push('secondary', udp('same-1', 1000), 2);
+    push('primary', udp('same-2', 1001), 3);
+    push('secondary', udp('same-2', 1001), 4);
+    push('primary', udp('answer-A', 1002), 5);
+    push('secondary', udp('answer-B', 1002), 6);
+    push('secondary', Buffer.alloc(10), 7);
+    metrics.recordDecision(engine.flush(30), 30);
+
+    const s = metrics.snapshot();
+    const e = engine.stats();
+    expect(s.frames.in).toEqual({ primary: 3, secondary: 4 });
+    expect(s.frames.released).toBe(e.releasedPackets);
+    expect(s.frames.secondaryDropped).toBe(e.droppedPackets);
+    expect(s.frames.released).toBe(3);
+    expect(s.frames.secondaryDropped).toBe(3);
+    expect(s.frames.malformed.total).toBe(e.malformedPackets);
+    expect(s.frames.malformed.bySide).toEqual({ primary: 0, secondary: 1 });
+    expect(s.divergences).toEqual({ total: 1, byReason: { payload: 1 }, byProtocol: { udp: 1 } });
+    expect(s.compareLatency.count).toBe(3);
   });
 });

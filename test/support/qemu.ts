@@ -19,6 +19,8 @@ export interface CompareSettings {
   expiredScanCycleMs?: number;
   maxQueueSize?: number;
   vnet?: boolean;
+  /** Ours only: serve /metrics and /stats on this loopback port. */
+  metricsPort?: number;
   /** Extra node options for ours (e.g. --cpu-prof); ignored for QEMU. */
   nodeArgs?: string[];
 }
@@ -129,6 +131,7 @@ function oursArgs(ports: ComparePorts, s: CompareSettings): string[] {
   if (s.expiredScanCycleMs !== undefined) args.push('--expired-scan-cycle', String(s.expiredScanCycleMs));
   if (s.maxQueueSize !== undefined) args.push('--max-queue-size', String(s.maxQueueSize));
   if (s.vnet) args.push('--vnet-hdr-support');
+  if (s.metricsPort !== undefined) args.push('--metrics', `127.0.0.1:${s.metricsPort}`);
   return args;
 }
 

@@ -61,6 +61,8 @@ export class ExecDriver implements VmDriver {
   private readonly stderrTail: number;
   private readonly log: Logger;
   private readonly running = new Set<ChildProcess>();
+  /** Counters for metrics: hooks run, hooks failed (any reason), and of those, timed out. */
+  readonly stats = { calls: 0, failures: 0, timeouts: 0 };
 
   constructor(
     readonly hooks: ExecHooks,
@@ -101,7 +103,9 @@ export class ExecDriver implements VmDriver {
 
   private run(hook: DriverHook, timeoutMs: number, stdin: Buffer | null, wantStdout: boolean): Promise<HookRun> {
     const command = this.hooks[hook];
+    this.stats.calls++;
     if (command === undefined || command.trim() === '') {
+      this.stats.failures++;
       return Promise.reject(new DriverError(hook, `exec driver: no ${hook} hook is configured (driver.${hook})`));
     }
     const started = performance.now();
@@ -146,6 +150,7 @@ export class ExecDriver implements VmDriver {
         // Never started (e.g. a missing cwd): there will be no 'close' to wait for.
         clearTimeout(timer);
         this.running.delete(child);
+        this.stats.failures++;
         reject(new DriverError(hook, `exec hook "${hook}" (${command}) could not start: ${err.message}`));
       });
       if (stdin && child.stdin) {
@@ -169,6 +174,8 @@ export class ExecDriver implements VmDriver {
         const status =
           failed?.reason ?? (spawnError ? `could not start (${spawnError.message})` : exitText(code, signal));
         const detail = tail === '' ? 'no stderr' : `stderr: ${tail}`;
+        this.stats.failures++;
+        if (failed?.timedOut) this.stats.timeouts++;
         this.log.warn({ hook, ms, code, signal, timedOut: failed?.timedOut ?? false }, 'exec hook failed');
         reject(
           new DriverError(

@@ -40,6 +40,8 @@ interface Pending {
 
 export class LabDriver implements VmDriver {
   readonly kind = 'lab';
+  /** Counters for metrics: calls made, calls failed (any reason), and of those, timed out. */
+  readonly stats = { calls: 0, failures: 0, timeouts: 0 };
   private readonly address: ControlAddress;
   private readonly timeouts: LabTimeouts;
   private readonly maxStateBytes: number;
@@ -87,6 +89,7 @@ export class LabDriver implements VmDriver {
 
   private exchange(hook: DriverHook, verb: ControlVerb, body: Buffer | string, timeoutMs: number): Promise<Buffer> {
     const started = performance.now();
+    this.stats.calls++;
     return new Promise<Buffer>((resolve, reject) => {
       let settled = false;
       const finish = (error: DriverError | null, reply: Buffer | null): void => {
@@ -95,6 +98,8 @@ export class LabDriver implements VmDriver {
         clearTimeout(timer);
         this.pending = null;
         if (error) {
+          this.stats.failures++;
+          if (error.timedOut) this.stats.timeouts++;
           this.log.warn({ hook, err: error.message }, 'lab driver call failed');
           reject(error);
         } else {

@@ -1,5 +1,10 @@
 import type { Command } from 'commander';
-import { parseSocketAddress, sameEndpoint, SocketAddressError, type SocketAddress } from '../../../proxy/ports/socket-address.js';
+import {
+  parseSocketAddress,
+  sameEndpoint,
+  SocketAddressError,
+  type SocketAddress,
+} from '../../../proxy/ports/socket-address.js';
 import { ConfigError } from '../../config/errors.js';
 import { startCompareService, type CompareSettings } from '../../dropin/compare-service.js';
 import { createLogger } from '../../log.js';

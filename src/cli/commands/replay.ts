@@ -9,6 +9,7 @@ import { ProgressBar } from '../../replay/progress.js';
 import { defaultReplayOptions, type ReplayHooks, type ReplayOptions } from '../../replay/replay.js';
 import { replayFiles, type ReplayFiles } from '../../replay/run.js';
 import type { ReplaySummary } from '../../replay/summary.js';
+import { renderReport } from '../../report/html.js';
 import { EventLog } from '../../stats/events.js';
 
 interface ReplayFlags {
@@ -73,7 +74,11 @@ function inputs(flags: ReplayFlags): ReplayFiles {
       throw new ConfigError('--pcapng', 'either --pcapng or --primary/--secondary, not both', flags.pcapng);
     }
     if (flags.primaryIf === undefined || flags.secondaryIf === undefined) {
-      throw new ConfigError('--primary-if/--secondary-if', 'both interface indexes with --pcapng', flags.primaryIf ?? null);
+      throw new ConfigError(
+        '--primary-if/--secondary-if',
+        'both interface indexes with --pcapng',
+        flags.primaryIf ?? null,
+      );
     }
     const files = {
       pcapng: readable('--pcapng', flags.pcapng),
@@ -107,22 +112,9 @@ export function replayOptions(flags: ReplayFlags): ReplayOptions {
   };
 }
 
-/** The report renderer is another module's (src/report/html.ts); loaded only when --report is asked for. */
-async function loadRenderer(): Promise<(summary: ReplaySummary) => string> {
-  const path = '../../report/html.js';
-  try {
-    const module = (await import(path)) as { renderReport?: (summary: ReplaySummary) => string };
-    if (typeof module.renderReport === 'function') return module.renderReport;
-  } catch {
-    // Fall through: the report module has not landed.
-  }
-  throw new ConfigError('--report', 'a build with the HTML report (src/report/html.ts): not yet available', true);
-}
-
 async function runReplayCommand(flags: ReplayFlags): Promise<ReplaySummary> {
   const files = inputs(flags);
   const options = replayOptions(flags);
-  const render = flags.report !== undefined ? await loadRenderer() : null;
   const recorder = flags.divergences !== undefined ? await DivergenceRecorder.open(flags.divergences) : null;
   const events = flags.events !== undefined ? await EventLog.open(flags.events) : null;
   const bar = ProgressBar.forStderr();
@@ -152,6 +144,6 @@ async function runReplayCommand(flags: ReplayFlags): Promise<ReplaySummary> {
     await events?.close();
   }
   if (flags.json !== undefined) await writeFile(flags.json, JSON.stringify(summary, null, 2) + '\n');
-  if (render !== null && flags.report !== undefined) await writeFile(flags.report, render(summary));
+  if (flags.report !== undefined) await writeFile(flags.report, renderReport(summary));
   return summary;
 }

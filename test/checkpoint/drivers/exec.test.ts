@@ -48,6 +48,7 @@ describe('exec driver', () => {
     await driver.resume();
     expect(state.toString()).toBe('state-bytes');
     expect(readFileSync(log, 'utf8')).toBe('suspend\nsave\nresume\n');
+    expect(driver.stats).toEqual({ calls: 3, failures: 0, timeouts: 0 });
   });
 
   it('passes the state to load on stdin, byte for byte', async () => {
@@ -69,6 +70,7 @@ describe('exec driver', () => {
     expect(err.message).toContain('"suspend"');
     expect(err.message).toContain('exit status 3');
     expect(err.message).toContain('disk on fire');
+    expect(driver.stats).toEqual({ calls: 1, failures: 1, timeouts: 0 });
   });
 
   it('reports only the last few KiB of a long stderr', async () => {
@@ -92,9 +94,19 @@ describe('exec driver', () => {
     expect(err.hook).toBe('save');
     expect(err.timedOut).toBe(true);
     expect(err.message).toContain('timed out after 300 ms');
+    expect(driver.stats).toEqual({ calls: 1, failures: 1, timeouts: 1 });
     const [grandchild, shell] = readFileSync(pids, 'utf8').trim().split('\n').map(Number);
     expect(await waitGone(shell)).toBe(true);
     expect(await waitGone(grandchild)).toBe(true);
+  });
+
+  it('a hook may leave a background process running if it redirects its output', async () => {
+    const pidFile = join(dir, 'daemon.pid');
+    const driver = new ExecDriver({ resume: `sleep 30 >/dev/null 2>&1 & echo $! > ${pidFile}` }, { resumeMs: 5000 });
+    await driver.resume();
+    const pid = Number(readFileSync(pidFile, 'utf8').trim());
+    expect(alive(pid)).toBe(true);
+    process.kill(pid, 'SIGKILL');
   });
 
   it('a hook killed by a signal reports the signal and a null exit status', async () => {

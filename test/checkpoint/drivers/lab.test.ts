@@ -122,6 +122,7 @@ describe('lab driver', () => {
     expect(err.message).toContain('timed out after 150 ms');
     await rejection(driver.resume());
     expect(silent.accepted.length).toBe(2);
+    expect(driver.stats).toEqual({ calls: 2, failures: 2, timeouts: 2 });
   });
 
   it('a guest that is not there fails the call at once, naming the hook', async () => {

@@ -19,7 +19,7 @@ function pcap(frames: Buffer[]): Buffer {
   header.writeUInt16LE(4, 6);
   header.writeUInt32LE(262144, 16);
   header.writeUInt32LE(1, 20);
-  const parts = [header];
+  const parts: Buffer[] = [header];
   frames.forEach((frame, i) => {
     const record = Buffer.alloc(16);
     record.writeUInt32LE(i, 0);

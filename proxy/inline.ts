@@ -1,0 +1,380 @@
+/**
+ * The inline proxy's data plane: client frames are mirrored to both VMs; the VMs' output is compared; the
+ * primary's is released through the output gate while they agree; a divergence, the stale-packet scan, a
+ * queue overflow or CHKPOINT_TIMER asks the checkpoint engine for a checkpoint, during which the gate and
+ * the client's ingress are held until LOADED.
+ *
+ *   client  --sinks.client-->   mirror --> primary port
+ *                                      \-> rewriter (ack) --> secondary port
+ *   primary   --sinks.primary-->   engine.push(primary)   \
+ *   secondary --sinks.secondary--> rewriter (seq) --> engine.push(secondary)
+ *   engine decisions --release--> gate --> client port;  --divergence--> requestCheckpoint()
+ *
+ * Modes: unprotected (before the secondary's READY) and solo (secondary lost): the primary's output passes
+ * straight through and the secondary gets nothing; protected: the above; failover (primary lost): the
+ * secondary's output, already in the primary's sequence space, goes to the client and the primary gets
+ * nothing. The proxy owns CHKPOINT_TIMER, so the engine must be built without its own timer
+ * (Coordinator option checkpointTimerMs: null): a checkpoint the proxy did not start would not be gated.
+ */
+import { EventEmitter } from 'node:events';
+import { CompareEngine, type CompareOptions, type Decision } from '../compare/engine.js';
+import type { Divergence, Side } from '../compare/types.js';
+import { dissect } from '../compare/wire/dissect.js';
+import { FrameInfo, type MalformedReason } from '../compare/wire/frame-info.js';
+import { OutputGate } from './gate.js';
+import { Mirror } from './mirror.js';
+import type { FramePort } from './port.js';
+import type { FramingRejectReason, FrameSink } from './ports/framed.js';
+import { SeqRewriter, type RewriterOptions } from './rewriter.js';
+
+export type { FramePort } from './port.js';
+
+export type Mode = 'unprotected' | 'protected' | 'solo' | 'failover';
+
+/** The subset of the checkpoint engine (src/checkpoint/engine.ts) the data plane needs. */
+export interface InlineCheckpointEngine {
+  checkpoint(reason: string): Promise<{ ok: boolean; secondaryLost?: boolean; reason: string }>;
+  readonly isProtected: boolean;
+  on(event: 'ready' | 'secondary-lost' | 'primary-lost', listener: (event: unknown) => void): unknown;
+}
+
+export interface InlineOptions {
+  compare: Partial<CompareOptions>;
+  rewriter: Partial<RewriterOptions>;
+  /** True for real VMs (the secondary becomes a clone); false for a lab guest whose kernel is not checkpointed. */
+  resetOffsetsOnCheckpoint: boolean;
+  maxHeldFrames: number;
+  maxHeldIngress: number;
+  /** CHKPOINT_TIMER (ms); 0 turns it off. */
+  checkpointTimerMs: number;
+  rewriterSweepMs: number;
+}
+
+export const defaultInlineOptions: InlineOptions = {
+  compare: {},
+  rewriter: {},
+  resetOffsetsOnCheckpoint: true,
+  maxHeldFrames: 65536,
+  maxHeldIngress: 65536,
+  checkpointTimerMs: 10_000,
+  rewriterSweepMs: 1000,
+};
+
+export interface InlineCounters {
+  framesIn: Record<'client' | Side, number>;
+  /** Primary frames sent to the client without comparison (unprotected or solo). */
+  passedThrough: number;
+  released: number;
+  secondaryDropped: number;
+  /** Secondary frames discarded because the pair was not protected (unprotected or solo). */
+  secondaryUnprotected: number;
+  /** Primary frames that arrived after failover. */
+  primaryAfterFailover: number;
+  failoverReleased: number;
+  malformed: number;
+  rejected: number;
+  checkpointRequests: number;
+  /** Requests that found a checkpoint running and were folded into the next one. */
+  coalesced: number;
+  checkpoints: number;
+  checkpointFailures: number;
+}
+
+export interface CheckpointDone {
+  reason: string;
+  ok: boolean;
+  /** Held primary frames sent to the client at LOADED (engine flush and gate). */
+  flushedFrames: number;
+  /** Client frames held during the checkpoint and then delivered to the VMs. */
+  deliveredIngress: number;
+}
+
+export class InlineProxy extends EventEmitter {
+  readonly counters: InlineCounters = {
+    framesIn: { client: 0, primary: 0, secondary: 0 },
+    passedThrough: 0,
+    released: 0,
+    secondaryDropped: 0,
+    secondaryUnprotected: 0,
+    primaryAfterFailover: 0,
+    failoverReleased: 0,
+    malformed: 0,
+    rejected: 0,
+    checkpointRequests: 0,
+    coalesced: 0,
+    checkpoints: 0,
+    checkpointFailures: 0,
+  };
+  readonly sinks: { client: FrameSink; primary: FrameSink; secondary: FrameSink };
+  readonly engine: CompareEngine;
+  readonly rewriter: SeqRewriter;
+  private readonly options: InlineOptions;
+  private readonly info = new FrameInfo();
+  private ports: { client: FramePort; primary: FramePort; secondary: FramePort } | null = null;
+  private gate: OutputGate | null = null;
+  private mirror: Mirror | null = null;
+  private currentMode: Mode = 'unprotected';
+  private checkpointRunning = false;
+  private pendingReason: string | null = null;
+  private timers: NodeJS.Timeout[] = [];
+  private checkpointTimer: NodeJS.Timeout | null = null;
+  private stopped = false;
+
+  constructor(
+    private readonly checkpoints: InlineCheckpointEngine | null,
+    options: Partial<InlineOptions> = {},
+    private readonly clock: () => number = () => performance.now(),
+  ) {
+    super();
+    this.options = { ...defaultInlineOptions, ...options };
+    this.engine = new CompareEngine(this.options.compare);
+    this.rewriter = new SeqRewriter({ releaseToSecondary: (frame) => this.mirror?.sendToSecondary(frame) }, this.options.rewriter);
+    this.sinks = {
+      client: this.sinkFor((frame) => this.onClientFrame(frame)),
+      primary: this.sinkFor((frame, start) => this.onPrimaryFrame(frame, start)),
+      secondary: this.sinkFor((frame, start) => this.onSecondaryFrame(frame, start)),
+    };
+    if (checkpoints) {
+      if (checkpoints.isProtected) this.currentMode = 'protected';
+      checkpoints.on('ready', () => this.onProtected());
+      checkpoints.on('secondary-lost', (event) => this.goSolo(describe(event)));
+      checkpoints.on('primary-lost', (event) => this.primaryLost(describe(event)));
+    } else {
+      // Compare-only (no engine): protected from the start; checkpoint requests are only counted and emitted.
+      this.currentMode = 'protected';
+    }
+  }
+
+  get mode(): Mode {
+    return this.currentMode;
+  }
+
+  attach(ports: { client: FramePort; primary: FramePort; secondary: FramePort }): void {
+    this.ports = ports;
+    this.gate = new OutputGate(ports.client, this.options.maxHeldFrames, (held) =>
+      this.emit('gate-over-bound', { held, bound: this.options.maxHeldFrames }),
+    );
+    this.mirror = new Mirror(ports.primary, ports.secondary, this.rewriter, this.options.maxHeldIngress);
+    this.mirror.targets = this.mirrorTargets();
+  }
+
+  start(): void {
+    const scanMs = this.engine.options.expiredScanCycleMs;
+    this.timers.push(setInterval(() => this.apply(this.engine.tick(this.clock())), scanMs));
+    this.timers.push(setInterval(() => this.rewriter.sweep(this.clock()), this.options.rewriterSweepMs));
+    for (const timer of this.timers) timer.unref();
+    this.armCheckpointTimer();
+  }
+
+  async stop(): Promise<void> {
+    this.stopped = true;
+    for (const timer of this.timers) clearInterval(timer);
+    this.timers = [];
+    if (this.checkpointTimer) clearTimeout(this.checkpointTimer);
+    // Nothing the primary produced stays behind: flush every held frame to the client.
+    if (this.currentMode === 'protected') this.apply(this.engine.flush(this.clock()));
+    this.gate?.release();
+  }
+
+  requestCheckpoint(reason: string): void {
+    this.counters.checkpointRequests++;
+    this.emit('checkpoint-request', { reason });
+    if (this.currentMode !== 'protected' || this.stopped) return;
+    if (!this.checkpoints) {
+      // Nothing can checkpoint: flush at once so no primary frame is held forever (counted as a request).
+      this.finishCheckpoint(reason, true);
+      return;
+    }
+    if (this.checkpointRunning) {
+      if (this.pendingReason === null) this.pendingReason = reason;
+      else this.counters.coalesced++;
+      return;
+    }
+    this.startCheckpoint(reason);
+  }
+
+  /** The primary is gone: the secondary's output (already in the primary's sequence space) goes to the client. */
+  primaryLost(reason: string): void {
+    if (this.currentMode === 'failover') return;
+    if (this.currentMode === 'protected') this.apply(this.engine.flush(this.clock()));
+    this.gate?.release();
+    this.setMode('failover', reason);
+    this.mirror?.release((frame) => this.redissect(frame), this.clock());
+  }
+
+  status(): object {
+    return {
+      mode: this.currentMode,
+      checkpointRunning: this.checkpointRunning,
+      counters: this.counters,
+      gate: this.gate ? { ...this.gate.counters, heldFrames: this.gate.heldFrames, heldBytes: this.gate.heldBytes } : null,
+      mirror: this.mirror ? { ...this.mirror.counters, heldFrames: this.mirror.heldFrames } : null,
+      rewriter: { ...this.rewriter.counters, connections: this.rewriter.size },
+      engine: this.engine.stats(),
+    };
+  }
+
+  private sinkFor(onFrame: (frame: Buffer, start: number) => void): FrameSink {
+    return {
+      onFrame,
+      onReject: (reason: FramingRejectReason) => {
+        this.counters.rejected++;
+        this.emit('rejected', { reason });
+      },
+    };
+  }
+
+  private onClientFrame(frame: Buffer): void {
+    this.counters.framesIn.client++;
+    const info = dissect(frame, 0, frame.length, this.info) === null ? this.info : null;
+    this.mirror?.onClientFrame(frame, info, this.clock());
+  }
+
+  private onPrimaryFrame(frame: Buffer, start: number): void {
+    this.counters.framesIn.primary++;
+    switch (this.currentMode) {
+      case 'protected': {
+        if (dissect(frame, start, frame.length, this.info) === null) this.rewriter.fromPrimary(this.info, this.clock());
+        this.apply(this.engine.push('primary', frame, start, this.clock()));
+        return;
+      }
+      case 'failover':
+        this.counters.primaryAfterFailover++;
+        return;
+      default:
+        this.counters.passedThrough++;
+        this.gate?.pass(frame, start);
+    }
+  }
+
+  private onSecondaryFrame(frame: Buffer, start: number): void {
+    this.counters.framesIn.secondary++;
+    const mode = this.currentMode;
+    if (mode === 'unprotected' || mode === 'solo') {
+      this.counters.secondaryUnprotected++;
+      return;
+    }
+    const parsed = dissect(frame, start, frame.length, this.info) === null;
+    if (parsed) this.rewriter.fromSecondary(frame, this.info, this.clock());
+    if (mode === 'failover') {
+      this.counters.failoverReleased++;
+      this.gate?.pass(frame, start);
+      return;
+    }
+    this.apply(this.engine.push('secondary', frame, start, this.clock()));
+  }
+
+  private apply(decision: Decision): void {
+    const gate = this.gate;
+    for (const packet of decision.release) {
+      this.counters.released++;
+      gate?.pass(packet.frame, packet.start);
+    }
+    this.counters.secondaryDropped += decision.drop.length;
+    for (const bad of decision.malformed) {
+      this.counters.malformed++;
+      this.emit('malformed', { side: bad.side, reason: bad.reason as MalformedReason });
+    }
+    // Copy out before emitting: listeners may call back into the engine, which reuses the Decision.
+    const divergences: Divergence[] = decision.divergences.length === 0 ? [] : [...decision.divergences];
+    for (const divergence of divergences) {
+      this.emit('divergence', divergence);
+      this.requestCheckpoint(divergence.reason);
+    }
+  }
+
+  private startCheckpoint(reason: string): void {
+    this.checkpointRunning = true;
+    if (this.checkpointTimer) clearTimeout(this.checkpointTimer);
+    this.gate?.hold();
+    this.mirror?.hold();
+    this.emit('checkpoint-start', { reason });
+    void this.checkpoints!.checkpoint(reason).then(
+      (outcome) => this.onCheckpointOutcome(reason, outcome),
+      () => this.onCheckpointOutcome(reason, { ok: false, secondaryLost: true }),
+    );
+  }
+
+  private onCheckpointOutcome(reason: string, outcome: { ok: boolean; secondaryLost?: boolean }): void {
+    this.checkpointRunning = false;
+    if (outcome.ok) {
+      this.finishCheckpoint(reason, true);
+    } else {
+      this.counters.checkpointFailures++;
+      if (outcome.secondaryLost) this.goSolo(`checkpoint failed (${reason}): secondary lost`);
+      else this.finishCheckpoint(reason, false);
+    }
+    if (this.pendingReason !== null && this.currentMode === 'protected') {
+      const next = this.pendingReason;
+      this.pendingReason = null;
+      this.startCheckpoint(next);
+    } else {
+      this.pendingReason = null;
+      this.armCheckpointTimer();
+    }
+  }
+
+  /**
+   * LOADED (or a failed checkpoint that kept the secondary): release every held primary frame in order,
+   * then the gate's, then deliver the held client input to both VMs.
+   */
+  private finishCheckpoint(reason: string, ok: boolean): void {
+    const now = this.clock();
+    this.apply(this.engine.flush(now));
+    const flushedFrames = this.gate?.release() ?? 0;
+    if (ok) {
+      this.counters.checkpoints++;
+      this.rewriter.onCheckpoint(this.options.resetOffsetsOnCheckpoint);
+    }
+    const deliveredIngress = this.mirror?.release((frame) => this.redissect(frame), now) ?? 0;
+    const done: CheckpointDone = { reason, ok, flushedFrames, deliveredIngress };
+    this.emit('checkpoint', done);
+  }
+
+  private goSolo(reason: string): void {
+    if (this.currentMode === 'solo' || this.currentMode === 'failover') return;
+    if (this.currentMode === 'protected') this.apply(this.engine.flush(this.clock()));
+    this.gate?.release();
+    this.pendingReason = null;
+    this.setMode('solo', reason);
+    this.mirror?.release((frame) => this.redissect(frame), this.clock());
+  }
+
+  private onProtected(): void {
+    if (this.currentMode === 'protected' || this.currentMode === 'failover') return;
+    // The secondary was (re-)seeded with a full copy: it is a clone, so offsets restart from 0.
+    this.rewriter.onCheckpoint(true);
+    this.setMode('protected', 'secondary ready');
+    this.armCheckpointTimer();
+  }
+
+  private setMode(mode: Mode, reason: string): void {
+    this.currentMode = mode;
+    if (this.mirror) this.mirror.targets = this.mirrorTargets();
+    this.emit('mode', { mode, reason });
+  }
+
+  private mirrorTargets(): 'primary' | 'both' | 'secondary' {
+    if (this.currentMode === 'protected') return 'both';
+    return this.currentMode === 'failover' ? 'secondary' : 'primary';
+  }
+
+  private armCheckpointTimer(): void {
+    if (this.checkpointTimer) clearTimeout(this.checkpointTimer);
+    this.checkpointTimer = null;
+    if (this.stopped || this.options.checkpointTimerMs <= 0 || this.currentMode !== 'protected' || !this.checkpoints) {
+      return;
+    }
+    this.checkpointTimer = setTimeout(() => this.requestCheckpoint('timer'), this.options.checkpointTimerMs);
+    this.checkpointTimer.unref();
+  }
+
+  private redissect(frame: Buffer): FrameInfo | null {
+    return dissect(frame, 0, frame.length, this.info) === null ? this.info : null;
+  }
+}
+
+function describe(event: unknown): string {
+  if (event && typeof event === 'object' && 'reason' in event) return String((event as { reason: unknown }).reason);
+  return String(event);
+}

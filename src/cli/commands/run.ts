@@ -1,0 +1,46 @@
+import type { Command } from 'commander';
+import { LiveCaptureUnavailable } from '../../../proxy/ports/live.js';
+import { loadInlineConfig } from '../../config/inline.js';
+import { startInlineApp } from '../../inline/app.js';
+import { OffloadError } from '../../inline/offloads.js';
+import { createLogger } from '../../log.js';
+
+/** Exit status when the host lacks something `run` needs (libpcap, offloads off): fix the host, not the config. */
+export const EXIT_HOST_NOT_READY = 4;
+
+/**
+ * `colo-proxy run --config FILE`: the inline proxy between the client side and the two VMs. Prints one JSON
+ * object per line on stdout for each event (started, mode, ready, divergence, checkpoint-start,
+ * checkpoint-loaded, checkpoint, secondary-lost, primary-health, oversized); logs go to stderr. Runs until
+ * SIGINT or SIGTERM. docs/inline.md describes the config file.
+ */
+export function registerRun(program: Command): void {
+  program
+    .command('run')
+    .description('run the inline proxy on three interfaces (client, primary VM, secondary VM)')
+    .requiredOption('--config <file>', 'YAML config file (docs/inline.md)')
+    .action(async (opts: { config: string }) => {
+      const config = loadInlineConfig(opts.config);
+      const logger = createLogger();
+      const print = (event: object): void => {
+        process.stdout.write(`${JSON.stringify(event)}\n`);
+      };
+      let app;
+      try {
+        app = await startInlineApp(config, logger, { onEvent: print });
+      } catch (err) {
+        if (err instanceof LiveCaptureUnavailable || err instanceof OffloadError) {
+          process.stderr.write(`colo-proxy run: ${err.message}\n`);
+          process.exitCode = EXIT_HOST_NOT_READY;
+          return;
+        }
+        throw err;
+      }
+      await new Promise<void>((resolve) => {
+        for (const signal of ['SIGINT', 'SIGTERM'] as const) process.once(signal, () => resolve());
+      });
+      await app.close();
+      print({ event: 'stopped', time: Date.now(), status: app.status() });
+      logger.flush();
+    });
+}

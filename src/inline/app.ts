@@ -1,0 +1,279 @@
+import type { EventEmitter } from 'node:events';
+import type { Divergence } from '../../compare/types.js';
+import { InlineProxy, type CheckpointDone, type FramePort, type Mode } from '../../proxy/inline.js';
+import { LivePort, type LivePortCounters, type LivePortOptions } from '../../proxy/ports/live.js';
+import { DivergenceRecorder } from '../capture/divergence-recorder.js';
+import { Coordinator } from '../checkpoint/coordinator.js';
+import type { CheckpointReport } from '../checkpoint/engine.js';
+import { linkCoordinator, type Link } from '../checkpoint/link.js';
+import { loadControlSecurity } from '../checkpoint/tls.js';
+import { checkpointEndpoint, checkpointSecurity, createDriver } from '../config/checkpoint.js';
+import type { InlineConfig } from '../config/inline.js';
+import type { Logger } from '../log.js';
+import { EventLog } from '../stats/events.js';
+import { ColoMetrics, type CheckpointPhase } from '../stats/metrics.js';
+import { parseListenAddress, startStatsServer, type StatsServer } from '../stats/server.js';
+import { probeFor, watchPrimary, type HealthWatch } from './health.js';
+import { checkOffloads } from './offloads.js';
+
+/**
+ * `colo-proxy run`: builds the inline proxy from its config. Order matters: offloads are checked before
+ * any capture opens; the data plane and its ports come up before the coordinator dials the secondary, so
+ * the primary's service is reachable (unprotected, passed through) while the secondary is being seeded.
+ */
+
+/** One line of `run`'s stdout (NDJSON): what a supervisor or a test waits on. `time` is epoch ms. */
+export type AppEvent = { event: string; time: number } & Record<string, unknown>;
+
+export type PortLike = FramePort & Pick<EventEmitter, 'on'> & { readonly counters: LivePortCounters };
+
+export interface AppDependencies {
+  /** Opens one interface; LivePort by default (throws LiveCaptureUnavailable without libpcap). */
+  openPort?: (options: LivePortOptions) => PortLike;
+  /** Skips the ethtool check (tests with memory ports). */
+  checkOffloads?: (ifaces: string[]) => Promise<void>;
+  onEvent?: (event: AppEvent) => void;
+}
+
+export interface InlineApp {
+  readonly proxy: InlineProxy;
+  readonly coordinator: Coordinator;
+  readonly metrics: ColoMetrics;
+  readonly stats: StatsServer | null;
+  status(): object;
+  close(): Promise<void>;
+}
+
+/** Epoch milliseconds with sub-millisecond resolution: comparison latencies and pcapng times both need it. */
+const wallClock = (): number => performance.timeOrigin + performance.now();
+
+export async function startInlineApp(config: InlineConfig, logger: Logger, deps: AppDependencies = {}): Promise<InlineApp> {
+  const emit = (event: string, fields: Record<string, unknown> = {}): void =>
+    deps.onEvent?.({ event, time: Date.now(), ...fields });
+  const ifaces = config.interfaces;
+  if (config.offloadCheck) await (deps.checkOffloads ?? checkOffloads)([ifaces.client, ifaces.primary, ifaces.secondary]);
+
+  const closers: Array<() => Promise<void> | void> = [];
+  const closeAll = async (): Promise<void> => {
+    for (const close of closers.splice(0).reverse()) {
+      try {
+        await close();
+      } catch (err) {
+        logger.warn({ err: (err as Error).message }, 'error while shutting down');
+      }
+    }
+  };
+
+  try {
+    const events = config.events === undefined ? null : await EventLog.open(config.events);
+    if (events) closers.push(() => events.close());
+    const recorder =
+      config.divergences === undefined
+        ? null
+        : await DivergenceRecorder.open(config.divergences, { comment: 'colo-proxy run: diverging packet pairs' });
+    if (recorder) closers.push(() => recorder.close());
+
+    const material = await loadControlSecurity(checkpointSecurity(config.checkpoint), logger);
+    const driver = createDriver(config.checkpoint.driver, { maxStateBytes: config.checkpoint.maxStateBytes, logger });
+    closers.push(() => driver.close?.());
+    // The proxy owns CHKPOINT_TIMER: a checkpoint it did not start would not hold the gate.
+    const coordinator = new Coordinator({
+      driver,
+      timeouts: config.checkpoint.timeouts,
+      maxStateBytes: config.checkpoint.maxStateBytes,
+      checkpointTimerMs: null,
+      logger,
+    });
+    const proxy = new InlineProxy(
+      coordinator,
+      {
+        compare: config.compare,
+        rewriter: {
+          maxHeldPerConnection: config.rewriter.maxHeldPerConnection,
+          maxConnections: config.rewriter.maxConnections,
+          lingerMs: config.rewriter.lingerMs,
+          idleMs: config.rewriter.idleMs,
+        },
+        resetOffsetsOnCheckpoint: config.rewriter.resetOffsetsOnCheckpoint,
+        maxHeldFrames: config.gate.maxHeldFrames,
+        maxHeldIngress: config.mirror.maxHeldIngress,
+        checkpointTimerMs: config.checkpoint.checkpointTimerMs,
+      },
+      wallClock,
+    );
+
+    const metrics = new ColoMetrics();
+    metrics.setMode('unprotected');
+    const sync = new CounterSync(proxy, metrics);
+    wireObservers({ proxy, coordinator, metrics, events, recorder, logger, emit });
+
+    const openPort = deps.openPort ?? ((options: LivePortOptions) => new LivePort(options));
+    const ports = {} as Record<'client' | 'primary' | 'secondary', PortLike>;
+    for (const role of ['client', 'primary', 'secondary'] as const) {
+      const port = openPort({
+        name: role,
+        iface: ifaces[role],
+        sink: proxy.sinks[role],
+        bufferFrames: config.captureBufferFrames,
+        mtu: config.mtu,
+      });
+      ports[role] = port;
+      closers.push(() => port.close());
+      port.on('oversized', (message: string) => {
+        logger.error({ iface: ifaces[role], role }, message);
+        emit('oversized', { role, iface: ifaces[role], message });
+      });
+    }
+    proxy.attach(ports);
+    proxy.start();
+    closers.push(() => proxy.stop());
+    const sampler = setInterval(() => sync.run(), 500);
+    sampler.unref();
+    closers.push(() => clearInterval(sampler));
+
+    let health: HealthWatch | null = null;
+    let link: Link | null = null;
+    const failover = (reason: string): void => {
+      if (proxy.mode === 'failover') return;
+      logger.error({ reason }, 'primary lost: failing over to the secondary');
+      proxy.primaryLost(reason);
+      health?.stop();
+      // The coordinator has no primary left to checkpoint; closing it tells the agent the primary is gone.
+      void coordinator.close().then(() => link?.close());
+    };
+    coordinator.on('primary-lost', (event) => failover(event.error.message));
+    if (config.primaryHealth.kind !== 'none') {
+      const check = config.primaryHealth;
+      health = watchPrimary({
+        probe: probeFor(check),
+        intervalMs: check.intervalMs,
+        failures: check.failures,
+        timeoutMs: check.timeoutMs,
+        onFailure: (reason, inARow) => {
+          logger.warn({ reason, inARow, of: check.failures }, 'primary health check failed');
+          emit('primary-health', { ok: false, reason, inARow });
+        },
+        onLost: failover,
+      });
+      closers.push(() => health?.stop());
+    }
+
+    closers.push(() => coordinator.close());
+    link = await linkCoordinator(coordinator, checkpointEndpoint(config.checkpoint), {
+      material,
+      logger,
+      connectTimeoutMs: config.checkpoint.timeouts.connectMs,
+    });
+    const activeLink = link;
+    closers.push(() => activeLink.close());
+
+    const portCounters = (): object =>
+      Object.fromEntries(Object.entries(ports).map(([role, port]) => [role, { iface: ifaces[role as 'client'], ...port.counters }]));
+    const status = (): object => {
+      sync.run();
+      return { inline: proxy.status(), ports: portCounters(), primaryHealth: health ? { failing: health.failing } : null };
+    };
+    let stats: StatsServer | null = null;
+    if (config.metrics !== undefined) {
+      const address = parseListenAddress(config.metrics, 'metrics');
+      stats = await startStatsServer({ host: address.host, port: address.port, metrics, status });
+      const server = stats;
+      closers.push(() => server.close());
+    }
+    emit('started', {
+      interfaces: ifaces,
+      endpoint: config.checkpoint.endpoint,
+      metrics: stats ? `${stats.host}:${stats.port}` : null,
+    });
+    logger.info({ interfaces: ifaces, mode: proxy.mode }, 'inline proxy running');
+    return { proxy, coordinator, metrics, stats, status, close: closeAll };
+  } catch (err) {
+    await closeAll();
+    throw err;
+  }
+}
+
+interface Observers {
+  proxy: InlineProxy;
+  coordinator: Coordinator;
+  metrics: ColoMetrics;
+  events: EventLog | null;
+  recorder: DivergenceRecorder | null;
+  logger: Logger;
+  emit: (event: string, fields?: Record<string, unknown>) => void;
+}
+
+function wireObservers({ proxy, coordinator, metrics, events, recorder, logger, emit }: Observers): void {
+  proxy.on('mode', ({ mode, reason }: { mode: Mode; reason: string }) => {
+    metrics.setMode(mode);
+    events?.mode(Date.now(), mode, reason);
+    const level = mode === 'solo' || mode === 'failover' ? 'error' : 'info';
+    logger[level]({ mode, reason }, `mode: ${mode}`);
+    emit('mode', { mode, reason });
+  });
+  proxy.on('divergence', (d: Divergence) => {
+    metrics.recordDecision({ release: [], drop: [], divergences: [d], malformed: [] });
+    events?.divergence(d);
+    recorder?.record(d);
+    emit('divergence', { reason: d.reason, protocol: d.protocol, connection: d.connection, offset: d.offset });
+  });
+  proxy.on('malformed', ({ side, reason }: { side: 'primary' | 'secondary'; reason: string }) => {
+    metrics.recordMalformed(side, reason);
+  });
+  proxy.on('checkpoint-request', ({ reason }: { reason: string }) => metrics.recordCheckpointRequest(reason));
+  proxy.on('checkpoint-start', ({ reason }: { reason: string }) => emit('checkpoint-start', { reason }));
+  proxy.on('checkpoint', (done: CheckpointDone) => emit('checkpoint-loaded', { ...done }));
+  coordinator.on('ready', (event) => emit('ready', { ...event }));
+  coordinator.on('secondary-lost', (event) =>
+    emit('secondary-lost', { reason: event.reason, message: event.error.message, wasProtected: event.wasProtected }),
+  );
+  coordinator.on('checkpoint', (report: CheckpointReport) => {
+    const phases: Partial<Record<CheckpointPhase, number>> = {};
+    for (const phase of ['suspend', 'save', 'transfer', 'load', 'total'] as const) {
+      const ms = report.durations[phase];
+      if (ms !== null) phases[phase] = ms;
+    }
+    metrics.recordCheckpoint(report.ok ? 'ok' : 'failed', phases);
+    events?.checkpoint(Date.now(), report.reason, report.ok ? 'ok' : 'failed', phases);
+    emit('checkpoint', {
+      reason: report.reason,
+      reasons: report.reasons,
+      ok: report.ok,
+      seeding: report.seeding,
+      durationsMs: report.durations,
+      ...(report.ok ? {} : { error: report.error.code, message: report.error.message }),
+    });
+  });
+}
+
+/**
+ * The data plane keeps plain counters (no per-frame metric calls); this publishes their growth into the
+ * Prometheus counters twice a second and on every /stats request.
+ */
+class CounterSync {
+  private last = { primary: 0, secondary: 0, released: 0, dropped: 0 };
+
+  constructor(
+    private readonly proxy: InlineProxy,
+    private readonly metrics: ColoMetrics,
+  ) {}
+
+  run(): void {
+    const c = this.proxy.counters;
+    const released = c.released + c.passedThrough + c.failoverReleased;
+    const now = { primary: c.framesIn.primary, secondary: c.framesIn.secondary, released, dropped: c.secondaryDropped };
+    this.metrics.recordFramesIn('primary', now.primary - this.last.primary);
+    this.metrics.recordFramesIn('secondary', now.secondary - this.last.secondary);
+    const release = new Array<never>(now.released - this.last.released);
+    const drop = new Array<never>(now.dropped - this.last.dropped);
+    if (release.length > 0 || drop.length > 0) this.metrics.recordDecision({ release, drop, divergences: [], malformed: [] });
+    this.last = now;
+    const engine = this.proxy.engine.stats() as unknown as Record<string, number>;
+    if (typeof engine.connections === 'number') this.metrics.setConnections(engine.connections);
+    if (typeof engine.heldPrimaryPackets === 'number') {
+      this.metrics.setQueueDepth('primary', engine.heldPrimaryPackets);
+      this.metrics.setQueueDepth('secondary', engine.heldSecondaryPackets);
+      this.metrics.setHeld(engine.heldPrimaryPackets, engine.heldPrimaryBytes);
+    }
+  }
+}

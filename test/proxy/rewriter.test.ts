@@ -1,0 +1,209 @@
+import fc from 'fast-check';
+import { describe, expect, it } from 'vitest';
+import { encodeTcpOptions } from '../../compare/wire/tcp.js';
+import { buildTcp } from '../../compare/wire/build.js';
+import { transportChecksumOk } from '../../compare/wire/checksum.js';
+import { dissect } from '../../compare/wire/dissect.js';
+import { FrameInfo, TcpFlag } from '../../compare/wire/frame-info.js';
+import { SeqRewriter } from '../../proxy/rewriter.js';
+
+const CLIENT = { ip: '10.0.0.1', port: 40000 };
+const VM = { ip: '10.0.0.2', port: 80 };
+const { SYN, ACK, FIN, RST, PSH } = TcpFlag;
+
+function fromClient(seq: number, ack: number, flags: number, payload = '', options?: Buffer): Buffer {
+  return buildTcp({ src: CLIENT.ip, dst: VM.ip, srcPort: CLIENT.port, dstPort: VM.port, seq, ack, flags, payload, options });
+}
+function fromVm(seq: number, ack: number, flags: number, payload = ''): Buffer {
+  return buildTcp({ src: VM.ip, dst: CLIENT.ip, srcPort: VM.port, dstPort: CLIENT.port, seq, ack, flags, payload });
+}
+function info(frame: Buffer): FrameInfo {
+  const out = new FrameInfo();
+  expect(dissect(frame, 0, frame.length, out)).toBeNull();
+  return out;
+}
+
+function harness() {
+  const released: Buffer[] = [];
+  const rewriter = new SeqRewriter({ releaseToSecondary: (f) => released.push(f) });
+  const toSecondary = (frame: Buffer, now = 0) => rewriter.toSecondary(frame, info(frame), now);
+  const primary = (frame: Buffer, now = 0) => rewriter.fromPrimary(info(frame), now);
+  const secondary = (frame: Buffer, now = 0) => {
+    rewriter.fromSecondary(frame, info(frame), now);
+    return info(frame);
+  };
+  return { rewriter, released, toSecondary, primary, secondary };
+}
+
+const CLIENT_ISN = 1000;
+const PRI_ISN = 5000;
+const SEC_ISN = 900_000;
+
+/** A client-initiated handshake in which both VMs answered. */
+function handshake(h: ReturnType<typeof harness>, priIsn = PRI_ISN, secIsn = SEC_ISN) {
+  expect(h.toSecondary(fromClient(CLIENT_ISN, 0, SYN))).toBe('forward');
+  h.primary(fromVm(priIsn, CLIENT_ISN + 1, SYN | ACK));
+  h.secondary(fromVm(secIsn, CLIENT_ISN + 1, SYN | ACK));
+}
+
+describe('SeqRewriter: learning the offset from the handshake', () => {
+  it('maps the secondary SYN|ACK and later output into the primary sequence space with valid checksums', () => {
+    const h = harness();
+    handshake(h);
+    const data = h.secondary(fromVm(SEC_ISN + 1, CLIENT_ISN + 1, ACK | PSH, 'hello'));
+    expect(data.tcpSeq).toBe(PRI_ISN + 1);
+    expect(transportChecksumOk(data)).toBe(true);
+    expect(h.rewriter.counters.offsetsLearned).toBe(1);
+  });
+
+  it("rewrites the client's ack toward the secondary, leaving the primary's copy alone", () => {
+    const h = harness();
+    handshake(h);
+    const frame = fromClient(CLIENT_ISN + 1, PRI_ISN + 1, ACK);
+    const primaryCopy = Buffer.from(frame);
+    expect(h.toSecondary(frame)).toBe('forward');
+    const rewritten = info(frame);
+    expect(rewritten.tcpAck).toBe(SEC_ISN + 1);
+    expect(transportChecksumOk(rewritten)).toBe(true);
+    expect(info(primaryCopy).tcpAck).toBe(PRI_ISN + 1);
+  });
+
+  it('works across the 32-bit wrap (secondary ISN below the primary one)', () => {
+    const h = harness();
+    handshake(h, 0xfffffff0, 5);
+    const frame = fromClient(CLIENT_ISN + 1, 0xfffffff1, ACK);
+    h.toSecondary(frame);
+    expect(info(frame).tcpAck).toBe(6);
+    expect(h.secondary(fromVm(6, CLIENT_ISN + 1, ACK, 'x')).tcpSeq).toBe(0xfffffff1);
+  });
+
+  it('holds client frames to the secondary until its ISN is known, then releases them rewritten and in order', () => {
+    const h = harness();
+    h.toSecondary(fromClient(CLIENT_ISN, 0, SYN));
+    h.primary(fromVm(PRI_ISN, CLIENT_ISN + 1, SYN | ACK));
+    // The client answered the primary's SYN|ACK before the secondary's arrived.
+    expect(h.toSecondary(fromClient(CLIENT_ISN + 1, PRI_ISN + 1, ACK))).toBe('held');
+    expect(h.toSecondary(fromClient(CLIENT_ISN + 1, PRI_ISN + 1, ACK | PSH, 'GET /'))).toBe('held');
+    expect(h.released).toHaveLength(0);
+    h.secondary(fromVm(SEC_ISN, CLIENT_ISN + 1, SYN | ACK));
+    expect(h.released.map((f) => info(f).tcpAck)).toEqual([SEC_ISN + 1, SEC_ISN + 1]);
+    expect(info(h.released[1]).payloadLength).toBe(5);
+    expect(h.released.every((f) => transportChecksumOk(info(f)))).toBe(true);
+  });
+
+  it('drops and counts client frames beyond the per-connection hold', () => {
+    const released: Buffer[] = [];
+    const rewriter = new SeqRewriter({ releaseToSecondary: (f) => released.push(f) }, { maxHeldPerConnection: 2 });
+    const syn = fromClient(CLIENT_ISN, 0, SYN);
+    rewriter.toSecondary(syn, info(syn), 0);
+    const results = [0, 1, 2].map(() => {
+      const f = fromClient(CLIENT_ISN + 1, PRI_ISN + 1, ACK);
+      return rewriter.toSecondary(f, info(f), 0);
+    });
+    expect(results).toEqual(['held', 'held', 'dropped']);
+    expect(rewriter.counters.heldOverflow).toBe(1);
+  });
+
+  it('learns VM-initiated connections from both SYNs and rewrites the client SYN|ACK', () => {
+    const h = harness();
+    h.primary(fromVm(PRI_ISN, 0, SYN));
+    h.secondary(fromVm(SEC_ISN, 0, SYN));
+    const synAck = fromClient(CLIENT_ISN, PRI_ISN + 1, SYN | ACK);
+    expect(h.toSecondary(synAck)).toBe('forward');
+    expect(info(synAck).tcpAck).toBe(SEC_ISN + 1);
+  });
+
+  it('rewrites SACK edges with the ack', () => {
+    const h = harness();
+    handshake(h);
+    const sack = encodeTcpOptions([{ kind: 5, blocks: [[PRI_ISN + 101, PRI_ISN + 201]] }]);
+    const frame = fromClient(CLIENT_ISN + 1, PRI_ISN + 1, ACK, '', sack);
+    h.toSecondary(frame);
+    const rewritten = info(frame);
+    const edge = rewritten.l4Offset + 20 + sackEdgeOffset(frame, rewritten);
+    expect(frame.readUInt32BE(edge)).toBe(SEC_ISN + 101);
+    expect(frame.readUInt32BE(edge + 4)).toBe(SEC_ISN + 201);
+    expect(transportChecksumOk(rewritten)).toBe(true);
+  });
+
+  it('passes frames of connections it never saw open unchanged (offset 0: the secondary is a clone)', () => {
+    const h = harness();
+    const frame = fromClient(CLIENT_ISN + 1, PRI_ISN + 1, ACK);
+    const before = Buffer.from(frame);
+    expect(h.toSecondary(frame)).toBe('forward');
+    expect(frame.equals(before)).toBe(true);
+  });
+});
+
+describe('SeqRewriter: teardown, checkpoints, forgetting', () => {
+  it('tracks teardown in the primary space and forgets the connection after the linger time', () => {
+    const h = harness();
+    handshake(h);
+    h.toSecondary(fromClient(CLIENT_ISN + 1, PRI_ISN + 1, FIN | ACK));
+    h.secondary(fromVm(SEC_ISN + 1, CLIENT_ISN + 2, FIN | ACK), 10);
+    // The last ACK still needs rewriting while closing.
+    const lastAck = fromClient(CLIENT_ISN + 2, PRI_ISN + 2, ACK);
+    h.toSecondary(lastAck, 20);
+    expect(info(lastAck).tcpAck).toBe(SEC_ISN + 2);
+    expect(h.rewriter.offsets()[0].phase).toBe('closing');
+    h.rewriter.sweep(10 + 4999);
+    expect(h.rewriter.size).toBe(1);
+    h.rewriter.sweep(10 + 5000);
+    expect(h.rewriter.size).toBe(0);
+  });
+
+  it('closes on RST from either side', () => {
+    const h = harness();
+    handshake(h);
+    h.secondary(fromVm(SEC_ISN + 1, CLIENT_ISN + 1, RST), 7);
+    expect(h.rewriter.offsets()[0].phase).toBe('closing');
+  });
+
+  it('zeroes every offset after a checkpoint when the secondary became a clone, and keeps them otherwise', () => {
+    const h = harness();
+    handshake(h);
+    h.rewriter.onCheckpoint(false);
+    expect(h.rewriter.offsets()[0].offset).toBe(SEC_ISN - PRI_ISN);
+    h.rewriter.onCheckpoint(true);
+    expect(h.rewriter.offsets()[0].offset).toBe(0);
+    const frame = fromClient(CLIENT_ISN + 1, PRI_ISN + 1, ACK);
+    h.toSecondary(frame);
+    expect(info(frame).tcpAck).toBe(PRI_ISN + 1);
+  });
+
+  it('restarts learning when a client SYN reuses the port of a closed connection', () => {
+    const h = harness();
+    handshake(h);
+    h.toSecondary(fromClient(CLIENT_ISN + 1, PRI_ISN + 1, RST));
+    handshake(h, 7000, 8000);
+    const frame = fromClient(CLIENT_ISN + 1, 7001, ACK);
+    h.toSecondary(frame);
+    expect(info(frame).tcpAck).toBe(8001);
+  });
+
+  it('property: any ISN pair maps secondary seqs onto primary seqs and client acks back, checksums valid', () => {
+    fc.assert(
+      fc.property(fc.integer({ min: 0, max: 0xffffffff }), fc.integer({ min: 0, max: 0xffffffff }), fc.nat(1 << 20), (pri, sec, delta) => {
+        const h = harness();
+        handshake(h, pri, sec);
+        const out = h.secondary(fromVm((sec + 1 + delta) >>> 0, CLIENT_ISN + 1, ACK, 'abc'));
+        const ack = fromClient(CLIENT_ISN + 1, (pri + 1 + delta) >>> 0, ACK);
+        h.toSecondary(ack);
+        return (
+          out.tcpSeq === ((pri + 1 + delta) >>> 0) &&
+          info(ack).tcpAck === ((sec + 1 + delta) >>> 0) &&
+          transportChecksumOk(out) &&
+          transportChecksumOk(info(ack))
+        );
+      }),
+      { numRuns: 300 },
+    );
+  });
+});
+
+/** Offset of the first SACK edge within the TCP options. */
+function sackEdgeOffset(frame: Buffer, i: FrameInfo): number {
+  let at = i.l4Offset + 20;
+  while (frame[at] !== 5) at += frame[at] === 1 ? 1 : frame[at + 1];
+  return at + 2 - (i.l4Offset + 20);
+}
