@@ -156,16 +156,20 @@ describe('state buffer reuse', () => {
       decoder.push(wire.subarray(0, 20));
       decoder.push(wire.subarray(20));
     };
-    send('first state');
+    // Above Node's 4 KiB pool threshold, so every allocation has an ArrayBuffer of its own.
+    const first = '1'.repeat(9000);
+    const second = '2'.repeat(8000);
+    const third = '3'.repeat(8500);
+    send(first);
     decoder.releaseState();
-    send('second');
+    send(second);
     expect(states[1].buffer).toBe(states[0].buffer);
-    expect(states[1].toString()).toBe('second');
+    expect(states[1].toString()).toBe(second);
     // Not released: the next state must land elsewhere and leave the lent one intact.
-    send('third state!');
+    send(third);
     expect(states[2].buffer).not.toBe(states[1].buffer);
-    expect(states[1].toString()).toBe('second');
-    expect(states[2].toString()).toBe('third state!');
+    expect(states[1].toString()).toBe(second);
+    expect(states[2].toString()).toBe(third);
   });
 
   it('copies out of chunks the caller reuses instead of keeping a view', () => {
