@@ -36,7 +36,13 @@ class NullDriver implements VmDriver {
   async resume(): Promise<void> {}
 }
 
-const timeouts = { waitMs: 10_000, transferMs: 120_000, loadMs: 60_000, heartbeatIntervalMs: 500, heartbeatLossMs: 10_000 };
+const timeouts = {
+  waitMs: 10_000,
+  transferMs: 120_000,
+  loadMs: 60_000,
+  heartbeatIntervalMs: 500,
+  heartbeatLossMs: 10_000,
+};
 
 async function tlsFiles(dir: string): Promise<{ ca: string; cert: string; key: string } | null> {
   try {
@@ -45,7 +51,23 @@ async function tlsFiles(dir: string): Promise<{ ca: string; cert: string; key: s
     run('req', '-x509', ...ec, '-keyout', 'ca.key', '-out', 'ca.crt', '-subj', '/CN=bench CA', '-days', '1');
     run('req', ...ec, '-keyout', 'node.key', '-out', 'node.csr', '-subj', '/CN=node');
     writeFileSync(join(dir, 'ext.cnf'), 'subjectAltName=IP:127.0.0.1\nextendedKeyUsage=serverAuth,clientAuth\n');
-    run('x509', '-req', '-in', 'node.csr', '-CA', 'ca.crt', '-CAkey', 'ca.key', '-CAcreateserial', '-out', 'node.crt', '-days', '1', '-extfile', 'ext.cnf');
+    run(
+      'x509',
+      '-req',
+      '-in',
+      'node.csr',
+      '-CA',
+      'ca.crt',
+      '-CAkey',
+      'ca.key',
+      '-CAcreateserial',
+      '-out',
+      'node.crt',
+      '-days',
+      '1',
+      '-extfile',
+      'ext.cnf',
+    );
     return { ca: join(dir, 'ca.crt'), cert: join(dir, 'node.crt'), key: join(dir, 'node.key') };
   } catch {
     return null;
@@ -75,9 +97,13 @@ async function withPair<T>(
   const ready = new Promise((resolve) => coordinator.once('ready', resolve));
   const link = await linkCoordinator(coordinator, parseEndpoint('listen:127.0.0.1:0'), { material });
   const dial = formatEndpoint({ ...link.endpoint, mode: 'connect' });
-  const child = spawn(process.execPath, [...process.execArgv, process.argv[1], '--agent', dial, files ? JSON.stringify(files) : ''], {
-    stdio: ['pipe', 'inherit', 'inherit'],
-  });
+  const child = spawn(
+    process.execPath,
+    [...process.execArgv, process.argv[1], '--agent', dial, files ? JSON.stringify(files) : ''],
+    {
+      stdio: ['pipe', 'inherit', 'inherit'],
+    },
+  );
   try {
     await ready;
     return await body(coordinator);
@@ -108,7 +134,11 @@ async function syncPointRtt(count: number): Promise<{ p50: number; p99: number }
   });
 }
 
-async function transfer(files: { ca: string; cert: string; key: string } | null, size: number, runs: number): Promise<number> {
+async function transfer(
+  files: { ca: string; cert: string; key: string } | null,
+  size: number,
+  runs: number,
+): Promise<number> {
   return withPair(files, new NullDriver(Buffer.alloc(size, 0xa5)), async (coordinator) => {
     let best = 0;
     for (let i = 0; i < runs; i++) {
@@ -137,7 +167,9 @@ async function main(): Promise<void> {
   const dir = mkdtempSync(join(tmpdir(), 'colo-bench-'));
   try {
     const rtt = await syncPointRtt(count);
-    console.log(`sync-point round trip, empty state, ${count} checkpoints: p50 ${rtt.p50.toFixed(1)} µs, p99 ${rtt.p99.toFixed(1)} µs`);
+    console.log(
+      `sync-point round trip, empty state, ${count} checkpoints: p50 ${rtt.p50.toFixed(1)} µs, p99 ${rtt.p99.toFixed(1)} µs`,
+    );
     const files = await tlsFiles(dir);
     const plain: Record<string, number> = {};
     const tls: Record<string, number | null> = {};
@@ -145,7 +177,9 @@ async function main(): Promise<void> {
       plain[label(size)] = await transfer(null, size, runs);
       console.log(`transfer ${label(size)} plaintext: ${(plain[label(size)] / 1e9).toFixed(2)} GB/s`);
       tls[label(size)] = files ? await transfer(files, size, runs) : null;
-      console.log(`transfer ${label(size)} TLS: ${tls[label(size)] === null ? 'skipped (no openssl)' : `${((tls[label(size)] as number) / 1e9).toFixed(2)} GB/s`}`);
+      console.log(
+        `transfer ${label(size)} TLS: ${tls[label(size)] === null ? 'skipped (no openssl)' : `${((tls[label(size)] as number) / 1e9).toFixed(2)} GB/s`}`,
+      );
     }
     const headline = label(sizes[sizes.length - 1]);
     console.log(

@@ -16,6 +16,7 @@
  *   npm run bench:qemu                       (both; needs qemu-system-x86)
  *   COLO_BENCH_IMPLS=qemu npm run bench:qemu (one side only)
  *   COLO_BENCH_CPU_PROF=/tmp/prof npm run bench:qemu   (ours runs under node --cpu-prof)
+ *   COLO_BENCH_ROUNDS=3, COLO_BENCH_SCALE=1 (frames per run x scale)
  *
  * Output: progress lines on stderr; the last line on stdout is one JSON object.
  */
@@ -29,6 +30,7 @@ import { CompareSession, startCompare, type CompareSettings, type Implementation
 const scale = Number(process.env.COLO_BENCH_SCALE ?? '1');
 const impls = (process.env.COLO_BENCH_IMPLS ?? 'qemu,ours').split(',') as Implementation[];
 const profileDir = process.env.COLO_BENCH_CPU_PROF;
+const rounds = Number(process.env.COLO_BENCH_ROUNDS ?? '3');
 
 interface Workload {
   name: 'tcp1448_1conn' | 'tcp1448_64conn' | 'udp64';
@@ -276,20 +278,30 @@ const workloads = [
   udpWorkload(Math.round(200_000 * scale)),
 ];
 
+const median = (xs: number[]): number => [...xs].sort((x, y) => x - y)[Math.floor(xs.length / 2)];
+
 const result: Record<string, unknown> = {};
 let invalid = false;
 for (const w of workloads) {
-  const generator = await generatorRate(w);
-  const figures: Record<string, number> = {};
-  for (const impl of impls) {
-    const { fps, requests } = await throughput(impl, w);
-    if (requests !== 0) invalid = true;
-    figures[`${impl}_fps`] = Math.round(fps);
-    log(`${w.name} ${impl}: ${Math.round(fps)} frames/s (${w.frames} frames, ${requests} checkpoint requests)`);
+  const generator: number[] = [];
+  const runs = new Map<Implementation, number[]>(impls.map((impl) => [impl, []]));
+  // Rounds alternate the implementations so a busy machine slows both alike; the median is reported.
+  for (let round = 0; round < rounds; round++) {
+    generator.push(await generatorRate(w));
+    for (const impl of impls) {
+      const { fps, requests } = await throughput(impl, w);
+      if (requests !== 0) invalid = true;
+      runs.get(impl)!.push(fps);
+      log(
+        `${w.name} round ${round + 1} ${impl}: ${Math.round(fps)} frames/s (${w.frames} frames, ${requests} requests)`,
+      );
+    }
   }
+  const figures: Record<string, number> = {};
+  for (const impl of impls) figures[`${impl}_fps`] = Math.round(median(runs.get(impl)!));
   const ratio = figures.ours_fps && figures.qemu_fps ? +(figures.ours_fps / figures.qemu_fps).toFixed(2) : null;
-  log(`${w.name} generator alone: ${Math.round(generator)} frames/s`);
-  result[w.name] = { ...figures, ratio, generator_fps: Math.round(generator), frames: w.frames };
+  log(`${w.name} generator alone: ${Math.round(median(generator))} frames/s`);
+  result[w.name] = { ...figures, ratio, generator_fps: Math.round(median(generator)), frames: w.frames, rounds };
 }
 
 const samples = Math.round(2_000 * scale);

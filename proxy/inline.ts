@@ -128,7 +128,10 @@ export class InlineProxy extends EventEmitter {
     super();
     this.options = { ...defaultInlineOptions, ...options };
     this.engine = new CompareEngine(this.options.compare);
-    this.rewriter = new SeqRewriter({ releaseToSecondary: (frame) => this.mirror?.sendToSecondary(frame) }, this.options.rewriter);
+    this.rewriter = new SeqRewriter(
+      { releaseToSecondary: (frame) => this.mirror?.sendToSecondary(frame) },
+      this.options.rewriter,
+    );
     this.sinks = {
       client: this.sinkFor((frame) => this.onClientFrame(frame)),
       primary: this.sinkFor((frame, start) => this.onPrimaryFrame(frame, start)),
@@ -207,7 +210,9 @@ export class InlineProxy extends EventEmitter {
       mode: this.currentMode,
       checkpointRunning: this.checkpointRunning,
       counters: this.counters,
-      gate: this.gate ? { ...this.gate.counters, heldFrames: this.gate.heldFrames, heldBytes: this.gate.heldBytes } : null,
+      gate: this.gate
+        ? { ...this.gate.counters, heldFrames: this.gate.heldFrames, heldBytes: this.gate.heldBytes }
+        : null,
       mirror: this.mirror ? { ...this.mirror.counters, heldFrames: this.mirror.heldFrames } : null,
       rewriter: { ...this.rewriter.counters, connections: this.rewriter.size },
       engine: this.engine.stats(),

@@ -192,7 +192,11 @@ export class SeqRewriter {
   /** Offsets per connection, for status output and tests. */
   offsets(): Array<{ key: string; offset: number; phase: 'learning' | 'established' | 'closing' }> {
     const phases = ['learning', 'established', 'closing'] as const;
-    return [...this.connections].map(([key, c]) => ({ key: printableKey(key), offset: c.offset, phase: phases[c.phase] }));
+    return [...this.connections].map(([key, c]) => ({
+      key: printableKey(key),
+      offset: c.offset,
+      phase: phases[c.phase],
+    }));
   }
 
   private track(key: string, now: number): Connection {

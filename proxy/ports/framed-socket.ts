@@ -10,18 +10,7 @@ export interface ChunkSink extends FrameSink {
   onChunkEnd(): void;
 }
 
-/** A sink for sockets whose input is ignored (outdev): frames are counted, never kept. */
-export class DiscardSink implements ChunkSink {
-  frames = 0;
-  rejects = 0;
-  onFrame(): void {
-    this.frames++;
-  }
-  onReject(): void {
-    this.rejects++;
-  }
-  onChunkEnd(): void {}
-}
+const ignoreFrames: FrameSink = { onFrame() {}, onReject() {} };
 
 export type DisconnectReason = 'closed' | 'replaced' | 'oversized' | 'shutdown';
 
@@ -37,7 +26,8 @@ export interface FramedSocketOptions {
   name: string;
   address: SocketAddress;
   vnetHdr: boolean;
-  sink: ChunkSink;
+  /** Where decoded input goes; null ignores input unread-as-frames (outdev: bytes counted, never parsed). */
+  sink: ChunkSink | null;
   /** Reconnect backoff for connect: addresses: starts here, doubles per failure, capped at retryMaxMs. */
   retryInitialMs?: number;
   retryMaxMs?: number;
@@ -86,7 +76,7 @@ export class FramedSocket extends EventEmitter {
     lostOutputBytes: 0,
   };
   private readonly decoder: FrameDecoder;
-  private readonly sink: ChunkSink;
+  private readonly sink: ChunkSink | null;
   private readonly retryInitialMs: number;
   private readonly retryMaxMs: number;
   private readonly highWaterMark: number;
@@ -114,7 +104,7 @@ export class FramedSocket extends EventEmitter {
     this.name = options.name;
     this.address = options.address;
     this.sink = options.sink;
-    this.decoder = new FrameDecoder(options.vnetHdr, options.sink);
+    this.decoder = new FrameDecoder(options.vnetHdr, options.sink ?? ignoreFrames);
     this.retryInitialMs = options.retryInitialMs ?? 100;
     this.retryMaxMs = options.retryMaxMs ?? 2000;
     this.retryDelay = this.retryInitialMs;
@@ -295,8 +285,10 @@ export class FramedSocket extends EventEmitter {
   private onData(socket: net.Socket, chunk: Buffer): void {
     if (this.socket !== socket) return;
     this.counters.bytesIn += chunk.length;
+    const sink = this.sink;
+    if (sink === null) return;
     const status = this.decoder.push(chunk);
-    this.sink.onChunkEnd();
+    sink.onChunkEnd();
     if (status === 'close') {
       this.closeReason = 'oversized';
       socket.destroy();
@@ -331,7 +323,7 @@ export class FramedSocket extends EventEmitter {
     const reason = this.closeReason ?? 'closed';
     this.closeReason = null;
     this.decoder.end();
-    this.sink.onChunkEnd();
+    this.sink?.onChunkEnd();
     const info: DisconnectInfo = { reason, lostBytes, error: this.lastError };
     this.emit('disconnect', info);
   }

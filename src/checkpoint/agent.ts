@@ -118,7 +118,8 @@ export class Agent extends EventEmitter<AgentEvents> {
       if (!hello.ok) return hello.error;
       if (hello.value.kind !== 'hello') return unexpected('HELLO', hello.value);
       channel.enableExtensions();
-      if (hello.value.version !== PROTOCOL_VERSION) return new VersionMismatchError(PROTOCOL_VERSION, hello.value.version);
+      if (hello.value.version !== PROTOCOL_VERSION)
+        return new VersionMismatchError(PROTOCOL_VERSION, hello.value.version);
       // Initial sync: the primary seeds this VM with a full checkpoint; READY follows the load.
       const seedNew = await channel.expect('NEW', t.waitMs);
       if (!seedNew.ok) return seedNew.error;
@@ -178,7 +179,15 @@ export class Agent extends EventEmitter<AgentEvents> {
     const resumeError = await this.callDriver('resume');
     if (resumeError) return resumeError;
     const resume = this.now() - t1;
-    const report = { suspend, receive, load, resume, total: this.now() - t0, stateBytes: message.state.length, seeding };
+    const report = {
+      suspend,
+      receive,
+      load,
+      resume,
+      total: this.now() - t0,
+      stateBytes: message.state.length,
+      seeding,
+    };
     this.logger.info(report, 'checkpoint loaded');
     this.emit('checkpoint', report);
     return null;
@@ -188,7 +197,12 @@ export class Agent extends EventEmitter<AgentEvents> {
     // Tell an extension peer why, with a code it can act on; a no-op when the channel already failed.
     const code =
       error instanceof LocalDriverError
-        ? { suspend: PeerErrorCode.SUSPEND_FAILED, load: PeerErrorCode.LOAD_FAILED, resume: PeerErrorCode.RESUME_FAILED, save: PeerErrorCode.PROTOCOL }[error.hook]
+        ? {
+            suspend: PeerErrorCode.SUSPEND_FAILED,
+            load: PeerErrorCode.LOAD_FAILED,
+            resume: PeerErrorCode.RESUME_FAILED,
+            save: PeerErrorCode.PROTOCOL,
+          }[error.hook]
         : undefined;
     channel.fail(error, code ?? true);
     if (this.suspended) await this.callDriver('resume');
@@ -201,7 +215,10 @@ export class Agent extends EventEmitter<AgentEvents> {
       this.emit('primary-lost', event);
       return { kind: 'primary-lost', error };
     }
-    this.logger.warn({ reason: error.reason, err: error.message }, 'session with the primary ended: waiting to be re-seeded');
+    this.logger.warn(
+      { reason: error.reason, err: error.message },
+      'session with the primary ended: waiting to be re-seeded',
+    );
     this.emit('dropped', event);
     return { kind: 'dropped', error };
   }
@@ -220,6 +237,7 @@ export class Agent extends EventEmitter<AgentEvents> {
 }
 
 function unexpected(expected: 'HELLO' | 'SEND', message: { kind: string; value?: number }): CheckpointError {
-  const received = message.kind === 'sync' ? (message.value as number) : message.kind === 'hello' ? SyncPoint.HELLO : SyncPoint.SEND;
+  const received =
+    message.kind === 'sync' ? (message.value as number) : message.kind === 'hello' ? SyncPoint.HELLO : SyncPoint.SEND;
   return new UnexpectedSyncPointError(expected, SyncPoint[expected], received);
 }

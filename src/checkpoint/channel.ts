@@ -25,9 +25,7 @@ import { chunkTaps } from './transport.js';
 
 /** One decoded message. ERROR never appears here: it fails the channel with a PeerError instead. */
 export type Message =
-  | { kind: 'sync'; value: SyncPointValue }
-  | { kind: 'state'; state: Buffer }
-  | { kind: 'hello'; version: number };
+  { kind: 'sync'; value: SyncPointValue } | { kind: 'state'; state: Buffer } | { kind: 'hello'; version: number };
 
 /** Every wait is bounded; these are the bounds (milliseconds). */
 export interface ProtocolTimeouts {
@@ -201,7 +199,8 @@ export class ControlChannel {
     if (!result.ok) return result;
     const message = result.value;
     if (message.kind === 'sync' && message.value === SyncPoint[name]) return result;
-    const received = message.kind === 'sync' ? message.value : message.kind === 'hello' ? SyncPoint.HELLO : SyncPoint.SEND;
+    const received =
+      message.kind === 'sync' ? message.value : message.kind === 'hello' ? SyncPoint.HELLO : SyncPoint.SEND;
     return { ok: false, error: new UnexpectedSyncPointError(name, SyncPoint[name], received) };
   }
 

@@ -121,14 +121,21 @@ export class Coordinator extends EventEmitter<EngineEvents> implements Checkpoin
     this.phase = 'handshake';
     channel.onFailure((error) => this.lost(channel, error));
     this.logger.info({ peer }, 'secondary connected: initial sync');
-    this.running = this.handshake(channel);
+    this.running = this.handshake(channel, this.running);
     return true;
   }
 
   checkpoint(reason: string): Promise<CheckpointOutcome> {
     if (this.closed || !this.isProtected) {
       const error = this.closed ? new ShutdownError('coordinator') : new NotProtectedError();
-      return Promise.resolve({ ok: false, reason, reasons: [reason], durations: emptyDurations(), error, secondaryLost: false });
+      return Promise.resolve({
+        ok: false,
+        reason,
+        reasons: [reason],
+        durations: emptyDurations(),
+        error,
+        secondaryLost: false,
+      });
     }
     if (this.running) {
       // One at a time: every request during a checkpoint joins the single next one.
@@ -155,11 +162,14 @@ export class Coordinator extends EventEmitter<EngineEvents> implements Checkpoin
     const channel = this.channel as ControlChannel;
     this.timer.disarm();
     return new Promise((resolve) => {
-      this.running = this.transaction(channel, reasons, false, resolve).then(() => this.finished());
+      const run: Promise<void> = this.transaction(channel, reasons, false, resolve).then(() => this.finished(run));
+      this.running = run;
     });
   }
 
-  private finished(): void {
+  private finished(run: Promise<void>): void {
+    // A reconnection may already have started its initial sync; that one is running now, not this.
+    if (this.running !== run) return;
     this.running = null;
     const next = this.pending;
     this.pending = null;
@@ -201,7 +211,7 @@ export class Coordinator extends EventEmitter<EngineEvents> implements Checkpoin
    * says READY. A seed-only peer opens with READY (it loaded an initial state on its own); it is seeded with
    * a full checkpoint all the same, so a reconnecting secondary never runs on a stale state.
    */
-  private async handshake(channel: ControlChannel): Promise<void> {
+  private async handshake(channel: ControlChannel, previous: Promise<void> | null): Promise<void> {
     const first = await channel.next('READY', this.timeouts.loadMs);
     if (!first.ok) return channel.fail(first.error);
     const message = first.value;
@@ -217,6 +227,9 @@ export class Coordinator extends EventEmitter<EngineEvents> implements Checkpoin
       const received = message.kind === 'sync' ? message.value : SyncPoint.SEND;
       return channel.fail(new UnexpectedSyncPointError('READY', SyncPoint.READY, received));
     }
+    // An aborted checkpoint may still be resuming the primary: never drive the VM from two places at once.
+    await previous;
+    if (channel.failed || this.closed) return;
     let seeded = false;
     await this.transaction(channel, ['seed'], true, (outcome) => (seeded = outcome.ok));
     if (!seeded) return channel.fail(new NotProtectedError());

@@ -25,7 +25,11 @@ export interface LinkOptions {
 }
 
 /** Attaches every accepted or dialled connection to the coordinator; a new one while attached is refused. */
-export async function linkCoordinator(coordinator: Coordinator, endpoint: Endpoint, options: LinkOptions): Promise<Link> {
+export async function linkCoordinator(
+  coordinator: Coordinator,
+  endpoint: Endpoint,
+  options: LinkOptions,
+): Promise<Link> {
   const logger = (options.logger ?? silentLogger).child({ role: 'coordinator-link' });
   if (endpoint.mode === 'listen') {
     const listener = await listenControl(endpoint, options.material);

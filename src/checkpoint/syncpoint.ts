@@ -108,8 +108,7 @@ export const encoded: Readonly<Record<SyncPointName, Buffer>> = Object.fromEntri
 
 /** A decoding failure: a typed value, never a throw. */
 export type DecodeFailure =
-  | { reason: 'unknown-value'; hex: string }
-  | { reason: 'state-too-large'; length: number; max: number };
+  { reason: 'unknown-value'; hex: string } | { reason: 'state-too-large'; length: number; max: number };
 
 /** What the decoder hands to its sink, in wire order. */
 export interface DecoderSink {

@@ -36,7 +36,11 @@ export async function loadControlSecurity(security: ControlSecurity, logger: Log
       throw new ConfigError(`tls.${field}`, 'a readable PEM file', `${path} (${(err as Error).message})`);
     }
   };
-  return { ca: await read('ca', security.ca), cert: await read('cert', security.cert), key: await read('key', security.key) };
+  return {
+    ca: await read('ca', security.ca),
+    cert: await read('cert', security.cert),
+    key: await read('key', security.key),
+  };
 }
 
 /** The listening side demands a client certificate from the CA and refuses every other. */

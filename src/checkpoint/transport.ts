@@ -152,11 +152,20 @@ export function connectControl(endpoint: Endpoint, material: TlsMaterial | null,
     const readyEvent = material ? 'secureConnect' : 'connect';
     const timer = setTimeout(() => {
       socket.destroy();
-      reject(new ChannelClosedError(null, new Error(`connect to ${formatEndpoint(endpoint)} timed out after ${timeoutMs} ms`)));
+      reject(
+        new ChannelClosedError(
+          null,
+          new Error(`connect to ${formatEndpoint(endpoint)} timed out after ${timeoutMs} ms`),
+        ),
+      );
     }, timeoutMs);
     socket.once('error', (err) => {
       clearTimeout(timer);
-      const tlsFailure = material && /certificate|alert|SSL|TLS|self.signed|verify/i.test(`${err.message} ${(err as NodeJS.ErrnoException).code ?? ''}`);
+      const tlsFailure =
+        material &&
+        /certificate|alert|SSL|TLS|self.signed|verify/i.test(
+          `${err.message} ${(err as NodeJS.ErrnoException).code ?? ''}`,
+        );
       reject(tlsFailure ? new TlsRefusedError(err) : new ChannelClosedError(null, err));
     });
     socket.once(readyEvent, () => {

@@ -1,7 +1,7 @@
 import type { Logger } from 'pino';
 import { CompareEngine } from '../../compare/engine.js';
 import { CompareLoop } from '../../proxy/compare-loop.js';
-import { DiscardSink, FramedSocket, type ChunkSink, type DisconnectInfo } from '../../proxy/ports/framed-socket.js';
+import { FramedSocket, type ChunkSink, type DisconnectInfo } from '../../proxy/ports/framed-socket.js';
 import { formatSocketAddress, type SocketAddress } from '../../proxy/ports/socket-address.js';
 import { ColoMetrics } from '../stats/metrics.js';
 import { startStatsServer, type ListenAddress, type StatsServer } from '../stats/server.js';
@@ -63,12 +63,13 @@ export async function startCompareService(settings: CompareSettings, logger: Log
     },
   });
 
-  const port = (name: string, address: SocketAddress, vnetHdr: boolean, sink: ChunkSink) =>
+  const port = (name: string, address: SocketAddress, vnetHdr: boolean, sink: ChunkSink | null) =>
     new FramedSocket({ name, address, vnetHdr, sink });
   const primary = port('primary-in', settings.primaryIn, settings.vnetHdr, loop.sinkFor('primary'));
   const secondary = port('secondary-in', settings.secondaryIn, settings.vnetHdr, loop.sinkFor('secondary'));
-  const outdevSink = new DiscardSink();
-  const outdev = port('outdev', settings.outdev, settings.vnetHdr, outdevSink);
+  // Nothing is expected from outdev's peer; whatever arrives is counted (bytesIn) and never parsed, so
+  // garbage there cannot close the socket released frames leave through.
+  const outdev = port('outdev', settings.outdev, settings.vnetHdr, null);
   const sockets = [primary, secondary, outdev];
   let notifySocket: FramedSocket | null = null;
   if (settings.notifyDev !== null) {
@@ -82,7 +83,12 @@ export async function startCompareService(settings: CompareSettings, logger: Log
     notify.attach(notifySocket);
     sockets.push(notifySocket);
   }
-  for (const socket of sockets) watch(socket, logger);
+  for (const socket of sockets) {
+    watch(socket, logger);
+    if (socket.address.mode === 'connect') {
+      logger.info({ socket: socket.name }, `${socket.name}: connecting to ${formatSocketAddress(socket.address)}`);
+    }
+  }
 
   let stats: StatsServer | null = null;
   const status = (): object => ({
@@ -92,7 +98,6 @@ export async function startCompareService(settings: CompareSettings, logger: Log
     loop: loop.counters,
     notify: notify?.counters ?? null,
     engine: engine.stats(),
-    outdevInputIgnored: { frames: outdevSink.frames, rejects: outdevSink.rejects },
     settings: {
       compareTimeoutMs: settings.compareTimeoutMs,
       expiredScanCycleMs: settings.expiredScanCycleMs,

@@ -37,9 +37,7 @@ export class OffloadError extends Error {
   readonly code = 'COLO_OFFLOADS_ON';
   constructor(readonly reports: OffloadReport[]) {
     super(
-      reports
-        .map((r) => `interface ${r.iface} has offloads on (${r.enabled.join(', ')}); fix: ${r.fix}`)
-        .join('\n'),
+      reports.map((r) => `interface ${r.iface} has offloads on (${r.enabled.join(', ')}); fix: ${r.fix}`).join('\n'),
     );
     this.name = 'OffloadError';
   }

@@ -1,18 +1,9 @@
-import type { Divergence, Packet, Side } from '../../compare/types.js';
+import type { Divergence, Side } from '../../compare/types.js';
 import type { CaptureReader } from '../capture/record.js';
-import { ConnectionCounter } from './connections.js';
 import type { EngineDecision, EngineSettings, ReplayEngine } from './engine-port.js';
-import { LatencyRecorder, round } from './latency.js';
-import {
-  REPLAY_SUMMARY_VERSION,
-  formatConnection,
-  type CheckpointReason,
-  type ReplayCheckpoint,
-  type ReplayDivergence,
-  type ReplayInput,
-  type ReplayReadError,
-  type ReplaySummary,
-} from './summary.js';
+import { round } from './latency.js';
+import type { CheckpointReason, ReplayCheckpoint, ReplayInput, ReplaySummary } from './summary.js';
+import { Tally } from './tally.js';
 
 export interface ReplayOptions extends EngineSettings {
   /** CHKPOINT_TIMER: a periodic checkpoint this long after the last one started. */
@@ -92,19 +83,7 @@ class Replayer {
   private timerEnabled: boolean;
   private inFlight: InFlight | null = null;
   private pending: Request | null = null;
-  private readonly checkpoints: ReplayCheckpoint[] = [];
-  private readonly divergences: ReplayDivergence[] = [];
-  private readonly connections = new ConnectionCounter();
-  private readonly latency = new LatencyRecorder();
-  private readonly frames = { primary: 0, secondary: 0, released: 0, outOfOrder: 0 };
-  private readonly dropped: Record<Side, number> = { primary: 0, secondary: 0 };
-  private readonly malformed: Record<Side, number> = { primary: 0, secondary: 0 };
-  private readonly malformedByReason: Record<string, number> = {};
-  private readonly bytes: Record<Side, number> = { primary: 0, secondary: 0 };
-  private readonly readErrors: ReplayReadError[] = [];
-  /** Released/dropped counts of the flush being handled, credited to its checkpoint. */
-  private flushReleased = 0;
-  private flushDropped = 0;
+  private readonly tally = new Tally();
   private originSeconds = 0;
   private originNanoseconds = 0;
   private firstFrameEpochMs: number | null = null;
@@ -146,7 +125,7 @@ class Replayer {
       const record = reader.record;
       let at = (record.seconds - this.originSeconds) * 1000 + (record.nanoseconds - this.originNanoseconds) / 1e6;
       if (at < this.now) {
-        this.frames.outOfOrder++;
+        this.tally.frames.outOfOrder++;
         at = this.now;
       }
       if (this.options.speed > 0) await this.pace(at);
@@ -169,34 +148,13 @@ class Replayer {
 
   private advance(reader: CaptureReader, side: Side): boolean {
     if (reader.next()) return true;
-    const error = reader.error;
-    if (error !== null) {
-      this.readErrors.push({
-        side,
-        file: error.file,
-        code: error.code,
-        offset: error.offset,
-        message: error.message,
-        framesBefore: reader.frames,
-      });
-    }
+    this.tally.readError(side, reader);
     return false;
   }
 
   private pushFrame(side: Side, frame: Buffer, at: number): void {
-    const connection = this.connections.classify(frame, 0);
-    if (side === 'primary') this.frames.primary++;
-    else this.frames.secondary++;
-    this.bytes[side] += frame.length;
-    if (connection >= 0) {
-      const counts = this.connections.counts[connection];
-      if (side === 'primary') counts.primary++;
-      else {
-        counts.secondary++;
-        counts.lastSecondaryAt = at;
-      }
-    }
-    this.handle(this.engine.push(side, frame, 0, at, connection), at);
+    const tag = this.tally.frameIn(side, frame, at);
+    this.handle(this.engine.push(side, frame, 0, at, tag), at);
   }
 
   /** Runs every timed event (checkpoint completion, tick, CHKPOINT_TIMER) due at or before `t`. */
@@ -204,7 +162,7 @@ class Replayer {
     while (true) {
       const completes = this.inFlight?.completesAt ?? Infinity;
       const timer = this.timerEnabled ? this.timerDeadline : Infinity;
-      if (this.nothingHeld() && this.nextTick <= t) {
+      if (this.tally.nothingHeld() && this.nextTick <= t) {
         // Nothing to scan: skip idle cycles instead of ticking through them.
         const cycle = this.options.expiredScanCycleMs;
         this.nextTick += Math.floor((t - this.nextTick) / cycle + 1) * cycle;
@@ -234,15 +192,9 @@ class Replayer {
         this.advanceTo(Math.min(this.inFlight.completesAt, Math.max(this.nextTick, this.now)));
         continue;
       }
-      if (this.nothingHeld() || this.nextTick > until) break;
+      if (this.tally.nothingHeld() || this.nextTick > until) break;
       this.advanceTo(this.nextTick);
     }
-  }
-
-  private nothingHeld(): boolean {
-    const f = this.frames;
-    const settled = f.released + this.dropped.primary + this.dropped.secondary;
-    return f.primary + f.secondary - settled - this.malformed.primary - this.malformed.secondary === 0;
   }
 
   private request(reason: CheckpointReason, at: number): void {
@@ -265,20 +217,19 @@ class Replayer {
     const done = this.inFlight;
     if (done === null) return;
     this.inFlight = null;
-    this.flushReleased = 0;
-    this.flushDropped = 0;
+    this.tally.resetFlush();
     this.handle(this.engine.flush(this.now), this.now);
     const checkpoint: ReplayCheckpoint = {
-      index: this.checkpoints.length + 1,
+      index: this.tally.checkpoints.length + 1,
       reason: done.reason,
       requestedAt: round(done.requestedAt),
       startedAt: round(done.startedAt),
       completedAt: round(done.completesAt),
       requests: done.requests,
-      released: this.flushReleased,
-      dropped: this.flushDropped,
+      released: this.tally.flushReleased,
+      dropped: this.tally.flushDropped,
     };
-    this.checkpoints.push(checkpoint);
+    this.tally.checkpoints.push(checkpoint);
     this.hooks.onCheckpoint?.(checkpoint);
     const next = this.pending;
     this.pending = null;
@@ -286,45 +237,11 @@ class Replayer {
   }
 
   private handle(decision: EngineDecision, at: number): void {
-    const counts = this.connections.counts;
-    for (const packet of decision.release) this.released(packet, at);
-    for (const packet of decision.drop) {
-      this.dropped[packet.side]++;
-      this.flushDropped++;
-      if (packet.tag >= 0 && packet.tag < counts.length) counts[packet.tag].dropped++;
-    }
-    for (const m of decision.malformed) {
-      this.malformed[m.side]++;
-      this.malformedByReason[m.reason] = (this.malformedByReason[m.reason] ?? 0) + 1;
-    }
+    this.tally.decision(decision, at);
     for (const d of decision.divergences) {
-      this.divergences.push({
-        time: round(d.time),
-        connection: formatConnection(d.connection),
-        protocol: d.protocol,
-        reason: d.reason,
-        offset: d.offset,
-        detail: d.detail,
-        primaryLength: d.primary === null ? null : d.primary.frame.length - d.primary.start,
-        secondaryLength: d.secondary === null ? null : d.secondary.frame.length - d.secondary.start,
-      });
-      counts[this.connections.byConnection(d.connection)].divergences++;
       this.hooks.onDivergence?.(d);
       this.request(d.reason, at);
     }
-  }
-
-  private released(packet: Packet, at: number): void {
-    this.frames.released++;
-    this.flushReleased++;
-    const counts = this.connections.counts;
-    let pairedAt = packet.arrivedAt;
-    if (packet.tag >= 0 && packet.tag < counts.length) {
-      const connection = counts[packet.tag];
-      connection.released++;
-      if (connection.lastSecondaryAt > pairedAt) pairedAt = connection.lastSecondaryAt;
-    }
-    this.latency.add(at - pairedAt);
   }
 
   private async pace(at: number): Promise<void> {
@@ -339,58 +256,29 @@ class Replayer {
     const size = this.primary.size + this.secondary.size;
     const done = this.primary.reader.record.offset + this.secondary.reader.record.offset;
     onProgress({
-      frames: this.frames.primary + this.frames.secondary,
+      frames: this.tally.frames.primary + this.tally.frames.secondary,
       fraction: size > 0 ? Math.min(1, done / size) : NaN,
       virtualMs: this.now,
     });
   }
 
   private summary(): ReplaySummary {
-    const f = this.frames;
-    const dropped = this.dropped.primary + this.dropped.secondary;
-    const malformed = this.malformed.primary + this.malformed.secondary;
-    const heldPrimary = f.primary - f.released - this.dropped.primary - this.malformed.primary;
-    const heldSecondary = f.secondary - this.dropped.secondary - this.malformed.secondary;
-    const byReason: Partial<Record<CheckpointReason, number>> = {};
-    for (const c of this.checkpoints) byReason[c.reason] = (byReason[c.reason] ?? 0) + 1;
-    const divergencesByReason: ReplaySummary['divergencesByReason'] = {};
-    const divergencesByProtocol: ReplaySummary['divergencesByProtocol'] = {};
-    for (const d of this.divergences) {
-      divergencesByReason[d.reason] = (divergencesByReason[d.reason] ?? 0) + 1;
-      divergencesByProtocol[d.protocol] = (divergencesByProtocol[d.protocol] ?? 0) + 1;
-    }
+    const { schema, version, ...counts } = this.tally.counts();
+    // Spelled out first so the JSON reads in the documented order: what was replayed, then what happened.
     return {
-      schema: 'colo-proxy/replay-summary',
-      version: REPLAY_SUMMARY_VERSION,
+      schema,
+      version,
       inputs: {
         primary: this.input(this.primary, 'primary'),
         secondary: this.input(this.secondary, 'secondary'),
       },
-      options: { ...pickOptions(this.options) },
+      options: pickOptions(this.options),
       capture: {
         firstFrameEpochMs: this.firstFrameEpochMs,
         lastFrameMs: round(this.lastFrameMs),
         endMs: round(this.now),
       },
-      frames: {
-        primary: f.primary,
-        secondary: f.secondary,
-        released: f.released,
-        dropped,
-        malformed,
-        heldAtEnd: heldPrimary + heldSecondary,
-        droppedBySide: { ...this.dropped },
-        heldAtEndBySide: { primary: heldPrimary, secondary: heldSecondary },
-        outOfOrder: f.outOfOrder,
-      },
-      malformed: { byReason: sortKeys(this.malformedByReason), bySide: { ...this.malformed } },
-      checkpoints: { total: this.checkpoints.length, byReason: sortKeys(byReason), list: this.checkpoints },
-      divergences: this.divergences,
-      divergencesByReason: sortKeys(divergencesByReason),
-      divergencesByProtocol: sortKeys(divergencesByProtocol),
-      connections: this.connections.sorted(),
-      compareLatencyMs: this.latency.summary(),
-      readErrors: this.readErrors,
+      ...counts,
     };
   }
 
@@ -400,8 +288,8 @@ class Replayer {
       file: reader.file,
       format: reader.format,
       interface: source.interface,
-      frames: side === 'primary' ? this.frames.primary : this.frames.secondary,
-      bytes: this.bytes[side],
+      frames: side === 'primary' ? this.tally.frames.primary : this.tally.frames.secondary,
+      bytes: this.tally.bytesRead(side),
     };
   }
 }
@@ -422,8 +310,4 @@ function pickOptions(o: ReplayOptions): ReplaySummary['options'] {
     checkpointDurationMs: o.checkpointDurationMs,
     speed: o.speed,
   };
-}
-
-function sortKeys<T extends Record<string, number>>(counts: T): T {
-  return Object.fromEntries(Object.entries(counts).sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0))) as T;
 }

@@ -16,7 +16,9 @@ afterEach(() => {
 });
 
 /** Starts `colo-proxy secondary`; resolves with its JSON event lines as they come, once it listens. */
-async function startSecondary(args: string[]): Promise<{ child: ChildProcess; events: Record<string, unknown>[]; port: number }> {
+async function startSecondary(
+  args: string[],
+): Promise<{ child: ChildProcess; events: Record<string, unknown>[]; port: number }> {
   const child = spawn('node', ['bin/colo-proxy.js', 'secondary', ...args], { stdio: ['ignore', 'pipe', 'ignore'] });
   children.push(child);
   const events: Record<string, unknown>[] = [];
@@ -36,13 +38,30 @@ describe('colo-proxy secondary and colo-proxy checkpoint', () => {
     const dir = mkdtempSync(join(tmpdir(), 'colo-cli-'));
     dirs.push(dir);
     const { events, port } = await startSecondary([
-      '--listen', 'listen:127.0.0.1:0', '--plaintext',
-      '--exec-suspend', 'true', '--exec-load', `cat > ${dir}/loaded`, '--exec-resume', 'true',
+      '--listen',
+      'listen:127.0.0.1:0',
+      '--plaintext',
+      '--exec-suspend',
+      'true',
+      '--exec-load',
+      `cat > ${dir}/loaded`,
+      '--exec-resume',
+      'true',
     ]);
     const { stdout } = await run('node', [
-      'bin/colo-proxy.js', 'checkpoint', '--connect', `127.0.0.1:${port}`, '--plaintext',
-      '--exec-suspend', 'true', '--exec-save', 'printf state-from-the-primary', '--exec-resume', 'true',
-      '--reason', 'operator',
+      'bin/colo-proxy.js',
+      'checkpoint',
+      '--connect',
+      `127.0.0.1:${port}`,
+      '--plaintext',
+      '--exec-suspend',
+      'true',
+      '--exec-save',
+      'printf state-from-the-primary',
+      '--exec-resume',
+      'true',
+      '--reason',
+      'operator',
     ]);
     const result = JSON.parse(stdout.trim().split('\n').at(-1)!) as {
       ok: boolean;
@@ -62,7 +81,15 @@ describe('colo-proxy secondary and colo-proxy checkpoint', () => {
 
   it('refuses to start a secondary without a load hook, naming the field', async () => {
     await expect(
-      run('node', ['bin/colo-proxy.js', 'secondary', '--listen', '127.0.0.1:0', '--plaintext', '--exec-suspend', 'true']),
+      run('node', [
+        'bin/colo-proxy.js',
+        'secondary',
+        '--listen',
+        '127.0.0.1:0',
+        '--plaintext',
+        '--exec-suspend',
+        'true',
+      ]),
     ).rejects.toMatchObject({ code: 2, stderr: expect.stringContaining('driver.load') });
   }, 30_000);
 });

@@ -3,7 +3,7 @@ import { afterEach, describe, expect, it } from 'vitest';
 import type { CheckpointTimer } from '../../src/checkpoint/coordinator.js';
 import type { CheckpointReport, LossEvent } from '../../src/checkpoint/engine.js';
 import { deferred } from './fake-driver.js';
-import { protectedPair, withTimeout, type Pair } from './harness.js';
+import { heartbeatTimeouts, protectedPair, withTimeout, type Pair } from './harness.js';
 import { RawPeer } from './raw-peer.js';
 
 let pair: Pair | null = null;
@@ -160,12 +160,35 @@ describe('connections', () => {
   });
 
   it('the real pair stays protected while idle: heartbeats keep both sides alive', async () => {
-    pair = await protectedPair();
+    pair = await protectedPair({ coordinator: { timeouts: heartbeatTimeouts }, agent: { timeouts: heartbeatTimeouts } });
     const losses: string[] = [];
     pair.coordinator.on('secondary-lost', (e) => losses.push(e.reason));
     pair.agent.on('primary-lost', (e) => losses.push(e.reason));
     await new Promise((resolve) => setTimeout(resolve, 600));
     expect(losses).toEqual([]);
     expect((await pair.coordinator.checkpoint('payload')).ok).toBe(true);
+  });
+});
+
+describe('metrics', () => {
+  it('feeds every checkpoint phase into colo_checkpoint_phase_seconds and the outcome counter', async () => {
+    const { ColoMetrics } = await import('../../src/stats/metrics.js');
+    const { recordCheckpointMetrics } = await import('../../src/checkpoint/metrics.js');
+    pair = await protectedPair();
+    const metrics = new ColoMetrics();
+    recordCheckpointMetrics(pair.coordinator, metrics);
+    const reported = once(pair.coordinator, 'checkpoint');
+    await pair.coordinator.checkpoint('payload');
+    await withTimeout(reported, 2000, 'checkpoint event');
+    pair.primary.fail.save = 'disk full';
+    const aborted = once(pair.coordinator, 'checkpoint');
+    await pair.coordinator.checkpoint('payload');
+    await withTimeout(aborted, 2000, 'aborted checkpoint event');
+    const text = await metrics.registry.metrics();
+    for (const phase of ['suspend', 'save', 'transfer', 'load', 'total']) {
+      expect(text).toMatch(new RegExp(`colo_checkpoint_phase_seconds_count\\{phase="${phase}"\\} [12]`));
+    }
+    expect(text).toMatch(/colo_checkpoints_total\{outcome="ok"\} 1/);
+    expect(text).toMatch(/colo_checkpoints_total\{outcome="aborted"\} 1/);
   });
 });

@@ -15,7 +15,14 @@ import { RawPeer } from './raw-peer.js';
  */
 type Fault = 'stall' | 'close' | 'garbage' | 'slow';
 type Point = 'READY' | 'NEW' | 'SUSPENDED' | 'SEND' | 'RECEIVED' | 'LOADED';
-const value: Record<Point, number> = { READY: 0x46, NEW: 0x47, SUSPENDED: 0x48, SEND: 0x49, RECEIVED: 0x4a, LOADED: 0x4b };
+const value: Record<Point, number> = {
+  READY: 0x46,
+  NEW: 0x47,
+  SUSPENDED: 0x48,
+  SEND: 0x49,
+  RECEIVED: 0x4a,
+  LOADED: 0x4b,
+};
 const GARBAGE = Buffer.from('deadbeef00000001', 'hex');
 
 /** What each fault must lead to. For the agent, a silent primary at NEW is just an idle primary. */
@@ -72,7 +79,10 @@ async function coordinatorCase(point: Point, fault: Fault): Promise<void> {
   const coordinator = new Coordinator({ driver: primary, timeouts: fastTimeouts, checkpointTimerMs: null });
   const listener: ControlListener = await listenControl(parseEndpoint('listen:127.0.0.1:0'), null);
   listener.on('connection', (stream, peer) => coordinator.attach(stream, peer));
-  cleanup.push(() => listener.close(), () => coordinator.close());
+  cleanup.push(
+    () => listener.close(),
+    () => coordinator.close(),
+  );
   const losses: LossEvent[] = [];
   coordinator.on('secondary-lost', (event) => losses.push(event));
   const lost = once(coordinator, 'secondary-lost');

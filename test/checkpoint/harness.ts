@@ -7,14 +7,20 @@ import { parseEndpoint, formatEndpoint } from '../../src/checkpoint/transport.js
 import type { TlsMaterial } from '../../src/checkpoint/tls.js';
 import { FakeDriver } from './fake-driver.js';
 
-/** Short bounds so faults show within a fraction of a second. */
+/**
+ * Short bounds so faults show within a fraction of a second. Heartbeat loss is looser: on a loaded 2-core
+ * machine one process hosting both peers can stall past 200 ms while copying a large state, which is
+ * silence only from the stalled process's own point of view. Heartbeat tests tighten it (heartbeatTimeouts).
+ */
 export const fastTimeouts: ProtocolTimeouts = {
   waitMs: 200,
   transferMs: 400,
   loadMs: 300,
   heartbeatIntervalMs: 40,
-  heartbeatLossMs: 200,
+  heartbeatLossMs: 1000,
 };
+
+export const heartbeatTimeouts: ProtocolTimeouts = { ...fastTimeouts, heartbeatLossMs: 200 };
 
 export interface Pair {
   coordinator: Coordinator;

@@ -97,7 +97,10 @@ export class RawPeer {
 
   /** Whether the peer has closed the connection within timeoutMs. */
   async closedWithin(timeoutMs: number): Promise<boolean> {
-    return Promise.race([this.closed.then(() => true), new Promise<boolean>((r) => setTimeout(() => r(false), timeoutMs))]);
+    return Promise.race([
+      this.closed.then(() => true),
+      new Promise<boolean>((r) => setTimeout(() => r(false), timeoutMs)),
+    ]);
   }
 }
 

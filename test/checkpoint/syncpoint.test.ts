@@ -113,7 +113,10 @@ describe('sync point codec', () => {
       hex: '0xdeadbeef00000001',
     });
     const second = collect();
-    expect(second.decoder.push(Buffer.from('0000000000000045', 'hex'))).toEqual({ reason: 'unknown-value', hex: '0x45' });
+    expect(second.decoder.push(Buffer.from('0000000000000045', 'hex'))).toEqual({
+      reason: 'unknown-value',
+      hex: '0x45',
+    });
     expect(events).toEqual([]);
   });
 

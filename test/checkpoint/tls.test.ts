@@ -29,19 +29,55 @@ function openssl(...args: string[]): void {
 /** A throwaway CA and a certificate it signs, usable as TLS server and client. */
 function makeCa(name: string): void {
   openssl(
-    'req', '-x509', '-newkey', 'ec', '-pkeyopt', 'ec_paramgen_curve:prime256v1', '-nodes',
-    '-keyout', `${name}-ca.key`, '-out', `${name}-ca.crt`, '-subj', `/CN=${name} test CA`, '-days', '1',
+    'req',
+    '-x509',
+    '-newkey',
+    'ec',
+    '-pkeyopt',
+    'ec_paramgen_curve:prime256v1',
+    '-nodes',
+    '-keyout',
+    `${name}-ca.key`,
+    '-out',
+    `${name}-ca.crt`,
+    '-subj',
+    `/CN=${name} test CA`,
+    '-days',
+    '1',
   );
 }
 
 function makeCert(ca: string, name: string): void {
   openssl(
-    'req', '-newkey', 'ec', '-pkeyopt', 'ec_paramgen_curve:prime256v1', '-nodes',
-    '-keyout', `${name}.key`, '-out', `${name}.csr`, '-subj', `/CN=${name}`,
+    'req',
+    '-newkey',
+    'ec',
+    '-pkeyopt',
+    'ec_paramgen_curve:prime256v1',
+    '-nodes',
+    '-keyout',
+    `${name}.key`,
+    '-out',
+    `${name}.csr`,
+    '-subj',
+    `/CN=${name}`,
   );
   openssl(
-    'x509', '-req', '-in', `${name}.csr`, '-CA', `${ca}-ca.crt`, '-CAkey', `${ca}-ca.key`, '-CAcreateserial',
-    '-out', `${name}.crt`, '-days', '1', '-extfile', 'ext.cnf',
+    'x509',
+    '-req',
+    '-in',
+    `${name}.csr`,
+    '-CA',
+    `${ca}-ca.crt`,
+    '-CAkey',
+    `${ca}-ca.key`,
+    '-CAcreateserial',
+    '-out',
+    `${name}.crt`,
+    '-days',
+    '1',
+    '-extfile',
+    'ext.cnf',
   );
 }
 
@@ -80,9 +116,15 @@ describeWith([hasCommand('openssl', 'openssl')], 'TLS with mutual certificate au
   });
 
   it('refuses a client whose certificate another CA signed', async () => {
-    const listener: ControlListener = await listenControl(parseEndpoint('listen:127.0.0.1:0'), await material('good', 'primary'));
+    const listener: ControlListener = await listenControl(
+      parseEndpoint('listen:127.0.0.1:0'),
+      await material('good', 'primary'),
+    );
     const coordinator = new Coordinator({ driver: new FakeDriver(), timeouts: fastTimeouts, checkpointTimerMs: null });
-    cleanup.push(() => listener.close(), () => coordinator.close());
+    cleanup.push(
+      () => listener.close(),
+      () => coordinator.close(),
+    );
     const connections: string[] = [];
     listener.on('connection', (stream, peer) => {
       connections.push(peer);
@@ -114,9 +156,11 @@ describeWith([hasCommand('openssl', 'openssl')], 'TLS with mutual certificate au
     const listener = await listenControl(parseEndpoint('listen:127.0.0.1:0'), rogueServer);
     cleanup.push(() => listener.close());
     const port = (listener.address as { port: number }).port;
-    const error = await connectControl(parseEndpoint(`connect:127.0.0.1:${port}`), await material('good', 'secondary'), 1000).catch(
-      (err: Error) => err,
-    );
+    const error = await connectControl(
+      parseEndpoint(`connect:127.0.0.1:${port}`),
+      await material('good', 'secondary'),
+      1000,
+    ).catch((err: Error) => err);
     expect(error).toBeInstanceOf(TlsRefusedError);
   });
 

@@ -47,7 +47,7 @@ describe('a checkpoint transaction over loopback TCP', () => {
   it('carries an 8 MiB state intact', async () => {
     pair = await protectedPair();
     const state = Buffer.alloc(8 << 20);
-    for (let i = 0; i < state.length; i += 4) state.writeUInt32LE(i * 2654435761 >>> 0, i);
+    for (let i = 0; i < state.length; i += 4) state.writeUInt32LE((i * 2654435761) >>> 0, i);
     pair.primary.state = state;
     const outcome = await pair.coordinator.checkpoint('timer');
     expect(outcome.ok ? 'ok' : outcome.error.message).toBe('ok');

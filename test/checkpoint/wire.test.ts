@@ -5,7 +5,7 @@ import { Coordinator } from '../../src/checkpoint/coordinator.js';
 import type { LossEvent } from '../../src/checkpoint/engine.js';
 import { connectControl, listenControl, parseEndpoint } from '../../src/checkpoint/transport.js';
 import { FakeDriver } from './fake-driver.js';
-import { fastTimeouts, withTimeout } from './harness.js';
+import { fastTimeouts, heartbeatTimeouts, withTimeout } from './harness.js';
 import { RawPeer, u64 } from './raw-peer.js';
 
 const cleanup: (() => Promise<void> | void)[] = [];
@@ -17,7 +17,7 @@ const delay = (ms: number): Promise<void> => new Promise((resolve) => setTimeout
 /** The words of a byte stream, as hex strings, with a state after SEND kept whole. */
 function words(bytes: Buffer): string[] {
   const out: string[] = [];
-  for (let i = 0; i < bytes.length; ) {
+  for (let i = 0; i < bytes.length;) {
     const word = bytes.readBigUInt64BE(i);
     out.push(bytes.subarray(i, i + 8).toString('hex'));
     i += 8;
@@ -30,12 +30,19 @@ function words(bytes: Buffer): string[] {
   return out;
 }
 
-async function coordinatorWithRawSecondary(): Promise<{ coordinator: Coordinator; primary: FakeDriver; peer: RawPeer }> {
+async function coordinatorWithRawSecondary(): Promise<{
+  coordinator: Coordinator;
+  primary: FakeDriver;
+  peer: RawPeer;
+}> {
   const primary = new FakeDriver(Buffer.from('p0'));
   const coordinator = new Coordinator({ driver: primary, timeouts: fastTimeouts, checkpointTimerMs: null });
   const listener = await listenControl(parseEndpoint('listen:127.0.0.1:0'), null);
   listener.on('connection', (stream, peer) => coordinator.attach(stream, peer));
-  cleanup.push(() => listener.close(), () => coordinator.close());
+  cleanup.push(
+    () => listener.close(),
+    () => coordinator.close(),
+  );
   const peer = await RawPeer.connect((listener.address as { port: number }).port);
   cleanup.push(() => peer.close());
   return { coordinator, primary, peer };
@@ -164,7 +171,7 @@ describe('extensions: HELLO, heartbeat, ERROR', () => {
   it('the agent reports primary-lost on heartbeat silence and resumes its suspended VM', async () => {
     const secondary = new FakeDriver();
     // A long transfer bound: only the heartbeat can end this wait in time.
-    const agent = new Agent({ driver: secondary, timeouts: { ...fastTimeouts, transferMs: 10_000 } });
+    const agent = new Agent({ driver: secondary, timeouts: { ...heartbeatTimeouts, transferMs: 10_000 } });
     cleanup.push(() => agent.close());
     const { port, accepted, server } = await RawPeer.listen();
     cleanup.push(() => void server.close());

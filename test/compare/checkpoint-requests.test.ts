@@ -16,7 +16,7 @@ describe('options', () => {
     expect(new CompareEngine({ maxQueueSize: 5 }).options.maxQueueSize).toBe(5);
   });
 
-  it('rejects a non-positive option at construction', () => {
+  it('rejects a non-positive option at construction (matches QEMU: compare_timeout must be > 0)', () => {
     expect(() => new CompareEngine({ compareTimeoutMs: 0 })).toThrow(/compareTimeoutMs/);
   });
 });
@@ -65,7 +65,7 @@ describe('stale scan (tick)', () => {
     expect(out.divergences.map((d) => d.connection.srcPort)).toEqual([1, 2]);
   });
 
-  it('times out again after a flush if a packet is held too long again', () => {
+  it('times out again after a flush if a packet is held too long again (matches QEMU)', () => {
     const h = new Harness({ compareTimeoutMs: 100 });
     h.primary(udp('a'));
     expect(h.tick(200).divergences).toHaveLength(1);
@@ -95,7 +95,7 @@ describe('flush', () => {
     expect(h.secondary(udp('4')).released).toHaveLength(1);
   });
 
-  it('accounts every pushed frame exactly once: released, dropped, malformed or still held', () => {
+  it('accounts every pushed frame exactly once: released, dropped, malformed or still held (differs: QEMU can lose primary frames)', () => {
     const h = new Harness({ maxQueueSize: 3 });
     const frames = [tcp(1, 'abc'), tcp(4, 'def'), udp('x'), Buffer.alloc(5)];
     for (const f of frames) h.primary(f);

@@ -14,7 +14,7 @@ function infoOf(frame: Buffer): FrameInfo {
 }
 
 describe('ConnectionTable', () => {
-  it('finds the same connection for the same 5-tuple and a new one for any other', () => {
+  it('finds the same connection for the same 5-tuple and a new one for any other (matches QEMU’s key)', () => {
     const table = new ConnectionTable(100);
     const a = table.lookup(infoOf(tcp(1, 'x')), ConnKind.TCP, 'tcp');
     expect(table.lookup(infoOf(tcp(99, 'other bytes')), ConnKind.TCP, 'tcp')).toBe(a);

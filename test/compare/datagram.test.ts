@@ -40,7 +40,7 @@ describe('UDP', () => {
     expect(h.released).toHaveLength(1);
   });
 
-  it("reports 'payload' at the offset of the first differing payload byte", () => {
+  it("reports 'payload' at the offset of the first differing payload byte (differs: QEMU records no offset)", () => {
     const h = new Harness();
     h.primary(udp('abcdef'));
     const out = h.secondary(udp('abcXef'));
@@ -78,7 +78,7 @@ describe('UDP', () => {
     expect(h.engine.stats().heldSecondaryPackets).toBe(1);
   });
 
-  it('keys by ports: a difference on one flow does not hold another', () => {
+  it('keys by ports: a difference on one flow does not hold another (matches QEMU)', () => {
     const h = new Harness();
     h.primary(udp('a', { srcPort: 1000 }));
     h.secondary(udp('b', { srcPort: 1000 }));
@@ -142,21 +142,21 @@ describe('other IP protocols', () => {
     expect(h.releasedFrames).toEqual([p]);
   });
 
-  it("reports 'payload' with the offset within the IP payload", () => {
+  it("reports 'payload' with the offset within the IP payload (differs: QEMU records no offset)", () => {
     const h = new Harness();
     h.primary(gre('tunnel'));
     const out = h.secondary(gre('tunnEl'));
     expect(out.divergences[0]).toMatchObject({ reason: 'payload', offset: 4, protocol: 'ip' });
   });
 
-  it("reports 'header' for a compared IP header field (here the DSCP byte)", () => {
+  it("reports 'header' for a compared IP header field, here the DSCP byte (matches QEMU, which compares it too)", () => {
     const h = new Harness();
     h.primary(gre('tunnel', { tos: 0 }));
     const out = h.secondary(gre('tunnel', { tos: 0x20 }));
     expect(out.divergences[0]).toMatchObject({ reason: 'header', offset: 1 });
   });
 
-  it('compares IP fragments as IP, without reading a transport header they do not carry', () => {
+  it('compares IP fragments as IP, without reading a transport header they do not carry (differs: QEMU does not recognise fragments)', () => {
     const h = new Harness();
     const frag = (payload: string) =>
       buildUdp({ src: '10.0.0.2', dst: '10.0.0.1', srcPort: 1, dstPort: 2, payload, moreFragments: true });

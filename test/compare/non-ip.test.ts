@@ -38,7 +38,7 @@ describe('non-IP frames', () => {
     expect(out.divergences[0].connection).toMatchObject({ family: 0, src: '10.0.0.2', dst: '10.0.0.1' });
   });
 
-  it('passes a gratuitous ARP reply through: VMs announce on their own schedule', () => {
+  it('passes a gratuitous ARP reply through: VMs announce on their own schedule (matches QEMU)', () => {
     const h = new Harness();
     const gratuitous = arpReply({ targetIp: '10.0.0.2' });
     expect(h.primary(gratuitous).released).toHaveLength(1);

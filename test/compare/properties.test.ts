@@ -10,6 +10,9 @@ import type { Side } from '../../compare/types.js';
 import { buildArp, buildIcmp, buildIcmpv6, buildTcp, buildUdp } from '../../compare/wire/build.js';
 import { Harness, tcp, udp } from './support.js';
 
+// COLO_FC_RUNS=5000 for a longer search than the default 100 runs per property.
+fc.configureGlobal({ numRuns: Number(process.env.COLO_FC_RUNS ?? 100) });
+
 /** Cut `stream` at the given sorted cut points into [offset, bytes] segments. */
 function cut(stream: Buffer, cuts: number[]): { offset: number; bytes: Buffer }[] {
   const points = [...new Set(cuts.map((c) => c % stream.length))].filter((c) => c > 0).sort((a, b) => a - b);
@@ -166,7 +169,6 @@ describe('properties', () => {
         expect(done.primary + flushed.release.length).toBe(pushed.primary);
         expect(done.secondary + flushed.drop.length).toBe(pushed.secondary);
       }),
-      { numRuns: 300 },
     );
   });
 });

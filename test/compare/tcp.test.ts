@@ -60,7 +60,7 @@ describe('TCP stream comparison', () => {
     expect(h.releasedFrames).toEqual([p1, p2]);
   });
 
-  it('waits at a gap instead of comparing across it', () => {
+  it('waits at a gap instead of comparing across it (differs: QEMU aligns by consumed bytes, not sequence numbers)', () => {
     const h = new Harness();
     h.primary(tcp(1, 'abc'));
     h.primary(tcp(7, 'ghi'));
@@ -85,7 +85,7 @@ describe('TCP stream comparison', () => {
     expect(h.divergences).toEqual([]);
   });
 
-  it('reports a payload difference once, at the stream offset of the first differing byte', () => {
+  it('reports a payload difference at the stream offset of the first differing byte (differs: QEMU records no offset)', () => {
     const h = new Harness();
     h.primary(tcp(1, 'hello '));
     h.secondary(sec(1, 'hello '));
@@ -115,7 +115,7 @@ describe('TCP stream comparison', () => {
     expect(h.engine.stats().heldSecondaryPackets).toBe(0);
   });
 
-  it('resumes cleanly after a flush, even when the secondary comes back with another sequence base', () => {
+  it('resumes cleanly after a flush, even with another secondary sequence base (differs: QEMU keeps per-connection state across a flush)', () => {
     const h = new Harness();
     h.primary(tcp(1, 'abc'));
     h.secondary(sec(1, 'abX'));
@@ -163,7 +163,7 @@ describe('TCP flags', () => {
     expect(out.divergences[0]).toMatchObject({ reason: 'payload', offset: 0 });
   });
 
-  it("reports 'flags' when only one side sends a SYN", () => {
+  it("reports 'flags' when only one side sends a SYN (differs: QEMU ignores flags)", () => {
     const h = new Harness();
     h.primary(tcp(5000, '', { flags: SYN | ACK }));
     const out = h.secondary(tcp(80000, 'data', { flags: ACK | PSH }));
@@ -171,7 +171,7 @@ describe('TCP flags', () => {
     expect(out.divergences[0].reason).toBe('flags');
   });
 
-  it('matches FIN with FIN after equal data, also when one side piggybacks it on data', () => {
+  it('matches FIN with FIN after equal data, also when one side piggybacks it on data (differs: QEMU ignores FIN)', () => {
     const h = new Harness();
     h.primary(tcp(1, 'bye'));
     h.primary(tcp(4, '', { flags: FIN | ACK }));
@@ -190,7 +190,7 @@ describe('TCP flags', () => {
     expect(h.released).toHaveLength(1); // abc was equal and went out before the difference
   });
 
-  it('releases a RST matched by a RST at the same offset', () => {
+  it('releases a RST matched by a RST at the same offset (differs: QEMU releases a RST without comparing)', () => {
     const h = new Harness();
     h.primary(tcp(1, 'abc'));
     h.secondary(sec(1, 'abc'));
@@ -202,7 +202,7 @@ describe('TCP flags', () => {
     expect(h.divergences).toEqual([]);
   });
 
-  it("reports 'flags' for a RST on the primary where the secondary sends data", () => {
+  it("reports 'flags' for a RST on the primary where the secondary sends data (differs: QEMU ignores flags)", () => {
     const h = new Harness();
     h.primary(tcp(1, '', { flags: RST | ACK }));
     const out = h.secondary(sec(1, 'data'));
@@ -232,7 +232,7 @@ describe('TCP acknowledgements (min-ack rule)', () => {
     expect(h.released).toHaveLength(1);
   });
 
-  it('handles acks across the 32-bit wrap', () => {
+  it('handles acks across the 32-bit wrap (differs: QEMU takes a plain unsigned minimum of the acks)', () => {
     const h = new Harness();
     h.secondary(sec(1, '', { ack: 0xfffffff0 }));
     h.secondary(sec(1, '', { ack: 0x10 })); // past the wrap: higher
@@ -271,7 +271,7 @@ describe('TCP secondary leftovers', () => {
     expect(h.tick(1000).divergences).toEqual([]);
   });
 
-  it('times out secondary data the primary never sends', () => {
+  it('times out secondary data the primary never sends (matches QEMU: the stale scan looks at both queues)', () => {
     const h = new Harness({ compareTimeoutMs: 100 });
     h.secondary(sec(1, 'extra'));
     const out = h.tick(200);
@@ -282,7 +282,7 @@ describe('TCP secondary leftovers', () => {
 });
 
 describe('long streams', () => {
-  it('keeps offsets right past 2^30 compared units (bases move forward; reported offsets keep counting)', () => {
+  it('keeps offsets right past 2^30 compared units (QEMU keeps only a 32-bit compare_seq and reports no offsets)', () => {
     const h = new Harness();
     h.primary(tcp(1, 'a'));
     h.secondary(sec(1, 'a'));

@@ -170,20 +170,16 @@ describeWith([hasCommand(qemuBinary, 'qemu-system-x86')], 'differential: control
       await s.notifyBarrier();
       s.sendNotify('COLO_SOMETHING_ELSE');
       await s.notifyBarrier();
+      // Each says so on stderr (ours through pino, which writes asynchronously: wait for the line).
+      await s.proc.waitForStderr(
+        s.proc.impl === 'qemu' ? 'COLO compare got unsupported instruction' : /unsupported message ignored/,
+      );
       return {
         replies: s.notifyMessages(XEN.INIT_REPLY),
         others: s.notify.frames.filter((f) => f.data.toString('latin1') !== XEN.INIT_REPLY).length,
-        stderr: s.proc.stderr(),
       };
     });
-    for (const [impl, r] of results) {
-      expect(r.replies, impl).toBe(3);
-      expect(r.others, impl).toBe(0);
-    }
-    const qemu = results.get('qemu');
-    if (qemu) expect(qemu.stderr).toContain('COLO compare got unsupported instruction');
-    const ours = results.get('ours');
-    if (ours) expect(ours.stderr).toMatch(/COLO_SOMETHING_ELSE|unknown|unsupported/i);
+    for (const [impl, r] of results) expect(r, impl).toEqual({ replies: 3, others: 0 });
   });
 
   it('stale-packet timer (compare_timeout=500, expired_scan_cycle=200) asks, never releases', async () => {
@@ -222,7 +218,9 @@ describeWith([hasCommand(qemuBinary, 'qemu-system-x86')], 'differential: control
     const payload = Buffer.alloc(1448, 0x5a);
     const segments = Array.from({ length: count }, (_, i) => tcp(1000 + i * 1448, '', { payload }));
     const [metricsPort] = await freePorts(1);
-    const results = await each({ metricsPort }, async (s) => {
+    // A queue limit far above the workload: libuv may read ~2 MB from one input before the other, and an
+    // overflow checkpoint is not what this test is about.
+    const results = await each({ metricsPort, maxQueueSize: 65_536 }, async (s) => {
       // Stop reading outdev: the kernel buffers fill and the compare process must hold what it releases.
       s.out.socket.pause();
       for (let i = 0; i < count; i += 200) {
@@ -254,7 +252,7 @@ describeWith([hasCommand(qemuBinary, 'qemu-system-x86')], 'differential: control
     }
     const ours = results.get('ours');
     if (ours) expect(ours).toEqual({ released: count, inversions: 0 });
-  });
+  }, 90_000);
 
   it('zero-length frame: QEMU aborts; colo-proxy counts it and reads on in step', async () => {
     const after = udp('after');
@@ -270,6 +268,7 @@ describeWith([hasCommand(qemuBinary, 'qemu-system-x86')], 'differential: control
       }
       s.send('sec', [after]);
       await s.settle();
+      await s.proc.waitForStderr(/zero-length/);
       const released = s.releasedFrames().map((f) => (f.equals(after) ? 'after' : f.toString('hex')));
       return { status: s.proc.exitStatus(), released, stderr: s.proc.stderr() };
     });
@@ -279,7 +278,6 @@ describeWith([hasCommand(qemuBinary, 'qemu-system-x86')], 'differential: control
     if (ours) {
       expect(ours.status, 'still running').toBeNull();
       expect(ours.released, 'the frame after the zero-length one is read and matched').toEqual(['after']);
-      expect(ours.stderr).toMatch(/zero-length/);
     }
   });
 
@@ -296,6 +294,7 @@ describeWith([hasCommand(qemuBinary, 'qemu-system-x86')], 'differential: control
       await s.pri.waitClosed(3_000);
       await s.reopen('pri');
       await s.settle();
+      await s.proc.waitForStderr(/oversized/);
       return { stderr: s.proc.stderr(), running: s.proc.exitStatus() === null, servedAfter: true };
     });
     const qemu = results.get('qemu');
@@ -304,7 +303,6 @@ describeWith([hasCommand(qemuBinary, 'qemu-system-x86')], 'differential: control
     if (ours) {
       expect(ours.running).toBe(true);
       expect(ours.servedAfter).toBe(true);
-      expect(ours.stderr).toMatch(/oversized/i);
     }
   });
 });

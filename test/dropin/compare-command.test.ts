@@ -1,7 +1,13 @@
+import { spawn } from 'node:child_process';
+import { once } from 'node:events';
+import fs from 'node:fs';
+import net from 'node:net';
+import os from 'node:os';
+import path from 'node:path';
 import { afterEach, describe, expect, it } from 'vitest';
 import { buildUdp } from '../../compare/wire/build.js';
 import { encodeFrame } from '../../proxy/ports/framed.js';
-import { frameOf, type Peer } from '../ports/support.js';
+import { frameOf, Peer } from '../ports/support.js';
 import { CompareProcess, XEN } from './support.js';
 
 const running: CompareProcess[] = [];
@@ -42,7 +48,61 @@ async function wire(proc: CompareProcess, vnetHdr = false) {
   return { out, notify, pri, sec };
 }
 
-describe('colo-proxy compare: the drop-in over loopback sockets', () => {
+describe('colo-proxy compare: the drop-in over loopback sockets', { timeout: 120_000 }, () => {
+  it('serves connect: and unix: addresses; ready only once the connecting side is connected', async () => {
+    const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'colo-compare-'));
+    const server = net.createServer();
+    server.listen(0, '127.0.0.1');
+    await once(server, 'listening');
+    const accepted = once(server, 'connection');
+    const port = (server.address() as net.AddressInfo).port;
+    try {
+      const primaryPath = path.join(dir, 'pri.sock');
+      const proc = await start(
+        ['--outdev', `connect:127.0.0.1:${port}`, '--primary-in', `listen:unix:${primaryPath}`],
+        {
+          notify: false,
+        },
+      );
+      const [socket] = (await accepted) as [net.Socket];
+      const out = Peer.adopt(socket);
+      peers.push(out);
+      expect(proc.endpoints['primary-in']).toBe(primaryPath);
+      const pri = await Peer.connect({ path: primaryPath });
+      peers.push(pri);
+      const sec = await connect(proc, 'secondary-in');
+      await pri.write(frameOf(udp(9, 'via-unix')));
+      await sec.write(frameOf(udp(9, 'via-unix')));
+      await out.sink.waitFor(1);
+      expect(out.sink.frames[0].frame.equals(udp(9, 'via-unix'))).toBe(true);
+    } finally {
+      server.close();
+      fs.rmSync(dir, { recursive: true, force: true });
+    }
+  });
+
+  it('rejects a bad address with exit code 2 and a message naming the flag', async () => {
+    const child = spawn(
+      process.execPath,
+      [
+        'bin/colo-proxy.js',
+        'compare',
+        '--primary-in',
+        'listen:127.0.0.1:0',
+        '--secondary-in',
+        'tcp:1',
+        '--outdev',
+        'listen:127.0.0.1:0',
+      ],
+      { stdio: ['ignore', 'ignore', 'pipe'] },
+    );
+    let stderr = '';
+    child.stderr.on('data', (t: Buffer) => (stderr += t.toString()));
+    const [code] = (await once(child, 'exit')) as [number];
+    expect(code).toBe(2);
+    expect(stderr).toMatch(/--secondary-in/);
+  });
+
   it('releases a matched pair, asks once per divergence (coalesced while outstanding), flushes on COLO_CHECKPOINT', async () => {
     const proc = await start();
     const { out, notify, pri, sec } = await wire(proc);
@@ -94,6 +154,10 @@ describe('colo-proxy compare: the drop-in over loopback sockets', () => {
       { frame: vnet10, start: 10 },
       { frame: vnet12, start: 12 },
     ]);
+    // SIGTERM: every socket closed, exit status 0.
+    running.splice(running.indexOf(proc), 1);
+    expect(await proc.stop()).toBe(0);
+    expect(proc.stderr).toMatch(/"msg":"shutting down"/);
   });
 
   it('without --notify-dev a checkpoint request is logged and counted, and a local flush releases after compare_timeout', async () => {

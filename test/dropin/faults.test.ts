@@ -35,14 +35,14 @@ beforeAll(async () => {
   notify = await proc.connect('notify-dev');
   pri = await proc.connect('primary-in');
   sec = await proc.connect('secondary-in');
-});
+}, 90_000);
 
 afterAll(async () => {
   for (const p of [out, notify, pri, sec]) p?.close();
   await proc?.stop();
 });
 
-describe('colo-proxy compare: faults on one socket leave the others serving', () => {
+describe('colo-proxy compare: faults on one socket leave the others serving', { timeout: 60_000 }, () => {
   it('a zero-length frame is skipped, counted and logged; the same stream carries on', async () => {
     const frame = udp(4000, 'after-zero');
     await pri.write(Buffer.concat([lengthOnly(0), frameOf(frame)]));
@@ -107,6 +107,14 @@ describe('colo-proxy compare: faults on one socket leave the others serving', ()
     await out.sink.waitFor(2);
     expect(out.sink.frames.map((f) => f.frame)).toEqual(frames);
     await provePairFlows();
+  });
+
+  it('anything the outdev peer sends is ignored (counted, never parsed): garbage cannot close outdev', async () => {
+    await out.write(Buffer.from('\xff\xff\xff\xffgarbage', 'latin1'));
+    await proc.statsUntil((x) => (x.sockets.outdev as unknown as { bytesIn: number }).bytesIn >= 11);
+    await provePairFlows();
+    const s = await proc.stats();
+    expect(s.sockets.outdev.disconnects).toBe(1); // the earlier deliberate reconnect only
   });
 
   it('a frame the engine cannot parse is rejected with a counted reason, not forwarded blindly', async () => {

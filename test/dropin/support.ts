@@ -38,7 +38,8 @@ export class CompareProcess {
     args.push(...extra);
     const child = spawn(process.execPath, args, { stdio: ['ignore', 'ignore', 'pipe'] });
     const proc = new CompareProcess(child);
-    await withTimeout(proc.waitForStderr(/colo-proxy compare: ready (.*)\n/), 20_000, 'for the ready line');
+    // Generous: tsx compiles the sources at start, and CI machines may be busy.
+    await proc.waitForStderr(/colo-proxy compare: ready (.*)\n/, 60_000);
     const line = /colo-proxy compare: ready (.*)\n/.exec(proc.stderr)?.[1] ?? '';
     for (const pair of line.split(' ')) {
       const eq = pair.indexOf('=');
@@ -66,7 +67,7 @@ export class CompareProcess {
   }
 
   /** Polls /stats until `condition` holds (the process has no event to wait on from outside). */
-  async statsUntil(condition: (s: StatsJson) => boolean, timeoutMs = 5000): Promise<StatsJson> {
+  async statsUntil(condition: (s: StatsJson) => boolean, timeoutMs = 15_000): Promise<StatsJson> {
     const deadline = Date.now() + timeoutMs;
     let last = await this.stats();
     while (!condition(last)) {
@@ -77,7 +78,7 @@ export class CompareProcess {
     return last;
   }
 
-  waitForStderr(pattern: RegExp, timeoutMs = 10_000): Promise<void> {
+  waitForStderr(pattern: RegExp, timeoutMs = 20_000): Promise<void> {
     return withTimeout(
       new Promise<void>((resolve, reject) => {
         const check = (): void => {

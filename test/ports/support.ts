@@ -22,7 +22,7 @@ export class CollectingSink implements FrameSink {
   }
 
   /** Resolves once frames + rejects reach `count`; fails after `timeoutMs`. */
-  waitFor(count: number, timeoutMs = 5000): Promise<void> {
+  waitFor(count: number, timeoutMs = 15_000): Promise<void> {
     if (this.frames.length + this.rejects.length >= count) return Promise.resolve();
     return withTimeout(
       new Promise<void>((resolve) => this.waiters.push({ count, resolve })),

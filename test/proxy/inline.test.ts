@@ -17,7 +17,9 @@ class FakeEngine extends EventEmitter implements InlineCheckpointEngine {
   private resolvers: Array<(o: { ok: boolean; secondaryLost?: boolean; reason: string }) => void> = [];
   checkpoint(reason: string) {
     this.started.push(reason);
-    return new Promise<{ ok: boolean; secondaryLost?: boolean; reason: string }>((resolve) => this.resolvers.push(resolve));
+    return new Promise<{ ok: boolean; secondaryLost?: boolean; reason: string }>((resolve) =>
+      this.resolvers.push(resolve),
+    );
   }
   async finish(ok = true, secondaryLost = false): Promise<void> {
     const resolve = this.resolvers.shift();
@@ -81,7 +83,9 @@ describe('InlineProxy (memory ports, fake checkpoint engine)', () => {
     expect(h.ports.client.sent.length).toBe(before);
     const toPrimaryBefore = h.ports.primary.sent.length;
     await h.engine!.finish();
-    const after = released().slice(before).map((f) => tcpInfo(Buffer.from(f, 'latin1')));
+    const after = released()
+      .slice(before)
+      .map((f) => tcpInfo(Buffer.from(f, 'latin1')));
     expect(after.map((i) => i.tcpSeq)).toEqual([5001, 5005]);
     expect(h.ports.primary.sent.length).toBe(toPrimaryBefore + 1);
     // Gate open again: a new frame passes once compared.
@@ -114,7 +118,10 @@ describe('InlineProxy (memory ports, fake checkpoint engine)', () => {
     h.proxy.on('mode', (m: { mode: string }) => modes.push(m.mode));
     await h.engine!.finish(false, true);
     expect(modes).toEqual(['solo']);
-    const seqs = h.ports.client.sent.map((f) => tcpInfo(f)).filter((i) => i.payloadLength > 0).map((i) => i.tcpSeq);
+    const seqs = h.ports.client.sent
+      .map((f) => tcpInfo(f))
+      .filter((i) => i.payloadLength > 0)
+      .map((i) => i.tcpSeq);
     expect(seqs).toEqual([5001, 5005]);
     h.proxy.sinks.primary.onFrame(reply(5009, 'EEEE'), 0);
     expect(tcpInfo(h.ports.client.sent.at(-1)!).tcpSeq).toBe(5009);

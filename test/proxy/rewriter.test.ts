@@ -12,7 +12,17 @@ const VM = { ip: '10.0.0.2', port: 80 };
 const { SYN, ACK, FIN, RST, PSH } = TcpFlag;
 
 function fromClient(seq: number, ack: number, flags: number, payload = '', options?: Buffer): Buffer {
-  return buildTcp({ src: CLIENT.ip, dst: VM.ip, srcPort: CLIENT.port, dstPort: VM.port, seq, ack, flags, payload, options });
+  return buildTcp({
+    src: CLIENT.ip,
+    dst: VM.ip,
+    srcPort: CLIENT.port,
+    dstPort: VM.port,
+    seq,
+    ack,
+    flags,
+    payload,
+    options,
+  });
 }
 function fromVm(seq: number, ack: number, flags: number, payload = ''): Buffer {
   return buildTcp({ src: VM.ip, dst: CLIENT.ip, srcPort: VM.port, dstPort: CLIENT.port, seq, ack, flags, payload });
@@ -183,19 +193,24 @@ describe('SeqRewriter: teardown, checkpoints, forgetting', () => {
 
   it('property: any ISN pair maps secondary seqs onto primary seqs and client acks back, checksums valid', () => {
     fc.assert(
-      fc.property(fc.integer({ min: 0, max: 0xffffffff }), fc.integer({ min: 0, max: 0xffffffff }), fc.nat(1 << 20), (pri, sec, delta) => {
-        const h = harness();
-        handshake(h, pri, sec);
-        const out = h.secondary(fromVm((sec + 1 + delta) >>> 0, CLIENT_ISN + 1, ACK, 'abc'));
-        const ack = fromClient(CLIENT_ISN + 1, (pri + 1 + delta) >>> 0, ACK);
-        h.toSecondary(ack);
-        return (
-          out.tcpSeq === ((pri + 1 + delta) >>> 0) &&
-          info(ack).tcpAck === ((sec + 1 + delta) >>> 0) &&
-          transportChecksumOk(out) &&
-          transportChecksumOk(info(ack))
-        );
-      }),
+      fc.property(
+        fc.integer({ min: 0, max: 0xffffffff }),
+        fc.integer({ min: 0, max: 0xffffffff }),
+        fc.nat(1 << 20),
+        (pri, sec, delta) => {
+          const h = harness();
+          handshake(h, pri, sec);
+          const out = h.secondary(fromVm((sec + 1 + delta) >>> 0, CLIENT_ISN + 1, ACK, 'abc'));
+          const ack = fromClient(CLIENT_ISN + 1, (pri + 1 + delta) >>> 0, ACK);
+          h.toSecondary(ack);
+          return (
+            out.tcpSeq === (pri + 1 + delta) >>> 0 &&
+            info(ack).tcpAck === (sec + 1 + delta) >>> 0 &&
+            transportChecksumOk(out) &&
+            transportChecksumOk(info(ack))
+          );
+        },
+      ),
       { numRuns: 300 },
     );
   });

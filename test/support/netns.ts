@@ -104,7 +104,11 @@ export async function createInlineTopology(subnet = 77): Promise<InlineTopology>
     const proxyIfaces = { client: 'xcli', primary: 'xpri', secondary: 'xsec' };
     await link({ ns: client, ifname: endpointIface }, { ns: proxy, ifname: proxyIfaces.client }, { mac: [clientMac] });
     await link({ ns: primary, ifname: endpointIface }, { ns: proxy, ifname: proxyIfaces.primary }, { mac: [vmMac] });
-    await link({ ns: secondary, ifname: endpointIface }, { ns: proxy, ifname: proxyIfaces.secondary }, { mac: [vmMac] });
+    await link(
+      { ns: secondary, ifname: endpointIface },
+      { ns: proxy, ifname: proxyIfaces.secondary },
+      { mac: [vmMac] },
+    );
     await client.exec('ip', 'addr', 'add', `${clientIp}/24`, 'dev', endpointIface);
     await client.exec('ip', 'neigh', 'replace', vmIp, 'lladdr', vmMac, 'dev', endpointIface, 'nud', 'permanent');
     for (const vm of [primary, secondary]) {

@@ -95,16 +95,8 @@ function qemuArgs(ports: ComparePorts, qmpPort: number, s: CompareSettings): str
     .filter((part) => part !== '')
     .join(',');
   return [
-    '-M',
-    'none',
-    '-nodefaults',
-    '-nographic',
-    '-display',
-    'none',
-    '-qmp',
-    `tcp:127.0.0.1:${qmpPort},server=on,wait=off`,
-    '-object',
-    'iothread,id=iothread1',
+    ...'-M none -nodefaults -nographic -display none -object iothread,id=iothread1'.split(' '),
+    ...['-qmp', `tcp:127.0.0.1:${qmpPort},server=on,wait=off`],
     ...chardev('pri', ports.pri),
     ...chardev('sec', ports.sec),
     ...chardev('out', ports.out),
@@ -115,17 +107,13 @@ function qemuArgs(ports: ComparePorts, qmpPort: number, s: CompareSettings): str
 }
 
 function oursArgs(ports: ComparePorts, s: CompareSettings): string[] {
+  const listen = (flag: string, port: number): string[] => [flag, `listen:127.0.0.1:${port}`];
   const args = [
-    'bin/colo-proxy.js',
-    'compare',
-    '--primary-in',
-    `listen:127.0.0.1:${ports.pri}`,
-    '--secondary-in',
-    `listen:127.0.0.1:${ports.sec}`,
-    '--outdev',
-    `listen:127.0.0.1:${ports.out}`,
-    '--notify-dev',
-    `listen:127.0.0.1:${ports.notify}`,
+    ...['bin/colo-proxy.js', 'compare'],
+    ...listen('--primary-in', ports.pri),
+    ...listen('--secondary-in', ports.sec),
+    ...listen('--outdev', ports.out),
+    ...listen('--notify-dev', ports.notify),
   ];
   if (s.compareTimeoutMs !== undefined) args.push('--compare-timeout', String(s.compareTimeoutMs));
   if (s.expiredScanCycleMs !== undefined) args.push('--expired-scan-cycle', String(s.expiredScanCycleMs));

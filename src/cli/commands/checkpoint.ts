@@ -63,7 +63,9 @@ export function registerCheckpoint(program: Command): void {
       result = {
         ok: report.ok,
         reason: report.reason,
-        ...(report.ok ? { stateBytes: report.stateBytes } : { error: report.error.code, message: report.error.message }),
+        ...(report.ok
+          ? { stateBytes: report.stateBytes }
+          : { error: report.error.code, message: report.error.message }),
         durationsMs: rounded(report.durations),
         seedDurationsMs: seed ? rounded(seed.durations) : null,
       };

@@ -1,0 +1,267 @@
+import { spawn, type ChildProcess } from 'node:child_process';
+import { closeSync, mkdtempSync, openSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { createInterface } from 'node:readline';
+import { stringify } from 'yaml';
+import type { InlineTopology, Netns } from './netns.js';
+
+/**
+ * The inline proxy's end-to-end lab, on top of createInlineTopology(): a lab guest in each VM namespace
+ * (same address: the VM IP), the secondary agent (`colo-proxy secondary`, unix socket: the filesystem is
+ * shared between namespaces), `colo-proxy run` in the proxy namespace, and a TCP client run in the client
+ * namespace. Every process is the leader of its own process group and every line it prints is kept, so a
+ * test waits on events with a bounded timeout and teardown kills whole groups, even after a failure.
+ */
+
+const root = new URL('../..', import.meta.url).pathname;
+const cli = join(root, 'bin/colo-proxy.js');
+const clientScript = join(root, 'test/inline/tcp-client.ts');
+export const labctl = join(root, 'test/inline/labctl.mjs');
+
+export type Event = Record<string, unknown> & { event?: string; time?: number };
+
+/** A child process whose stdout is NDJSON; stderr goes to a log file shown when a test fails. */
+export class LabProcess {
+  readonly events: Event[] = [];
+  readonly lines: string[] = [];
+  readonly exited: Promise<number | null>;
+  private waiters: Array<() => void> = [];
+
+  constructor(
+    readonly name: string,
+    readonly child: ChildProcess,
+    readonly logFile: string,
+  ) {
+    createInterface({ input: child.stdout! }).on('line', (line) => {
+      this.lines.push(line);
+      try {
+        this.events.push(JSON.parse(line) as Event);
+      } catch {
+        // Not every line is an event (a client may print plain text); it is kept in `lines`.
+      }
+      for (const wake of this.waiters.splice(0)) wake();
+    });
+    this.exited = new Promise((resolve) =>
+      child.once('exit', (code, signal) => {
+        resolve(code ?? (signal ? -1 : null));
+        for (const wake of this.waiters.splice(0)) wake();
+      }),
+    );
+  }
+
+  get running(): boolean {
+    return this.child.exitCode === null && this.child.signalCode === null;
+  }
+
+  /** Resolves with the first event (from the start) that matches; rejects after timeoutMs or on exit. */
+  async waitFor(match: (e: Event) => boolean, timeoutMs: number, what: string): Promise<Event> {
+    const deadline = Date.now() + timeoutMs;
+    for (;;) {
+      const found = this.events.find(match);
+      if (found) return found;
+      if (!this.running) throw new Error(`${this.name} exited while waiting for ${what}\n${this.logTail()}`);
+      const left = deadline - Date.now();
+      if (left <= 0) throw new Error(`timed out after ${timeoutMs} ms waiting for ${what} from ${this.name}\n${this.logTail()}`);
+      await new Promise<void>((resolve) => {
+        const timer = setTimeout(resolve, left);
+        this.waiters.push(() => {
+          clearTimeout(timer);
+          resolve();
+        });
+      });
+    }
+  }
+
+  /** Like waitFor, but only events after the `after`-th one. */
+  waitForNext(after: number, match: (e: Event) => boolean, timeoutMs: number, what: string): Promise<Event> {
+    return this.waitFor((e) => this.events.indexOf(e) >= after && match(e), timeoutMs, what);
+  }
+
+  signal(signal: NodeJS.Signals): void {
+    if (this.child.pid === undefined || !this.running) return;
+    try {
+      process.kill(-this.child.pid, signal);
+    } catch {
+      // Already gone.
+    }
+  }
+
+  /** SIGTERM, then SIGKILL after graceMs; resolves when the process has exited. */
+  async stop(graceMs = 3000): Promise<void> {
+    if (!this.running) return;
+    this.signal('SIGTERM');
+    const timer = setTimeout(() => this.signal('SIGKILL'), graceMs);
+    await this.exited;
+    clearTimeout(timer);
+    // Anything the leader left behind in its group (exec hooks) goes too.
+    this.signal('SIGKILL');
+  }
+
+  logTail(lines = 30): string {
+    try {
+      const text = readFileSync(this.logFile, 'utf8').trimEnd().split('\n');
+      return `--- ${this.name} (${this.logFile}) ---\n${text.slice(-lines).join('\n')}`;
+    } catch {
+      return `--- ${this.name}: no log ---`;
+    }
+  }
+}
+
+export interface LabOptions {
+  /** Start the secondary's guest with --nondeterministic. */
+  nondeterministic?: boolean;
+  /** Seconds the secondary's suspend hook sleeps first (an exec driver wrapping the lab control socket). */
+  secondarySuspendDelay?: number;
+  checkpointTimerMs?: number;
+  compareTimeoutMs?: number;
+  /** The coordinator's sync-point and heartbeat timeouts. */
+  waitMs?: number;
+  heartbeatLossMs?: number;
+  /** Primary health check (lab PING) interval and failures; off when undefined. */
+  primaryHealth?: { intervalMs: number; failures: number };
+  servicePort?: number;
+}
+
+export class InlineLab {
+  readonly dir = mkdtempSync(join(tmpdir(), 'colo-inline-lab-'));
+  readonly processes: LabProcess[] = [];
+  primaryGuest!: LabProcess;
+  secondaryGuest!: LabProcess;
+  agent!: LabProcess;
+  proxy!: LabProcess;
+  readonly servicePort: number;
+
+  constructor(
+    readonly topo: InlineTopology,
+    readonly options: LabOptions = {},
+  ) {
+    this.servicePort = options.servicePort ?? 7000;
+  }
+
+  socket(name: string): string {
+    return join(this.dir, `${name}.sock`);
+  }
+
+  spawn(name: string, ns: Netns | null, command: string, args: string[]): LabProcess {
+    const logFile = join(this.dir, `${name}.log`);
+    const fd = openSync(logFile, 'a');
+    const argv = ns ? ['ip', 'netns', 'exec', ns.name, command, ...args] : [command, ...args];
+    const child = spawn(argv[0], argv.slice(1), {
+      cwd: root,
+      detached: true,
+      stdio: ['ignore', 'pipe', fd],
+      env: { ...process.env, COLO_LOG_LEVEL: process.env.COLO_LOG_LEVEL ?? 'info' },
+    });
+    closeSync(fd);
+    const proc = new LabProcess(name, child, logFile);
+    this.processes.push(proc);
+    return proc;
+  }
+
+  /** Guests, agent, then the proxy; resolves once the pair is protected (the proxy reported 'ready'). */
+  async start(): Promise<void> {
+    // The two lab VMs are separate kernels, not clones: their TCP timestamps differ, and the rewriter maps
+    // sequence numbers only. Linux (6.x) refuses a handshake ACK whose TSecr is not one of the timestamps it
+    // sent, and after failover the client would PAWS-drop the secondary's lower timestamps. Real COLO VMs
+    // are clones of one another; the lab turns timestamps off instead.
+    for (const vm of [this.topo.primary, this.topo.secondary]) await vm.exec('sysctl', '-qw', 'net.ipv4.tcp_timestamps=0');
+    const listen = `${this.topo.vmIp}:${this.servicePort}`;
+    this.primaryGuest = this.spawn('primary-guest', this.topo.primary, process.execPath, [
+      cli, 'lab-guest', '--listen', listen, '--control', this.socket('primary'),
+    ]);
+    this.secondaryGuest = this.spawn('secondary-guest', this.topo.secondary, process.execPath, [
+      cli, 'lab-guest', '--listen', listen, '--control', this.socket('secondary'),
+      ...(this.options.nondeterministic ? ['--nondeterministic'] : []),
+    ]);
+    await Promise.all([
+      this.primaryGuest.waitFor((e) => e.event === 'listening', 20_000, 'the primary guest to listen'),
+      this.secondaryGuest.waitFor((e) => e.event === 'listening', 20_000, 'the secondary guest to listen'),
+    ]);
+
+    const secondaryControl = this.socket('secondary');
+    const delay = this.options.secondarySuspendDelay;
+    const driverFlags =
+      delay === undefined
+        ? ['--lab-control', secondaryControl]
+        : [
+            '--exec-suspend', `sleep ${delay}; ${process.execPath} ${labctl} ${secondaryControl} SUSPEND`,
+            '--exec-load', `${process.execPath} ${labctl} ${secondaryControl} LOAD -`,
+            '--exec-resume', `${process.execPath} ${labctl} ${secondaryControl} RESUME`,
+          ];
+    this.agent = this.spawn('agent', this.topo.proxy, process.execPath, [
+      cli, 'secondary', '--listen', `unix:${this.socket('agent')}`, '--plaintext', ...driverFlags,
+      '--wait-timeout', String(Math.max(this.options.waitMs ?? 3000, 3000)),
+    ]);
+    await this.agent.waitFor((e) => e.event === 'listening', 20_000, 'the agent to listen');
+
+    const o = this.options;
+    const config = {
+      interfaces: this.topo.proxyIfaces,
+      checkpoint: {
+        endpoint: `connect:unix:${this.socket('agent')}`,
+        plaintext: true,
+        checkpointTimerMs: o.checkpointTimerMs ?? 60_000,
+        timeouts: { waitMs: o.waitMs ?? 3000, heartbeatLossMs: o.heartbeatLossMs ?? 3000 },
+        driver: { kind: 'lab', control: this.socket('primary') },
+      },
+      compare: { compareTimeoutMs: o.compareTimeoutMs ?? 3000, expiredScanCycleMs: 100 },
+      // The lab guest's kernel TCP state is not part of its checkpoint: the secondary's offsets stay valid.
+      rewriter: { resetOffsetsOnCheckpoint: false },
+      captureBufferFrames: 4096,
+      events: join(this.dir, 'events.ndjson'),
+      divergences: join(this.dir, 'divergences.pcapng'),
+      ...(o.primaryHealth
+        ? { primaryHealth: { kind: 'lab', control: this.socket('primary'), timeoutMs: 500, ...o.primaryHealth } }
+        : {}),
+    };
+    const configFile = join(this.dir, 'run.yaml');
+    writeFileSync(configFile, stringify(config));
+    this.proxy = this.spawn('proxy', this.topo.proxy, process.execPath, [cli, 'run', '--config', configFile]);
+    await this.proxy.waitFor((e) => e.event === 'ready', 30_000, 'the pair to be protected');
+  }
+
+  /** Runs the TCP client in the client namespace; resolves with its last JSON line. */
+  client(job: Record<string, unknown>, name = 'client'): LabProcess {
+    const full = { host: this.topo.vmIp, port: this.servicePort, ...job };
+    return this.spawn(name, this.topo.client, process.execPath, ['--import', 'tsx', clientScript, JSON.stringify(full)]);
+  }
+
+  async clientResult<T = Record<string, unknown>>(proc: LabProcess, timeoutMs: number): Promise<T> {
+    const last = await proc.waitFor((e) => 'kind' in e || 'error' in e, timeoutMs, 'the client result');
+    if ('error' in last) throw new Error(`client failed: ${String(last.error)}`);
+    return last as T;
+  }
+
+  /** A lab guest control request from the host (the socket files are shared across namespaces). */
+  async control(guest: 'primary' | 'secondary', verb: string, body = ''): Promise<string> {
+    const proc = this.spawn(`labctl-${guest}-${verb}`, null, process.execPath, [labctl, this.socket(guest), verb, body]);
+    const chunks: string[] = [];
+    proc.child.stdout!.on('data', (chunk: Buffer) => chunks.push(chunk.toString()));
+    const code = await proc.exited;
+    if (code !== 0) throw new Error(`labctl ${verb} on the ${guest} guest failed (${code})`);
+    return chunks.join('');
+  }
+
+  async guestStatus(guest: 'primary' | 'secondary'): Promise<{ requests: number; connections: number }> {
+    return JSON.parse(await this.control(guest, 'STATUS')) as { requests: number; connections: number };
+  }
+
+  /** The proxy's events of one kind, in order. */
+  proxyEvents(kind: string): Event[] {
+    return this.proxy.events.filter((e) => e.event === kind);
+  }
+
+  /** Stops every process (groups), newest first; keeps the directory when `keep` (a failed test's logs). */
+  async stop(keep = false): Promise<void> {
+    for (const proc of [...this.processes].reverse()) await proc.stop();
+    if (!keep) rmSync(this.dir, { recursive: true, force: true });
+  }
+
+  logs(): string {
+    return this.processes
+      .filter((p) => !p.name.startsWith('labctl'))
+      .map((p) => p.logTail(40))
+      .join('\n');
+  }
+}
