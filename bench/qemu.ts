@@ -5,7 +5,8 @@
  * - Throughput: released frames/s for matched TCP streams (1448-byte payloads, 1 and 64 connections) and
  *   64-byte UDP frames (64 flows). Timed from the first byte written to the last frame released. The
  *   generator writes pre-framed buffers in large batches; its own rate (the same writes into a discarding
- *   socket) is printed next to each figure to show it is not the bottleneck.
+ *   socket) is printed next to each figure, and so is this process's CPU share during each run (a generator
+ *   far below 100% CPU was waiting on the compare process, not the other way round).
  * - Latency: one TCP pair in flight at a time (low rate), from writing the later frame of the pair to the
  *   arrival of its release; p50/p99 over the samples.
  *
@@ -16,7 +17,7 @@
  *   npm run bench:qemu                       (both; needs qemu-system-x86)
  *   COLO_BENCH_IMPLS=qemu npm run bench:qemu (one side only)
  *   COLO_BENCH_CPU_PROF=/tmp/prof npm run bench:qemu   (ours runs under node --cpu-prof)
- *   COLO_BENCH_ROUNDS=3, COLO_BENCH_SCALE=1 (frames per run x scale)
+ *   COLO_BENCH_ROUNDS=3, COLO_BENCH_SCALE=1 (frames per run x scale), COLO_BENCH_MAX_QUEUE=65536
  *
  * Output: progress lines on stderr; the last line on stdout is one JSON object.
  */
@@ -191,14 +192,24 @@ async function generatorRate(w: Workload): Promise<number> {
   }
 }
 
-const settings: CompareSettings = { compareTimeoutMs: 60_000, maxQueueSize: 65_536 };
+const settings: CompareSettings = {
+  compareTimeoutMs: 60_000,
+  maxQueueSize: Number(process.env.COLO_BENCH_MAX_QUEUE ?? '65536'),
+};
 
 function settingsFor(impl: Implementation): CompareSettings {
   if (impl !== 'ours' || !profileDir) return settings;
   return { ...settings, nodeArgs: ['--cpu-prof', `--cpu-prof-dir=${profileDir}`] };
 }
 
-async function throughput(impl: Implementation, w: Workload): Promise<{ fps: number; requests: number }> {
+interface Run {
+  fps: number;
+  requests: number;
+  /** This process's CPU time (generator + counting reader) over the run's wall time: far below 100 = idle. */
+  generatorCpuPct: number;
+}
+
+async function throughput(impl: Implementation, w: Workload): Promise<Run> {
   const proc = await startCompare(impl, settingsFor(impl));
   const session = await CompareSession.open(proc, settings);
   try {
@@ -211,6 +222,7 @@ async function throughput(impl: Implementation, w: Workload): Promise<{ fps: num
       if (counter.count >= w.frames) finish();
     });
     const t0 = performance.now();
+    const cpu0 = process.cpuUsage();
     await generate(session.pri.socket, session.sec.socket, w);
     await bounded<void>(`${impl} ${w.name}: ${w.frames} releases (got ${counter.count})`, 120_000, (done) => {
       void all.then(done);
@@ -218,9 +230,12 @@ async function throughput(impl: Implementation, w: Workload): Promise<{ fps: num
     }).catch((err: unknown) => {
       throw new Error(`${(err as Error).message}; released ${counter.count}`);
     });
-    const fps = w.frames / ((performance.now() - t0) / 1000);
+    const wallMs = performance.now() - t0;
+    const cpu = process.cpuUsage(cpu0);
+    const fps = w.frames / (wallMs / 1000);
     await session.notifyBarrier();
-    return { fps, requests: session.checkpointRequests() };
+    const generatorCpuPct = Math.round((cpu.user + cpu.system) / 10 / wallMs);
+    return { fps, requests: session.checkpointRequests(), generatorCpuPct };
   } finally {
     await session.close();
   }
@@ -285,6 +300,7 @@ let invalid = false;
 for (const w of workloads) {
   const generator: number[] = [];
   const runs = new Map<Implementation, number[]>(impls.map((impl) => [impl, []]));
+  const generatorCpu: number[] = [];
   // Rounds alternate the implementations so a busy machine slows both alike; the median is reported.
   for (let round = 0; round < rounds; round++) {
     generator.push(await generatorRate(w));
@@ -301,7 +317,14 @@ for (const w of workloads) {
   for (const impl of impls) figures[`${impl}_fps`] = Math.round(median(runs.get(impl)!));
   const ratio = figures.ours_fps && figures.qemu_fps ? +(figures.ours_fps / figures.qemu_fps).toFixed(2) : null;
   log(`${w.name} generator alone: ${Math.round(median(generator))} frames/s`);
-  result[w.name] = { ...figures, ratio, generator_fps: Math.round(median(generator)), frames: w.frames, rounds };
+  result[w.name] = {
+    ...figures,
+    ratio,
+    generator_fps: Math.round(median(generator)),
+    generator_cpu_pct_max: Math.max(...generatorCpu),
+    frames: w.frames,
+    rounds,
+  };
 }
 
 const samples = Math.round(2_000 * scale);

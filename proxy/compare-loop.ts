@@ -69,6 +69,8 @@ export interface LoopCounters {
   localFlushes: number;
   /** Times the inputs were paused because outdev's backlog was above its high-water mark. */
   backpressurePauses: number;
+  /** Exceptions from the engine (a bug): the frame in hand is counted as malformed 'internal-error'. */
+  internalErrors: number;
 }
 
 function zeroFraming(): Record<FramingRejectReason, number> {
@@ -147,6 +149,7 @@ export class CompareLoop {
     flushes: 0,
     localFlushes: 0,
     backpressurePauses: 0,
+    internalErrors: 0,
   };
   readonly clock: () => number;
   private readonly engine: CompareEngineLike;
@@ -202,7 +205,21 @@ export class CompareLoop {
   }
 
   input(side: Side, frame: Buffer, start: number, now: number): void {
-    this.consume(this.engine.push(side, frame, start, now), now);
+    // The engine's contract is never to throw; if a bug makes it, one frame is lost loudly (counted and
+    // logged) rather than the process and every connection with it. try/catch costs nothing in V8 here.
+    try {
+      this.consume(this.engine.push(side, frame, start, now), now);
+    } catch (err) {
+      this.internalError(side, err);
+    }
+  }
+
+  private internalError(side: Side | 'scan', err: unknown): void {
+    const count = ++this.counters.internalErrors;
+    if (side !== 'scan') this.observer?.recordMalformed(side, 'internal-error');
+    if (worthLogging(count)) {
+      this.log.error({ side, count, err: err instanceof Error ? err.stack : String(err) }, 'comparison engine threw');
+    }
   }
 
   framesArrived(side: Side, n: number): void {
@@ -231,9 +248,16 @@ export class CompareLoop {
 
   /** Sends what the last decisions released, as one write. */
   flushOutput(): void {
+    const outdev = this.outdev;
+    if (outdev === null) return; // not started: released frames stay batched, in order
     const data = this.batch.take();
-    if (data === null || this.outdev === null) return;
-    if (!this.outdev.write(data) && !this.paused) this.pauseInputs();
+    if (data === null) return;
+    if (!outdev.write(data)) {
+      if (!this.paused) this.pauseInputs();
+    } else if (outdev.backlog === 0) {
+      // The kernel took the whole write synchronously: nothing references the slab region any more.
+      this.batch.recycle();
+    }
   }
 
   private consume(decision: EngineDecision, now: number): void {
@@ -299,15 +323,19 @@ export class CompareLoop {
 
   private scan(): void {
     const now = this.clock();
-    this.consume(this.engine.tick(now), now);
-    if (this.localFlushAt !== 0 && now >= this.localFlushAt) {
-      this.localFlushAt = 0;
-      this.counters.localFlushes++;
-      this.log.warn({ localFlushes: this.counters.localFlushes }, 'local flush: no --notify-dev to checkpoint');
-      this.consume(this.engine.flush(now), now);
+    try {
+      this.consume(this.engine.tick(now), now);
+      if (this.localFlushAt !== 0 && now >= this.localFlushAt) {
+        this.localFlushAt = 0;
+        this.counters.localFlushes++;
+        this.log.warn({ localFlushes: this.counters.localFlushes }, 'local flush: no --notify-dev to checkpoint');
+        this.consume(this.engine.flush(now), now);
+      }
+      this.options.afterScan?.();
+    } catch (err) {
+      this.internalError('scan', err);
     }
     this.flushOutput();
-    this.options.afterScan?.();
   }
 
   private pauseInputs(): void {

@@ -120,8 +120,9 @@ export class Agent extends EventEmitter<AgentEvents> {
       channel.enableExtensions();
       if (hello.value.version !== PROTOCOL_VERSION)
         return new VersionMismatchError(PROTOCOL_VERSION, hello.value.version);
-      // Initial sync: the primary seeds this VM with a full checkpoint; READY follows the load.
-      const seedNew = await channel.expect('NEW', t.waitMs);
+      // Initial sync: the primary seeds this VM with a full checkpoint; READY follows the load. The primary
+      // may first finish resuming from an aborted checkpoint, so this wait is as long as a load's.
+      const seedNew = await channel.expect('NEW', t.loadMs);
       if (!seedNew.ok) return seedNew.error;
       const seeded = await this.transaction(channel, true);
       if (seeded) return seeded;

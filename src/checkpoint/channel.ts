@@ -27,6 +27,9 @@ import { chunkTaps } from './transport.js';
 export type Message =
   { kind: 'sync'; value: SyncPointValue } | { kind: 'state'; state: Buffer } | { kind: 'hello'; version: number };
 
+/** Slice size of a state being written: about 30 ms of encryption on a slow TLS path, 1 ms of plaintext. */
+const STATE_SLICE_BYTES = 1024 * 1024;
+
 /** Every wait is bounded; these are the bounds (milliseconds). */
 export interface ProtocolTimeouts {
   /** Any sync point answered promptly: SUSPENDED, HELLO, the agent's wait for NEW's successors. */
@@ -85,6 +88,8 @@ export class ControlChannel {
   private failure: CheckpointError | null = null;
   private readonly failureListeners: ((error: CheckpointError) => void)[] = [];
   private readonly heartbeat: Heartbeat;
+  private sendingState = false;
+  private drainWaiter: (() => void) | null = null;
   /** Called when a SEND header arrives: the receiver starts timing the transfer there. */
   onStateBegin: ((length: number) => void) | null = null;
 
@@ -112,7 +117,9 @@ export class ControlChannel {
       lossTimeoutMs: options.heartbeatLossMs,
       now: options.now,
       lastHeard: () => this.lastHeardAt,
-      send: () => this.write(encoded.HEARTBEAT),
+      send: () => {
+        if (!this.sendingState) this.write(encoded.HEARTBEAT);
+      },
       onLoss: (silentMs) => this.fail(new HeartbeatLostError(silentMs)),
     });
     this.decoder.reuseStateBuffer = options.reuseStateBuffer ?? false;
@@ -160,13 +167,38 @@ export class ControlChannel {
     this.write(encodeWithArgument(SyncPoint.HELLO, version));
   }
 
-  /** SEND, the u64 length, then the state itself as its own write: the state is never copied. */
-  sendState(state: Buffer): void {
+  /**
+   * SEND, the u64 length, then the state in slices (views, never copies). One write of a whole state would
+   * be encrypted in one go under TLS: seconds without heartbeats or timers on a large state. Slices keep
+   * the event loop turning; at most about two are queued, so the kernel never runs dry between them.
+   * Heartbeats are held back meanwhile: they must not land inside the state, and the peer sees bytes anyway.
+   */
+  async sendState(state: Buffer): Promise<void> {
     if (this.failure) return;
-    this.stream.cork();
-    this.stream.write(encodeSendHeader(state.length));
-    this.stream.write(state);
-    this.stream.uncork();
+    this.sendingState = true;
+    try {
+      this.stream.write(encodeSendHeader(state.length));
+      for (let offset = 0; offset < state.length; offset += STATE_SLICE_BYTES) {
+        if (this.failure) return;
+        this.stream.write(state.subarray(offset, offset + STATE_SLICE_BYTES));
+        if (this.stream.writableLength > STATE_SLICE_BYTES) await this.drained();
+      }
+    } finally {
+      this.sendingState = false;
+    }
+  }
+
+  /** Resolves once the stream's queue emptied, or the channel failed (fail() wakes it). */
+  private drained(): Promise<void> {
+    return new Promise((resolve) => {
+      const done = (): void => {
+        this.stream.off('drain', done);
+        this.drainWaiter = null;
+        resolve();
+      };
+      this.drainWaiter = done;
+      this.stream.on('drain', done);
+    });
   }
 
   /**
@@ -220,6 +252,7 @@ export class ControlChannel {
     } else {
       this.stream.destroy();
     }
+    this.drainWaiter?.();
     const waiter = this.waiter;
     this.waiter = null;
     if (waiter) {

@@ -168,13 +168,13 @@ export class Coordinator extends EventEmitter<EngineEvents> implements Checkpoin
   }
 
   private finished(run: Promise<void>): void {
-    // A reconnection may already have started its initial sync; that one is running now, not this.
-    if (this.running !== run) return;
-    this.running = null;
+    // A reconnection may already have started its initial sync: then that is what runs now, not this.
+    const superseded = this.running !== run;
+    if (!superseded) this.running = null;
     const next = this.pending;
     this.pending = null;
     if (next) {
-      if (this.isProtected && !this.closed) {
+      if (this.isProtected && !this.closed && !superseded) {
         void this.start(next.reasons).then(next.resolve);
         return;
       }
@@ -292,7 +292,8 @@ export class Coordinator extends EventEmitter<EngineEvents> implements Checkpoin
     durations.save = this.now() - t1;
 
     t1 = this.now();
-    channel.sendState(state);
+    // Not awaited: the RECEIVED wait below bounds the whole transfer, and the writes cannot fail it.
+    void channel.sendState(state);
     const received = await channel.expect('RECEIVED', t.transferMs);
     if (!received.ok) return abort(received.error);
     durations.transfer = this.now() - t1;

@@ -112,6 +112,8 @@ export async function startCompareService(settings: CompareSettings, logger: Log
     await stats?.close();
   };
 
+  // Wired before any socket can accept a peer, so no frame can arrive before outdev is known.
+  loop.start({ primary, secondary, outdev });
   try {
     await Promise.all(sockets.map((s) => s.start()));
     if (settings.metrics !== null) {
@@ -121,7 +123,6 @@ export async function startCompareService(settings: CompareSettings, logger: Log
     await close();
     throw err;
   }
-  loop.start({ primary, secondary, outdev });
 
   const endpoints: Record<string, string> = {
     'primary-in': primary.describe(),

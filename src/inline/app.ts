@@ -1,6 +1,12 @@
 import type { EventEmitter } from 'node:events';
 import type { Divergence } from '../../compare/types.js';
-import { InlineProxy, type CheckpointDone, type FramePort, type Mode } from '../../proxy/inline.js';
+import {
+  InlineProxy,
+  type CheckpointDone,
+  type FramePort,
+  type InlineCheckpointEngine,
+  type Mode,
+} from '../../proxy/inline.js';
 import { LivePort, type LivePortCounters, type LivePortOptions } from '../../proxy/ports/live.js';
 import { DivergenceRecorder } from '../capture/divergence-recorder.js';
 import { Coordinator } from '../checkpoint/coordinator.js';
@@ -84,8 +90,21 @@ export async function startInlineApp(config: InlineConfig, logger: Logger, deps:
       checkpointTimerMs: null,
       logger,
     });
+    // LOADED's wall-clock time, taken before the proxy flushes (its 'checkpoint' event comes after the flush).
+    let loadedAt = 0;
+    const engine: InlineCheckpointEngine = {
+      checkpoint: (reason) =>
+        coordinator.checkpoint(reason).then((outcome) => {
+          loadedAt = Date.now();
+          return outcome;
+        }),
+      get isProtected() {
+        return coordinator.isProtected;
+      },
+      on: (event, listener) => coordinator.on(event, listener as never),
+    };
     const proxy = new InlineProxy(
-      coordinator,
+      engine,
       {
         compare: config.compare,
         rewriter: {
@@ -105,7 +124,7 @@ export async function startInlineApp(config: InlineConfig, logger: Logger, deps:
     const metrics = new ColoMetrics();
     metrics.setMode('unprotected');
     const sync = new CounterSync(proxy, metrics);
-    wireObservers({ proxy, coordinator, metrics, events, recorder, logger, emit });
+    wireObservers({ proxy, coordinator, metrics, events, recorder, logger, emit, loadedAt: () => loadedAt });
 
     const openPort = deps.openPort ?? ((options: LivePortOptions) => new LivePort(options));
     const ports = {} as Record<'client' | 'primary' | 'secondary', PortLike>;
@@ -201,9 +220,10 @@ interface Observers {
   recorder: DivergenceRecorder | null;
   logger: Logger;
   emit: (event: string, fields?: Record<string, unknown>) => void;
+  loadedAt: () => number;
 }
 
-function wireObservers({ proxy, coordinator, metrics, events, recorder, logger, emit }: Observers): void {
+function wireObservers({ proxy, coordinator, metrics, events, recorder, logger, emit, loadedAt }: Observers): void {
   proxy.on('mode', ({ mode, reason }: { mode: Mode; reason: string }) => {
     metrics.setMode(mode);
     events?.mode(Date.now(), mode, reason);
@@ -222,7 +242,7 @@ function wireObservers({ proxy, coordinator, metrics, events, recorder, logger, 
   });
   proxy.on('checkpoint-request', ({ reason }: { reason: string }) => metrics.recordCheckpointRequest(reason));
   proxy.on('checkpoint-start', ({ reason }: { reason: string }) => emit('checkpoint-start', { reason }));
-  proxy.on('checkpoint', (done: CheckpointDone) => emit('checkpoint-loaded', { ...done }));
+  proxy.on('checkpoint', (done: CheckpointDone) => emit('checkpoint-loaded', { ...done, loadedAt: loadedAt() }));
   coordinator.on('ready', (event) => emit('ready', { ...event }));
   coordinator.on('secondary-lost', (event) =>
     emit('secondary-lost', { reason: event.reason, message: event.error.message, wasProtected: event.wasProtected }),

@@ -160,7 +160,10 @@ describe('connections', () => {
   });
 
   it('the real pair stays protected while idle: heartbeats keep both sides alive', async () => {
-    pair = await protectedPair({ coordinator: { timeouts: heartbeatTimeouts }, agent: { timeouts: heartbeatTimeouts } });
+    pair = await protectedPair({
+      coordinator: { timeouts: heartbeatTimeouts },
+      agent: { timeouts: heartbeatTimeouts },
+    });
     const losses: string[] = [];
     pair.coordinator.on('secondary-lost', (e) => losses.push(e.reason));
     pair.agent.on('primary-lost', (e) => losses.push(e.reason));

@@ -1,7 +1,7 @@
 import { once } from 'node:events';
 import { afterEach, describe, expect, it } from 'vitest';
 import type { CheckpointReport } from '../../src/checkpoint/engine.js';
-import { protectedPair, withTimeout, type Pair } from './harness.js';
+import { fastTimeouts, protectedPair, withTimeout, type Pair } from './harness.js';
 
 let pair: Pair | null = null;
 afterEach(async () => {
@@ -45,7 +45,9 @@ describe('a checkpoint transaction over loopback TCP', () => {
   }
 
   it('carries an 8 MiB state intact', async () => {
-    pair = await protectedPair();
+    // Integrity, not timing: a loaded machine may take seconds to touch 8 MiB of fresh memory.
+    const timeouts = { ...fastTimeouts, transferMs: 10_000, loadMs: 10_000 };
+    pair = await protectedPair({ coordinator: { timeouts }, agent: { timeouts } });
     const state = Buffer.alloc(8 << 20);
     for (let i = 0; i < state.length; i += 4) state.writeUInt32LE((i * 2654435761) >>> 0, i);
     pair.primary.state = state;

@@ -36,7 +36,7 @@ async function coordinatorWithRawSecondary(): Promise<{
   peer: RawPeer;
 }> {
   const primary = new FakeDriver(Buffer.from('p0'));
-  const coordinator = new Coordinator({ driver: primary, timeouts: fastTimeouts, checkpointTimerMs: null });
+  const coordinator = new Coordinator({ driver: primary, timeouts: heartbeatTimeouts, checkpointTimerMs: null });
   const listener = await listenControl(parseEndpoint('listen:127.0.0.1:0'), null);
   listener.on('connection', (stream, peer) => coordinator.attach(stream, peer));
   cleanup.push(

@@ -199,6 +199,21 @@ const scenarios: Scenario[] = [
     qemu: [{ released: ['P'], requests: 0 }],
   },
   {
+    name: 'tcp pure ACK acking more than the secondary',
+    about: 'P acks 5200, S acks 5100: QEMU releases P (any secondary packet will do); colo-proxy waits',
+    difference: 'a primary pure ACK is released once the secondary acked as much (QEMU: any secondary packet)',
+    frames: { P: pureAck(5200), S: pureAck(5100) },
+    steps: [{ send: 'pri', frames: ['P'] }, { send: 'sec', frames: ['S'] }, { settle: true }, { flush: true }],
+    qemu: [
+      { released: ['P'], requests: 0 },
+      { released: ['P'], requests: 0 },
+    ],
+    ours: [
+      { released: [], requests: 0 },
+      { released: ['P'], requests: 0 },
+    ],
+  },
+  {
     name: 'tcp SYN, FIN and RST',
     about: 'segments without payload are released once the secondary has sent its copy',
     frames: {
@@ -224,6 +239,21 @@ const scenarios: Scenario[] = [
       { released: ['PSYN'], requests: 0 },
       { released: ['PSYN', 'PFIN'], requests: 0 },
       { released: ['PSYN', 'PFIN', 'PRST'], requests: 0 },
+    ],
+  },
+  {
+    name: 'tcp FIN against RST',
+    about: 'the primary closes, the secondary resets: QEMU does not look at flags; colo-proxy diverges',
+    difference: 'SYN/FIN/RST must agree at the same stream offset (QEMU: no flag handling)',
+    frames: { P: tcp(1000, '', { flags: FIN | ACK }), S: tcp(1000, '', { flags: RST | ACK }) },
+    steps: [{ send: 'pri', frames: ['P'] }, { send: 'sec', frames: ['S'] }, { settle: true }, { flush: true }],
+    qemu: [
+      { released: ['P'], requests: 0 },
+      { released: ['P'], requests: 0 },
+    ],
+    ours: [
+      { released: [], requests: 1 },
+      { released: ['P'], requests: 1 },
     ],
   },
   {

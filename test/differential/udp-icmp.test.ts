@@ -179,12 +179,12 @@ const scenarios: Scenario[] = [
     qemu: [{ released: ['P'], requests: 0 }],
   },
   {
-    name: 'other IP protocol, TTL and IP ID differ',
-    about: 'QEMU compares every byte of other protocols; colo-proxy normalises TTL, IP ID and checksum',
+    name: 'other IP protocol, TTL, IP ID and MACs differ',
+    about: 'QEMU compares every byte of other protocols; colo-proxy skips TTL, IP ID, checksum and Ethernet header',
     difference: 'other IP protocols compared after normalising TTL/IP ID/checksum (QEMU all bytes)',
     frames: {
       P: buildIpRaw({ src: '10.0.0.1', dst: '10.0.0.2', protocol: 253, payload: 'raw bytes' }),
-      S: buildIpRaw({ src: '10.0.0.1', dst: '10.0.0.2', protocol: 253, payload: 'raw bytes', ttl: 9, ipId: 77 }),
+      S: buildIpRaw({ ...{ src: '10.0.0.1', dst: '10.0.0.2', protocol: 253, payload: 'raw bytes' }, ...headerOnly }),
     },
     steps: [{ send: 'pri', frames: ['P'] }, { send: 'sec', frames: ['S'] }, { settle: true }],
     qemu: [{ released: [], requests: 1 }],
@@ -199,6 +199,48 @@ const scenarios: Scenario[] = [
     },
     steps: [{ send: 'pri', frames: ['P'] }, { send: 'sec', frames: ['S'] }, { settle: true }],
     qemu: [{ released: [], requests: 1 }],
+  },
+  {
+    name: 'udp checksum differs',
+    about: 'same datagram, different UDP checksum field: QEMU compares it, colo-proxy skips it',
+    difference: 'UDP/ICMP checksum field not compared (QEMU compares it)',
+    frames: { P: udp('hello'), S: udp('hello', { checksum: 0x1234 }) },
+    steps: [{ send: 'pri', frames: ['P'] }, { send: 'sec', frames: ['S'] }, { settle: true }],
+    qemu: [{ released: [], requests: 1 }],
+    ours: [{ released: ['P'], requests: 0 }],
+  },
+  {
+    name: 'udp over IPv6',
+    about: 'QEMU releases IPv6 from the primary uncompared (and drops the secondary); colo-proxy compares it',
+    difference: 'IPv6 compared like IPv4 (QEMU: unsupported, released uncompared)',
+    frames: {
+      P: udp('six', { src: 'fd00::1', dst: 'fd00::2' }),
+      S: udp('six', { src: 'fd00::1', dst: 'fd00::2' }),
+    },
+    steps: [{ send: 'pri', frames: ['P'] }, { settle: true }, { send: 'sec', frames: ['S'] }, { settle: true }],
+    qemu: [
+      { released: ['P'], requests: 0 },
+      { released: ['P'], requests: 0 },
+    ],
+    ours: [
+      { released: [], requests: 0 },
+      { released: ['P'], requests: 0 },
+    ],
+  },
+  {
+    name: 'udp in a VLAN',
+    about: 'QEMU releases 802.1Q frames from the primary uncompared; colo-proxy compares them',
+    difference: 'VLAN frames compared, tag skipped (QEMU: unsupported, released uncompared)',
+    frames: { P: udp('tagged', { vlanId: 42 }), S: udp('tagged', { vlanId: 42 }) },
+    steps: [{ send: 'pri', frames: ['P'] }, { settle: true }, { send: 'sec', frames: ['S'] }, { settle: true }],
+    qemu: [
+      { released: ['P'], requests: 0 },
+      { released: ['P'], requests: 0 },
+    ],
+    ours: [
+      { released: [], requests: 0 },
+      { released: ['P'], requests: 0 },
+    ],
   },
   {
     name: 'ARP from the primary',

@@ -120,15 +120,16 @@ describeWith(
     }, 60_000);
 
     it('output gate: with a 300 ms suspend, no primary byte reaches the client between NEW and LOADED', async () => {
-      const l = await startLab({ secondarySuspendDelay: 0.3, checkpointTimerMs: 700 });
-      const bytes = 8 << 20;
+      const l = await startLab({ secondarySuspendDelayMs: 300, checkpointTimerMs: 500 });
+      // Small: after a checkpoint the lab guests' streams are out of step and every segment diverges (see docs/inline.md).
+      const bytes = 3 << 20;
       const result = await l.clientResult<Download>(l.client({ kind: 'download', bytes }, 'client-download'), 60_000);
       expect(result.bytes).toBe(bytes);
       expect(result.firstMismatch).toBeNull();
       const starts = l.proxyEvents('checkpoint-start');
       const loads = l.proxyEvents('checkpoint-loaded');
       const windows = starts
-        .map((start, i) => ({ start: start.time!, loaded: loads[i]?.time ?? Infinity, flushed: Number(loads[i]?.flushedFrames ?? 0) }))
+        .map((start, i) => ({ start: start.time!, loaded: Number(loads[i]?.loadedAt ?? Infinity), flushed: Number(loads[i]?.flushedFrames ?? 0) }))
         .filter((w) => w.start > result.chunks[0][0] && w.loaded < result.chunks[result.chunks.length - 1][0]);
       expect(windows.length, 'checkpoints during the download').toBeGreaterThan(0);
       for (const w of windows) {
@@ -141,20 +142,39 @@ describeWith(
       expect(windows.some((w) => w.flushed > 0)).toBe(true);
     }, 90_000);
 
-    it('secondary killed mid-checkpoint: solo within the timeout, the transfer finishes intact', async () => {
-      const l = await startLab({ secondarySuspendDelay: 2, checkpointTimerMs: 1000, waitMs: 3000 });
+    it('secondary killed mid-checkpoint: solo at once, the transfer finishes intact', async () => {
+      const l = await startLab({ secondarySuspendDelayMs: 1500, checkpointTimerMs: 1000, waitMs: 5000 });
       const bytes = 16 << 20;
       const client = l.client({ kind: 'download', bytes, progressEvery: 1 << 20 }, 'client-download');
-      await l.proxy.waitFor((e) => e.event === 'checkpoint-start', 10_000, 'a checkpoint to start');
+      await client.waitFor((e) => 'progress' in e, 30_000, 'the download to be under way');
+      const mark = l.proxy.events.length;
+      await l.proxy.waitForNext(mark, (e) => e.event === 'checkpoint-start', 10_000, 'a checkpoint to start');
       const killedAt = Date.now();
       l.agent.signal('SIGKILL');
-      const solo = await l.proxy.waitFor((e) => e.event === 'mode' && e.mode === 'solo', 5000, 'solo mode');
-      expect(solo.time! - killedAt).toBeLessThan(3000);
+      const solo = await l.proxy.waitForNext(mark, (e) => e.event === 'mode' && e.mode === 'solo', 5000, 'solo mode');
+      // The control socket closed: no timeout needs to run out.
+      expect(solo.time! - killedAt).toBeLessThan(1000);
       const result = await l.clientResult<Download>(client, 60_000);
       expect(result.bytes).toBe(bytes);
       expect(result.firstMismatch).toBeNull();
       const afterSolo = l.proxy.events.slice(l.proxy.events.indexOf(solo));
       expect(afterSolo.filter((e) => e.event === 'checkpoint-start')).toEqual([]);
+    }, 90_000);
+
+    it('secondary stalled mid-checkpoint: solo within the sync-point timeout, the transfer finishes intact', async () => {
+      const l = await startLab({ secondarySuspendDelayMs: 0, checkpointTimerMs: 1000, waitMs: 1500 });
+      const bytes = 16 << 20;
+      const client = l.client({ kind: 'download', bytes, progressEvery: 1 << 20 }, 'client-download');
+      await client.waitFor((e) => 'progress' in e, 30_000, 'the download to be under way');
+      l.relay!.stalled = true;
+      const mark = l.proxy.events.length;
+      const start = await l.proxy.waitForNext(mark, (e) => e.event === 'checkpoint-start', 10_000, 'a checkpoint');
+      const solo = await l.proxy.waitForNext(mark, (e) => e.event === 'mode' && e.mode === 'solo', 5000, 'solo mode');
+      expect(solo.time! - start.time!).toBeGreaterThanOrEqual(1400);
+      expect(solo.time! - start.time!).toBeLessThan(1500 + 1000);
+      const result = await l.clientResult<Download>(client, 60_000);
+      expect(result.bytes).toBe(bytes);
+      expect(result.firstMismatch).toBeNull();
     }, 90_000);
 
     it('primary killed during a long download: failover, the same connection finishes from the secondary', async () => {

@@ -166,6 +166,22 @@ describe('FrameBatch: batched framed output', () => {
     ]);
   });
 
+  it('recycle() reuses the slab from its start, and only once everything appended was taken', () => {
+    const batch = new FrameBatch(false);
+    batch.append(Buffer.from('first'), 0);
+    const first = batch.take() as Buffer;
+    batch.append(Buffer.from('pending'), 0);
+    batch.recycle(); // not everything taken: must not move
+    const second = batch.take() as Buffer;
+    expect(second.byteOffset).toBe(first.byteOffset + first.length);
+    batch.recycle(); // all taken (the caller knows the socket let go of it): start again at the slab's start
+    batch.append(Buffer.from('third'), 0);
+    const third = batch.take() as Buffer;
+    expect(third.buffer).toBe(first.buffer);
+    expect(third.byteOffset).toBe(first.byteOffset);
+    expect(decodeAll(false, [third]).frames.map((f) => f.frame.toString())).toEqual(['third']);
+  });
+
   it('never overwrites a region already taken, even when the slab grows', () => {
     const batch = new FrameBatch(false);
     const first = Buffer.alloc(1000, 7);

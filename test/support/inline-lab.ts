@@ -1,7 +1,8 @@
 import { spawn, type ChildProcess } from 'node:child_process';
-import { closeSync, mkdtempSync, openSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { appendFileSync, closeSync, mkdtempSync, openSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { createServer, connect, type Server, type Socket } from 'node:net';
 import { createInterface } from 'node:readline';
 import { stringify } from 'yaml';
 import type { InlineTopology, Netns } from './netns.js';
@@ -35,6 +36,7 @@ export class LabProcess {
   ) {
     createInterface({ input: child.stdout! }).on('line', (line) => {
       this.lines.push(line);
+      appendFileSync(`${logFile}.out`, `${line}\n`);
       try {
         this.events.push(JSON.parse(line) as Event);
       } catch {
@@ -111,8 +113,11 @@ export class LabProcess {
 export interface LabOptions {
   /** Start the secondary's guest with --nondeterministic. */
   nondeterministic?: boolean;
-  /** Seconds the secondary's suspend hook sleeps first (an exec driver wrapping the lab control socket). */
-  secondarySuspendDelay?: number;
+  /**
+   * Milliseconds the secondary's SUSPEND is held back (slow hooks): the agent's lab driver talks to the guest
+   * through a relay in the test process that delays that one request.
+   */
+  secondarySuspendDelayMs?: number;
   checkpointTimerMs?: number;
   compareTimeoutMs?: number;
   /** The coordinator's sync-point and heartbeat timeouts. */
@@ -131,6 +136,7 @@ export class InlineLab {
   agent!: LabProcess;
   proxy!: LabProcess;
   readonly servicePort: number;
+  relay: SuspendRelay | null = null;
 
   constructor(
     readonly topo: InlineTopology,
@@ -179,16 +185,13 @@ export class InlineLab {
       this.secondaryGuest.waitFor((e) => e.event === 'listening', 20_000, 'the secondary guest to listen'),
     ]);
 
-    const secondaryControl = this.socket('secondary');
-    const delay = this.options.secondarySuspendDelay;
-    const driverFlags =
-      delay === undefined
-        ? ['--lab-control', secondaryControl]
-        : [
-            '--exec-suspend', `sleep ${delay}; ${process.execPath} ${labctl} ${secondaryControl} SUSPEND`,
-            '--exec-load', `${process.execPath} ${labctl} ${secondaryControl} LOAD -`,
-            '--exec-resume', `${process.execPath} ${labctl} ${secondaryControl} RESUME`,
-          ];
+    let secondaryControl = this.socket('secondary');
+    if (this.options.secondarySuspendDelayMs !== undefined) {
+      this.relay = new SuspendRelay(this.socket('secondary-relay'), secondaryControl, this.options.secondarySuspendDelayMs);
+      await this.relay.listen();
+      secondaryControl = this.socket('secondary-relay');
+    }
+    const driverFlags = ['--lab-control', secondaryControl];
     this.agent = this.spawn('agent', this.topo.proxy, process.execPath, [
       cli, 'secondary', '--listen', `unix:${this.socket('agent')}`, '--plaintext', ...driverFlags,
       '--wait-timeout', String(Math.max(this.options.waitMs ?? 3000, 3000)),
@@ -255,6 +258,7 @@ export class InlineLab {
   /** Stops every process (groups), newest first; keeps the directory when `keep` (a failed test's logs). */
   async stop(keep = false): Promise<void> {
     for (const proc of [...this.processes].reverse()) await proc.stop();
+    await this.relay?.close();
     if (!keep) rmSync(this.dir, { recursive: true, force: true });
   }
 
@@ -263,5 +267,59 @@ export class InlineLab {
       .filter((p) => !p.name.startsWith('labctl'))
       .map((p) => p.logTail(40))
       .join('\n');
+  }
+}
+
+/**
+ * A slow VM monitor: relays the lab control protocol between the agent's driver and the secondary guest,
+ * holding each SUSPEND request back for delayMs (or for ever while `stalled`). The driver sends one request
+ * at a time and a request's header starts its chunk, so looking at each chunk's first bytes is enough.
+ */
+export class SuspendRelay {
+  stalled = false;
+  suspends = 0;
+  private server: Server | null = null;
+  private readonly sockets = new Set<Socket>();
+
+  constructor(
+    readonly path: string,
+    readonly target: string,
+    readonly delayMs: number,
+  ) {}
+
+  async listen(): Promise<void> {
+    const server = createServer((inbound) => {
+      const outbound = connect(this.target);
+      this.sockets.add(inbound).add(outbound);
+      let queue = Promise.resolve();
+      inbound.on('data', (chunk: Buffer) => {
+        queue = queue.then(async () => {
+          if (chunk.subarray(0, 8).toString('latin1') === 'SUSPEND ') {
+            this.suspends++;
+            await new Promise((resolve) => setTimeout(resolve, this.delayMs));
+            while (this.stalled) await new Promise((resolve) => setTimeout(resolve, 50));
+          }
+          outbound.write(chunk);
+        });
+      });
+      outbound.on('data', (chunk: Buffer) => inbound.write(chunk));
+      for (const [a, b] of [
+        [inbound, outbound],
+        [outbound, inbound],
+      ]) {
+        a.on('close', () => b.destroy());
+        a.on('error', () => b.destroy());
+      }
+    });
+    this.server = server;
+    await new Promise<void>((resolve) => server.listen(this.path, resolve));
+  }
+
+  async close(): Promise<void> {
+    this.stalled = false;
+    for (const socket of this.sockets) socket.destroy();
+    const server = this.server;
+    this.server = null;
+    if (server) await new Promise<void>((resolve) => server.close(() => resolve()));
   }
 }

@@ -383,8 +383,12 @@ export class CompareSession {
     await this.notifyBarrier();
   }
 
-  /** COLO_CHECKPOINT, then proof it was handled and that everything it released has arrived. */
+  /**
+   * COLO_CHECKPOINT once everything sent so far was read (notify is not ordered against the inputs), then
+   * proof it was handled and that everything it released has arrived.
+   */
   async flush(): Promise<void> {
+    await this.barrier();
     this.sendNotify(XEN.CHECKPOINT);
     await this.notifyBarrier();
     await this.barrier();
