@@ -12,7 +12,7 @@
  *      frame was captured on ccli (the generator's own libpcap send and receive are included: an upper bound
  *      on what the proxy adds). p50/p99 in µs.
  * Knobs: BENCH_RATES (pairs/s, default "20000,50000,100000,150000,200000,300000,400000"), BENCH_STEP_MS
- * (default 1000), BENCH_LATENCY_FRAMES (default 5000). The last line printed is one JSON object.
+ * (default 1000), BENCH_LATENCY_FRAMES (default 3000, at 1000 pairs/s). The last line printed is one JSON object.
  */
 import { execFileSync, spawn, type ChildProcess } from 'node:child_process';
 import { createInterface } from 'node:readline';
@@ -31,21 +31,28 @@ const PAYLOAD = 64;
 
 const print = (value: object): void => void process.stdout.write(`${JSON.stringify(value)}\n`);
 
-
 /** The proxy under test, inside the namespace. Prints {"ready":true}; on SIGTERM prints its counters. */
 async function runProxy(): Promise<void> {
   // One libpcap callback delivers a whole batch from one interface before the other's: per-connection
   // queues must hold a batch, or the bench measures overflow checkpoints instead of matches.
-  const proxy = new InlineProxy(null, { checkpointTimerMs: 0, maxHeldFrames: 1 << 20, compare: { maxQueueSize: 65536 } });
+  const proxy = new InlineProxy(null, {
+    checkpointTimerMs: 0,
+    maxHeldFrames: 1 << 20,
+    compare: { maxQueueSize: 65536 },
+  });
   const [client, primary, secondary] = PAIRS.proxy.map(
-    (iface, i) => new LivePort({ name: ['client', 'primary', 'secondary'][i], iface, sink: sinkOf(proxy, i), bufferFrames: 8192 }),
+    (iface, i) =>
+      new LivePort({ name: ['client', 'primary', 'secondary'][i], iface, sink: sinkOf(proxy, i), bufferFrames: 8192 }),
   );
   proxy.attach({ client, primary, secondary });
   proxy.start();
   print({ ready: true, mode: proxy.mode });
   await new Promise<void>((resolve) => process.once('SIGTERM', () => resolve()));
   await proxy.stop();
-  print({ status: proxy.status(), ports: { client: client.counters, primary: primary.counters, secondary: secondary.counters } });
+  print({
+    status: proxy.status(),
+    ports: { client: client.counters, primary: primary.counters, secondary: secondary.counters },
+  });
   for (const port of [client, primary, secondary]) port.close();
 }
 
@@ -157,18 +164,31 @@ async function runGenerator(): Promise<void> {
     throughput.push(row);
     const lossless = result.received === result.sent;
     if (lossless) best = Math.max(best, Math.min(result.achieved, rate));
-    print({ step: rate, sent: result.sent, received: result.received, achieved: Math.round(result.achieved), late: sink.late });
+    print({
+      step: rate,
+      sent: result.sent,
+      received: result.received,
+      achieved: Math.round(result.achieved),
+      late: sink.late,
+    });
     if (!lossless) break;
   }
-  const latencyFrames = Number(process.env.BENCH_LATENCY_FRAMES ?? 5000);
-  const light = await step(5000, latencyFrames);
+  const latencyFrames = Number(process.env.BENCH_LATENCY_FRAMES ?? 3000);
+  // Light load (1000 pairs/s): the latency of a match, not of a queue.
+  const light = await step(1000, latencyFrames);
   const sorted = Float64Array.from(light.latenciesUs).sort();
   const pct = (p: number): number => sorted[Math.min(sorted.length - 1, Math.floor((p / 100) * sorted.length))];
   print({
     result: {
       fpsNoLoss: Math.round(best),
       throughput,
-      latency: { frames: light.sent, received: light.received, p50: pct(50), p99: pct(99), max: sorted[sorted.length - 1] },
+      latency: {
+        frames: light.sent,
+        received: light.received,
+        p50: pct(50),
+        p99: pct(99),
+        max: sorted[sorted.length - 1],
+      },
     },
   });
   for (const port of [client, primary, secondary]) port.close();
@@ -190,7 +210,8 @@ function lines(child: ChildProcess): AsyncIterable<string> {
 
 async function runMain(): Promise<void> {
   if (process.getuid?.() !== 0) throw new Error('bench:inline needs root (network namespaces)');
-  if (!liveCaptureAvailable()) throw new Error('bench:inline needs the cap package built against libpcap (apt-get install libpcap-dev && npm ci)');
+  if (!liveCaptureAvailable())
+    throw new Error('bench:inline needs the cap package built against libpcap (apt-get install libpcap-dev && npm ci)');
   const ns = `colobench${process.pid % 100000}`;
   const children: ChildProcess[] = [];
   sh('ip', 'netns', 'add', ns);

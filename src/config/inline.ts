@@ -18,9 +18,7 @@ const count = (what: string, fallback: number) =>
     .default(fallback);
 
 const ifaceText = 'an interface name (1 to 15 characters, no "/" or whitespace)';
-const iface = z
-  .string({ error: ifaceText })
-  .regex(/^[^\s/:]{1,15}$/, { error: ifaceText });
+const iface = z.string({ error: ifaceText }).regex(/^[^\s/:]{1,15}$/, { error: ifaceText });
 
 const filePath = (what: string) => z.string({ error: what }).min(1, { error: what });
 
@@ -105,7 +103,7 @@ export const inlineConfigSchema = z
       .prefault({}),
     gate: z
       .strictObject(
-        { maxHeldFrames: count("primary frames the output gate holds during a checkpoint", 65536) },
+        { maxHeldFrames: count('primary frames the output gate holds during a checkpoint', 65536) },
         { error: 'a mapping with maxHeldFrames' },
       )
       .prefault({}),

@@ -53,11 +53,16 @@ export interface InlineApp {
 /** Epoch milliseconds with sub-millisecond resolution: comparison latencies and pcapng times both need it. */
 const wallClock = (): number => performance.timeOrigin + performance.now();
 
-export async function startInlineApp(config: InlineConfig, logger: Logger, deps: AppDependencies = {}): Promise<InlineApp> {
+export async function startInlineApp(
+  config: InlineConfig,
+  logger: Logger,
+  deps: AppDependencies = {},
+): Promise<InlineApp> {
   const emit = (event: string, fields: Record<string, unknown> = {}): void =>
     deps.onEvent?.({ event, time: Date.now(), ...fields });
   const ifaces = config.interfaces;
-  if (config.offloadCheck) await (deps.checkOffloads ?? checkOffloads)([ifaces.client, ifaces.primary, ifaces.secondary]);
+  if (config.offloadCheck)
+    await (deps.checkOffloads ?? checkOffloads)([ifaces.client, ifaces.primary, ifaces.secondary]);
 
   const closers: Array<() => Promise<void> | void> = [];
   const closeAll = async (): Promise<void> => {
@@ -187,10 +192,16 @@ export async function startInlineApp(config: InlineConfig, logger: Logger, deps:
     closers.push(() => activeLink.close());
 
     const portCounters = (): object =>
-      Object.fromEntries(Object.entries(ports).map(([role, port]) => [role, { iface: ifaces[role as 'client'], ...port.counters }]));
+      Object.fromEntries(
+        Object.entries(ports).map(([role, port]) => [role, { iface: ifaces[role as 'client'], ...port.counters }]),
+      );
     const status = (): object => {
       sync.run();
-      return { inline: proxy.status(), ports: portCounters(), primaryHealth: health ? { failing: health.failing } : null };
+      return {
+        inline: proxy.status(),
+        ports: portCounters(),
+        primaryHealth: health ? { failing: health.failing } : null,
+      };
     };
     let stats: StatsServer | null = null;
     if (config.metrics !== undefined) {
@@ -286,7 +297,8 @@ class CounterSync {
     this.metrics.recordFramesIn('secondary', now.secondary - this.last.secondary);
     const release = new Array<never>(now.released - this.last.released);
     const drop = new Array<never>(now.dropped - this.last.dropped);
-    if (release.length > 0 || drop.length > 0) this.metrics.recordDecision({ release, drop, divergences: [], malformed: [] });
+    if (release.length > 0 || drop.length > 0)
+      this.metrics.recordDecision({ release, drop, divergences: [], malformed: [] });
     this.last = now;
     const engine = this.proxy.engine.stats() as unknown as Record<string, number>;
     if (typeof engine.connections === 'number') this.metrics.setConnections(engine.connections);

@@ -38,7 +38,12 @@ describe('inline config (colo-proxy run --config)', () => {
     const config = load(minimal);
     expect(config.interfaces).toEqual({ client: 'xcli', primary: 'xpri', secondary: 'xsec' });
     expect(config.checkpoint.checkpointTimerMs).toBe(10_000);
-    expect(config.compare).toEqual({ compareTimeoutMs: 3000, expiredScanCycleMs: 1000, maxQueueSize: 1024, maxConnections: 16384 });
+    expect(config.compare).toEqual({
+      compareTimeoutMs: 3000,
+      expiredScanCycleMs: 1000,
+      maxQueueSize: 1024,
+      maxConnections: 16384,
+    });
     expect(config.rewriter.resetOffsetsOnCheckpoint).toBe(true);
     expect(config.gate.maxHeldFrames).toBe(65536);
     expect(config.mirror.maxHeldIngress).toBe(16384);
@@ -99,7 +104,12 @@ primaryHealth: { kind: lab, control: unix:/run/colo/primary.sock, intervalMs: 10
 
   it('checks the checkpoint section with the checkpoint schema, fields prefixed', () => {
     expect(errorOf(minimal.replace('plaintext: true', 'plaintext: false')).field).toBe('checkpoint.tls');
-    const noSave = errorOf(minimal.replace('{ kind: lab, control: /run/colo/primary.sock }', '{ kind: exec, suspend: "true", resume: "true" }'));
+    const noSave = errorOf(
+      minimal.replace(
+        '{ kind: lab, control: /run/colo/primary.sock }',
+        '{ kind: exec, suspend: "true", resume: "true" }',
+      ),
+    );
     expect(noSave.field).toBe('checkpoint.driver.save');
   });
 });

@@ -1,3 +1,6 @@
+import { execFileSync } from 'node:child_process';
+import { readFileSync } from 'node:fs';
+import { join } from 'node:path';
 import { afterAll, afterEach, beforeAll, expect, it } from 'vitest';
 import { liveCaptureAvailable } from '../../proxy/ports/live.js';
 import { InlineLab, type Event, type LabOptions } from '../support/inline-lab.js';
@@ -28,6 +31,8 @@ describeWith(
     isRoot(),
     hasCommand('ip', 'iproute2'),
     hasCommand('ethtool', 'ethtool'),
+    hasCommand('curl', 'curl'),
+    hasCommand('tcpdump', 'tcpdump'),
     { name: 'cap (libpcap binding)', ok: liveCaptureAvailable(), fix: 'apt-get install libpcap-dev && npm ci' },
   ],
   'inline proxy end to end (namespaces)',
@@ -82,6 +87,16 @@ describeWith(
       expect(reasons.length).toBeGreaterThan(0);
       expect(new Set(reasons)).toEqual(new Set(['timer']));
       expect(checkpointsOf(l).every((e) => e.ok === true)).toBe(true);
+      // The statistics server counts the same traffic.
+      const stats = JSON.parse(await l.stats('/stats')) as {
+        mode: string;
+        frames: { released: number };
+        divergences: { total: number };
+      };
+      expect(stats.mode).toBe('protected');
+      expect(stats.frames.released).toBeGreaterThan(0);
+      expect(stats.divergences.total).toBe(0);
+      expect(await l.stats('/metrics')).toMatch(/colo_checkpoints_total\{outcome="ok"\} [1-9]/);
     }, 60_000);
     it('nondeterminism on the secondary: each divergence checkpoints; the client sees only the primary, in order', async () => {
       const l = await startLab({ nondeterministic: true, checkpointTimerMs: 60_000 });
@@ -106,7 +121,10 @@ describeWith(
       // The secondary deterministic again: after the last checkpoint both VMs agree.
       await l.control('secondary', 'NONDET', 'off');
       const quiet = await l.clientResult<{ replies: Reply[] }>(
-        l.client({ kind: 'requests', connections: Array.from({ length: 3 }, () => ['INCR hits', 'GET hits']) }, 'client-quiet'),
+        l.client(
+          { kind: 'requests', connections: Array.from({ length: 3 }, () => ['INCR hits', 'GET hits']) },
+          'client-quiet',
+        ),
         30_000,
       );
       expect(quiet.replies.map((r) => r.reply)).toEqual(['4', '4', '5', '5', '6', '6']);
@@ -117,6 +135,22 @@ describeWith(
       expect(quietDivergences).toEqual([]);
       // The secondary holds the primary's state (it was loaded at each checkpoint, then both counted on).
       expect(await l.control('secondary', 'STATUS')).toContain('"keys":1');
+
+      // Stopped, the proxy has written every divergence to the event log and the pcapng (two packets each).
+      await l.proxy.stop();
+      expect(l.proxyEvents('stopped')).toHaveLength(1);
+      const logged = readFileSync(join(l.dir, 'events.ndjson'), 'utf8')
+        .trim()
+        .split('\n')
+        .map((line) => JSON.parse(line) as { type: string });
+      expect(logged.filter((e) => e.type === 'divergence')).toHaveLength(l.proxyEvents('divergence').length);
+      const packets = execFileSync('tcpdump', ['-nn', '-r', join(l.dir, 'divergences.pcapng')], {
+        stdio: ['ignore', 'pipe', 'ignore'],
+      })
+        .toString()
+        .trim()
+        .split('\n');
+      expect(packets.length).toBeGreaterThanOrEqual(l.proxyEvents('divergence').length);
     }, 60_000);
 
     it('output gate: with a 300 ms suspend, no primary byte reaches the client between NEW and LOADED', async () => {
@@ -129,7 +163,11 @@ describeWith(
       const starts = l.proxyEvents('checkpoint-start');
       const loads = l.proxyEvents('checkpoint-loaded');
       const windows = starts
-        .map((start, i) => ({ start: start.time!, loaded: Number(loads[i]?.loadedAt ?? Infinity), flushed: Number(loads[i]?.flushedFrames ?? 0) }))
+        .map((start, i) => ({
+          start: start.time!,
+          loaded: Number(loads[i]?.loadedAt ?? Infinity),
+          flushed: Number(loads[i]?.flushedFrames ?? 0),
+        }))
         .filter((w) => w.start > result.chunks[0][0] && w.loaded < result.chunks[result.chunks.length - 1][0]);
       expect(windows.length, 'checkpoints during the download').toBeGreaterThan(0);
       for (const w of windows) {

@@ -44,7 +44,13 @@ async function requests(j: Extract<Job, { kind: 'requests' }>): Promise<object> 
     for (const request of j.connections[c]) {
       socket.write(`${request}\n`);
       while (lines.length === 0) await new Promise<void>((resolve) => (wake = resolve));
-      replies.push({ connection: c, localPort: socket.localPort ?? 0, request, reply: lines.shift()!, time: Date.now() });
+      replies.push({
+        connection: c,
+        localPort: socket.localPort ?? 0,
+        request,
+        reply: lines.shift()!,
+        time: Date.now(),
+      });
     }
     socket.end('QUIT\n');
     await new Promise<void>((resolve) => {

@@ -18,7 +18,6 @@ import type { InlineTopology, Netns } from './netns.js';
 const root = new URL('../..', import.meta.url).pathname;
 const cli = join(root, 'bin/colo-proxy.js');
 const clientScript = join(root, 'test/inline/tcp-client.ts');
-export const labctl = join(root, 'test/inline/labctl.mjs');
 
 export type Event = Record<string, unknown> & { event?: string; time?: number };
 
@@ -64,7 +63,8 @@ export class LabProcess {
       if (found) return found;
       if (!this.running) throw new Error(`${this.name} exited while waiting for ${what}\n${this.logTail()}`);
       const left = deadline - Date.now();
-      if (left <= 0) throw new Error(`timed out after ${timeoutMs} ms waiting for ${what} from ${this.name}\n${this.logTail()}`);
+      if (left <= 0)
+        throw new Error(`timed out after ${timeoutMs} ms waiting for ${what} from ${this.name}\n${this.logTail()}`);
       await new Promise<void>((resolve) => {
         const timer = setTimeout(resolve, left);
         this.waiters.push(() => {
@@ -171,13 +171,24 @@ export class InlineLab {
     // sequence numbers only. Linux (6.x) refuses a handshake ACK whose TSecr is not one of the timestamps it
     // sent, and after failover the client would PAWS-drop the secondary's lower timestamps. Real COLO VMs
     // are clones of one another; the lab turns timestamps off instead.
-    for (const vm of [this.topo.primary, this.topo.secondary]) await vm.exec('sysctl', '-qw', 'net.ipv4.tcp_timestamps=0');
+    for (const vm of [this.topo.primary, this.topo.secondary])
+      await vm.exec('sysctl', '-qw', 'net.ipv4.tcp_timestamps=0');
     const listen = `${this.topo.vmIp}:${this.servicePort}`;
     this.primaryGuest = this.spawn('primary-guest', this.topo.primary, process.execPath, [
-      cli, 'lab-guest', '--listen', listen, '--control', this.socket('primary'),
+      cli,
+      'lab-guest',
+      '--listen',
+      listen,
+      '--control',
+      this.socket('primary'),
     ]);
     this.secondaryGuest = this.spawn('secondary-guest', this.topo.secondary, process.execPath, [
-      cli, 'lab-guest', '--listen', listen, '--control', this.socket('secondary'),
+      cli,
+      'lab-guest',
+      '--listen',
+      listen,
+      '--control',
+      this.socket('secondary'),
       ...(this.options.nondeterministic ? ['--nondeterministic'] : []),
     ]);
     await Promise.all([
@@ -187,14 +198,24 @@ export class InlineLab {
 
     let secondaryControl = this.socket('secondary');
     if (this.options.secondarySuspendDelayMs !== undefined) {
-      this.relay = new SuspendRelay(this.socket('secondary-relay'), secondaryControl, this.options.secondarySuspendDelayMs);
+      this.relay = new SuspendRelay(
+        this.socket('secondary-relay'),
+        secondaryControl,
+        this.options.secondarySuspendDelayMs,
+      );
       await this.relay.listen();
       secondaryControl = this.socket('secondary-relay');
     }
     const driverFlags = ['--lab-control', secondaryControl];
     this.agent = this.spawn('agent', this.topo.proxy, process.execPath, [
-      cli, 'secondary', '--listen', `unix:${this.socket('agent')}`, '--plaintext', ...driverFlags,
-      '--wait-timeout', String(Math.max(this.options.waitMs ?? 3000, 3000)),
+      cli,
+      'secondary',
+      '--listen',
+      `unix:${this.socket('agent')}`,
+      '--plaintext',
+      ...driverFlags,
+      '--wait-timeout',
+      String(Math.max(this.options.waitMs ?? 3000, 3000)),
     ]);
     await this.agent.waitFor((e) => e.event === 'listening', 20_000, 'the agent to listen');
 
@@ -212,6 +233,7 @@ export class InlineLab {
       // The lab guest's kernel TCP state is not part of its checkpoint: the secondary's offsets stay valid.
       rewriter: { resetOffsetsOnCheckpoint: false },
       captureBufferFrames: 4096,
+      metrics: '127.0.0.1:0',
       events: join(this.dir, 'events.ndjson'),
       divergences: join(this.dir, 'divergences.pcapng'),
       ...(o.primaryHealth
@@ -227,7 +249,12 @@ export class InlineLab {
   /** Runs the TCP client in the client namespace; resolves with its last JSON line. */
   client(job: Record<string, unknown>, name = 'client'): LabProcess {
     const full = { host: this.topo.vmIp, port: this.servicePort, ...job };
-    return this.spawn(name, this.topo.client, process.execPath, ['--import', 'tsx', clientScript, JSON.stringify(full)]);
+    return this.spawn(name, this.topo.client, process.execPath, [
+      '--import',
+      'tsx',
+      clientScript,
+      JSON.stringify(full),
+    ]);
   }
 
   async clientResult<T = Record<string, unknown>>(proc: LabProcess, timeoutMs: number): Promise<T> {
@@ -236,18 +263,39 @@ export class InlineLab {
     return last as T;
   }
 
-  /** A lab guest control request from the host (the socket files are shared across namespaces). */
+  /** A lab guest control request from the test process (the socket files are shared across namespaces). */
   async control(guest: 'primary' | 'secondary', verb: string, body = ''): Promise<string> {
-    const proc = this.spawn(`labctl-${guest}-${verb}`, null, process.execPath, [labctl, this.socket(guest), verb, body]);
-    const chunks: string[] = [];
-    proc.child.stdout!.on('data', (chunk: Buffer) => chunks.push(chunk.toString()));
-    const code = await proc.exited;
-    if (code !== 0) throw new Error(`labctl ${verb} on the ${guest} guest failed (${code})`);
-    return chunks.join('');
+    const socket = connect(this.socket(guest));
+    const payload = Buffer.from(body, 'utf8');
+    socket.write(`${verb} ${payload.length}\n`);
+    socket.write(payload);
+    let received = Buffer.alloc(0);
+    const reply = await new Promise<{ verb: string; body: string }>((resolve, reject) => {
+      const timer = setTimeout(() => reject(new Error(`no reply to ${verb} from the ${guest} guest`)), 5000);
+      socket.on('error', reject);
+      socket.on('data', (chunk: Buffer) => {
+        received = Buffer.concat([received, chunk]);
+        const newline = received.indexOf(10);
+        if (newline < 0) return;
+        const [replyVerb, length] = received.subarray(0, newline).toString('latin1').split(' ');
+        if (received.length - newline - 1 < Number(length)) return;
+        clearTimeout(timer);
+        resolve({ verb: replyVerb, body: received.toString('utf8', newline + 1, newline + 1 + Number(length)) });
+      });
+    });
+    socket.destroy();
+    if (reply.verb !== 'OK') throw new Error(`${verb} on the ${guest} guest: ${reply.verb} ${reply.body}`);
+    return reply.body;
   }
 
   async guestStatus(guest: 'primary' | 'secondary'): Promise<{ requests: number; connections: number }> {
     return JSON.parse(await this.control(guest, 'STATUS')) as { requests: number; connections: number };
+  }
+
+  /** GET on the proxy's statistics server (it listens on loopback inside the proxy namespace). */
+  async stats(path: '/stats' | '/metrics'): Promise<string> {
+    const started = await this.proxy.waitFor((e) => e.event === 'started', 1000, 'the proxy to start');
+    return this.topo.proxy.exec('curl', '-sf', '--max-time', '5', `http://${String(started.metrics)}${path}`);
   }
 
   /** The proxy's events of one kind, in order. */
@@ -263,10 +311,7 @@ export class InlineLab {
   }
 
   logs(): string {
-    return this.processes
-      .filter((p) => !p.name.startsWith('labctl'))
-      .map((p) => p.logTail(40))
-      .join('\n');
+    return this.processes.map((p) => p.logTail(40)).join('\n');
   }
 }
 

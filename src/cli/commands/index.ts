@@ -8,4 +8,12 @@ import { registerCheckpoint } from './checkpoint.js';
 import { registerRun } from './run.js';
 
 /** Every subcommand registers itself here: one line per command. */
-export const commands: ReadonlyArray<(program: Command) => void> = [registerDemo, registerCompare, registerReplay, registerLabGuest, registerSecondary, registerCheckpoint, registerRun];
+export const commands: ReadonlyArray<(program: Command) => void> = [
+  registerDemo,
+  registerCompare,
+  registerReplay,
+  registerLabGuest,
+  registerSecondary,
+  registerCheckpoint,
+  registerRun,
+];
