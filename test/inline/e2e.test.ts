@@ -190,8 +190,8 @@ describeWith(
       const killedAt = Date.now();
       l.agent.signal('SIGKILL');
       const solo = await l.proxy.waitForNext(mark, (e) => e.event === 'mode' && e.mode === 'solo', 5000, 'solo mode');
-      // The control socket closed: no timeout needs to run out.
-      expect(solo.time! - killedAt).toBeLessThan(1000);
+      // The control socket closed: no timeout had to run out (waitMs is 5000; the slack is for a loaded host).
+      expect(solo.time! - killedAt).toBeLessThan(2000);
       const result = await l.clientResult<Download>(client, 60_000);
       expect(result.bytes).toBe(bytes);
       expect(result.firstMismatch).toBeNull();
@@ -209,7 +209,7 @@ describeWith(
       const start = await l.proxy.waitForNext(mark, (e) => e.event === 'checkpoint-start', 10_000, 'a checkpoint');
       const solo = await l.proxy.waitForNext(mark, (e) => e.event === 'mode' && e.mode === 'solo', 5000, 'solo mode');
       expect(solo.time! - start.time!).toBeGreaterThanOrEqual(1400);
-      expect(solo.time! - start.time!).toBeLessThan(1500 + 1000);
+      expect(solo.time! - start.time!).toBeLessThan(1500 + 1500);
       const result = await l.clientResult<Download>(client, 60_000);
       expect(result.bytes).toBe(bytes);
       expect(result.firstMismatch).toBeNull();

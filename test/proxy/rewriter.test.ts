@@ -216,9 +216,15 @@ describe('SeqRewriter: teardown, checkpoints, forgetting', () => {
   });
 });
 
-/** Offset of the first SACK edge within the TCP options. */
+/** Offset of the first SACK edge within the TCP options (throws when there is no SACK option). */
 function sackEdgeOffset(frame: Buffer, i: FrameInfo): number {
+  const end = i.l4Offset + i.tcpHeaderLength;
   let at = i.l4Offset + 20;
-  while (frame[at] !== 5) at += frame[at] === 1 ? 1 : frame[at + 1];
+  while (at < end && frame[at] !== 5) {
+    const step = frame[at] === 1 ? 1 : frame[at + 1];
+    if (step < 1) break;
+    at += step;
+  }
+  if (at >= end || frame[at] !== 5) throw new Error('no SACK option in the frame');
   return at + 2 - (i.l4Offset + 20);
 }

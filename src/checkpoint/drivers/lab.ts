@@ -148,7 +148,7 @@ export class LabDriver implements VmDriver {
       messages.length = 0;
       if (error) this.drop(new Error(`malformed reply from the guest (${error})`), socket);
     });
-    socket.on('error', (err) => this.drop(err, socket));
+    socket.on('error', (err) => this.drop(new Error(`control connection closed (${err.message})`), socket));
     socket.on('close', () => this.drop(new Error('control connection closed'), socket));
     await Promise.race([
       once(socket, 'connect'),
