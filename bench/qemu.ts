@@ -305,11 +305,13 @@ for (const w of workloads) {
   for (let round = 0; round < rounds; round++) {
     generator.push(await generatorRate(w));
     for (const impl of impls) {
-      const { fps, requests } = await throughput(impl, w);
+      const { fps, requests, generatorCpuPct } = await throughput(impl, w);
       if (requests !== 0) invalid = true;
       runs.get(impl)!.push(fps);
+      generatorCpu.push(generatorCpuPct);
       log(
-        `${w.name} round ${round + 1} ${impl}: ${Math.round(fps)} frames/s (${w.frames} frames, ${requests} requests)`,
+        `${w.name} round ${round + 1} ${impl}: ${Math.round(fps)} frames/s ` +
+          `(${w.frames} frames, ${requests} requests, generator CPU ${generatorCpuPct}%)`,
       );
     }
   }

@@ -3,28 +3,16 @@
  * addresses; Ethernet/IPv4 ARP (6/4) is the case the repr decodes to text.
  */
 import { formatIpv4, formatMac, writeIpv4, writeMac } from './address.js';
-import { EMPTY_BUFFER, put16, u16 } from './bytes.js';
+import { put16, u16 } from './bytes.js';
 import type { MalformedReason } from './frame-info.js';
+import { WireView } from './view.js';
 
 const F = { HTYPE: 0, PTYPE: 2, HLEN: 4, PLEN: 5, OPER: 6, SHA: 8 } as const;
 
 export const ARP_ETHERNET_IPV4_LENGTH = F.SHA + 2 * (6 + 4);
 export const ArpOperation = { REQUEST: 1, REPLY: 2 } as const;
 
-export class ArpView {
-  constructor(
-    public buf: Buffer = EMPTY_BUFFER,
-    public offset = 0,
-    public length = 0,
-  ) {}
-
-  reset(buf: Buffer, offset: number, length: number): this {
-    this.buf = buf;
-    this.offset = offset;
-    this.length = length;
-    return this;
-  }
-
+export class ArpView extends WireView {
   /** After this passes, all four addresses lie within the available bytes. */
   checkLength(): MalformedReason | null {
     if (this.length < F.SHA) return 'truncated-arp';

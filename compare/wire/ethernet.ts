@@ -1,7 +1,8 @@
 /** Ethernet II header: destination and source MAC, EtherType. Frames arrive without the FCS. */
 import { formatMac, writeMac } from './address.js';
-import { EMPTY_BUFFER, put16, u16 } from './bytes.js';
+import { put16, u16 } from './bytes.js';
 import type { MalformedReason } from './frame-info.js';
+import { WireView } from './view.js';
 
 const F = { DST: 0, SRC: 6, ETHERTYPE: 12, PAYLOAD: 14 } as const;
 
@@ -9,20 +10,7 @@ export const ETHERNET_HEADER_LENGTH = F.PAYLOAD;
 /** Below this an Ethernet frame (without FCS) is padded on the wire; the padding is not payload. */
 export const ETHERNET_MIN_FRAME_LENGTH = 60;
 
-export class EthernetView {
-  constructor(
-    public buf: Buffer = EMPTY_BUFFER,
-    public offset = 0,
-    public length = 0,
-  ) {}
-
-  reset(buf: Buffer, offset: number, length: number): this {
-    this.buf = buf;
-    this.offset = offset;
-    this.length = length;
-    return this;
-  }
-
+export class EthernetView extends WireView {
   checkLength(): MalformedReason | null {
     if (this.length <= 0) return 'empty';
     if (this.length < F.PAYLOAD) return 'truncated-ethernet';

@@ -2,9 +2,10 @@
  * ICMP for IPv4 (RFC 792). Every message starts with type, code, checksum and 4 bytes whose meaning
  * depends on the type (identifier and sequence for echo); the view covers those 8 bytes and the body.
  */
-import { EMPTY_BUFFER, put16, u16 } from './bytes.js';
+import { put16, u16 } from './bytes.js';
 import { internetChecksum } from './checksum.js';
 import type { MalformedReason } from './frame-info.js';
+import { WireView } from './view.js';
 
 const F = { TYPE: 0, CODE: 1, CHECKSUM: 2, IDENT: 4, SEQUENCE: 6, BODY: 8 } as const;
 
@@ -15,21 +16,7 @@ export function isIcmpEcho(type: number): boolean {
   return type === IcmpType.ECHO_REQUEST || type === IcmpType.ECHO_REPLY;
 }
 
-export class IcmpView {
-  constructor(
-    public buf: Buffer = EMPTY_BUFFER,
-    public offset = 0,
-    /** From offset to the end of the IP payload. */
-    public length = 0,
-  ) {}
-
-  reset(buf: Buffer, offset: number, length: number): this {
-    this.buf = buf;
-    this.offset = offset;
-    this.length = length;
-    return this;
-  }
-
+export class IcmpView extends WireView {
   checkLength(): MalformedReason | null {
     return this.length < F.BODY ? 'truncated-icmp' : null;
   }

@@ -1,8 +1,9 @@
 /** IPv4 header (RFC 791) with options: IHL gives the header length, total length the datagram's end. */
 import { formatIpv4, writeIpv4 } from './address.js';
-import { EMPTY_BUFFER, put16, u16 } from './bytes.js';
+import { put16, u16 } from './bytes.js';
 import { internetChecksum } from './checksum.js';
 import type { MalformedReason } from './frame-info.js';
+import { WireView } from './view.js';
 
 const F = {
   VER_IHL: 0,
@@ -22,21 +23,7 @@ export const IPV4_MIN_HEADER_LENGTH = F.OPTIONS;
 const DONT_FRAGMENT = 0x4000;
 const MORE_FRAGMENTS = 0x2000;
 
-export class Ipv4View {
-  constructor(
-    public buf: Buffer = EMPTY_BUFFER,
-    public offset = 0,
-    /** Bytes available from offset to the end of the frame. */
-    public length = 0,
-  ) {}
-
-  reset(buf: Buffer, offset: number, length: number): this {
-    this.buf = buf;
-    this.offset = offset;
-    this.length = length;
-    return this;
-  }
-
+export class Ipv4View extends WireView {
   /** After this passes, headerLength and totalLength lie within the available bytes. */
   checkLength(): MalformedReason | null {
     if (this.length < F.OPTIONS) return 'truncated-ipv4';

@@ -5,8 +5,9 @@
  * minus two. The walk is shared with IPv4, which may carry AH only.
  */
 import { formatIpv6, writeIpv6 } from './address.js';
-import { EMPTY_BUFFER, put16, put32, u16, u32 } from './bytes.js';
+import { put16, put32, u16, u32 } from './bytes.js';
 import type { MalformedReason } from './frame-info.js';
+import { WireView } from './view.js';
 
 const F = { VER_TC_FLOW: 0, PAYLOAD_LENGTH: 4, NEXT_HEADER: 6, HOP_LIMIT: 7, SRC: 8, DST: 24, PAYLOAD: 40 } as const;
 /** Fragment header fields, relative to the extension header's start. */
@@ -28,21 +29,7 @@ export const Ipv6Extension = {
   SHIM6: 140,
 } as const;
 
-export class Ipv6View {
-  constructor(
-    public buf: Buffer = EMPTY_BUFFER,
-    public offset = 0,
-    /** Bytes available from offset to the end of the frame. */
-    public length = 0,
-  ) {}
-
-  reset(buf: Buffer, offset: number, length: number): this {
-    this.buf = buf;
-    this.offset = offset;
-    this.length = length;
-    return this;
-  }
-
+export class Ipv6View extends WireView {
   /** After this passes, the fixed header and the payload length lie within the available bytes. */
   checkLength(): MalformedReason | null {
     if (this.length < F.PAYLOAD) return 'truncated-ipv6';

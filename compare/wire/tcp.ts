@@ -1,6 +1,7 @@
 /** TCP header (RFC 9293) with options. Sequence arithmetic lives in compare/seq.ts. */
-import { EMPTY_BUFFER, put16, put32, u16, u32 } from './bytes.js';
+import { put16, put32, u16, u32 } from './bytes.js';
 import type { MalformedReason } from './frame-info.js';
+import { WireView } from './view.js';
 
 const F = {
   SRC_PORT: 0,
@@ -28,21 +29,7 @@ export const TcpOptionKind = {
   TIMESTAMPS: 8,
 } as const;
 
-export class TcpView {
-  constructor(
-    public buf: Buffer = EMPTY_BUFFER,
-    public offset = 0,
-    /** The segment's length: from offset to the end of the IP payload. */
-    public length = 0,
-  ) {}
-
-  reset(buf: Buffer, offset: number, length: number): this {
-    this.buf = buf;
-    this.offset = offset;
-    this.length = length;
-    return this;
-  }
-
+export class TcpView extends WireView {
   /** After this passes, the header and its options lie within the segment. */
   checkLength(): MalformedReason | null {
     if (this.length < F.OPTIONS) return 'truncated-tcp';

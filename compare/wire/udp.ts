@@ -1,27 +1,14 @@
 /** UDP header (RFC 768). The length field bounds the datagram; bytes after it in the IP payload are not data. */
-import { EMPTY_BUFFER, put16, u16 } from './bytes.js';
+import { put16, u16 } from './bytes.js';
 import type { MalformedReason } from './frame-info.js';
+import { WireView } from './view.js';
 
 const F = { SRC_PORT: 0, DST_PORT: 2, LENGTH: 4, CHECKSUM: 6, PAYLOAD: 8 } as const;
 
 export const UDP_HEADER_LENGTH = F.PAYLOAD;
 export const UDP_CHECKSUM_FIELD = F.CHECKSUM;
 
-export class UdpView {
-  constructor(
-    public buf: Buffer = EMPTY_BUFFER,
-    public offset = 0,
-    /** From offset to the end of the IP payload. */
-    public length = 0,
-  ) {}
-
-  reset(buf: Buffer, offset: number, length: number): this {
-    this.buf = buf;
-    this.offset = offset;
-    this.length = length;
-    return this;
-  }
-
+export class UdpView extends WireView {
   /** After this passes, the UDP length lies within [8, available]. */
   checkLength(): MalformedReason | null {
     if (this.length < F.PAYLOAD) return 'truncated-udp';

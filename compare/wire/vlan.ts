@@ -2,8 +2,9 @@
  * An 802.1Q (TPID 0x8100) or 802.1ad (0x88a8, and the pre-standard 0x9100) tag. The view covers the
  * 4 bytes after the TPID: tag control (PCP, DEI, VID) and the inner EtherType.
  */
-import { EMPTY_BUFFER, put16, u16 } from './bytes.js';
+import { put16, u16 } from './bytes.js';
 import type { MalformedReason } from './frame-info.js';
+import { WireView } from './view.js';
 
 const F = { TCI: 0, ETHERTYPE: 2, PAYLOAD: 4 } as const;
 
@@ -13,20 +14,7 @@ export function isVlanTpid(etherType: number): boolean {
   return etherType === 0x8100 || etherType === 0x88a8 || etherType === 0x9100;
 }
 
-export class VlanView {
-  constructor(
-    public buf: Buffer = EMPTY_BUFFER,
-    public offset = 0,
-    public length = 0,
-  ) {}
-
-  reset(buf: Buffer, offset: number, length: number): this {
-    this.buf = buf;
-    this.offset = offset;
-    this.length = length;
-    return this;
-  }
-
+export class VlanView extends WireView {
   checkLength(): MalformedReason | null {
     return this.length < F.PAYLOAD ? 'truncated-vlan' : null;
   }
