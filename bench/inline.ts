@@ -4,15 +4,16 @@
  * One network namespace holds three veth pairs: the proxy's ends (xcli, xpri, xsec) and the load
  * generator's (ccli, cpri, csec). The proxy (InlineProxy, compare-only: no checkpoint engine, so it is
  * protected from the start and compares everything) runs in one child process on live libpcap ports; the
- * generator runs in another. The generator plays both VMs: it injects the same UDP frame on cpri and csec
- * (a match), and counts what the proxy releases on ccli.
- *   1. Throughput: offered rates rise step by step; fps_no_loss is the highest rate (compared pairs per
- *      second released to the client) at which every pair arrived. frames_in_per_s counts both copies.
- *   2. Latency on a match at a light load: from the moment both copies were injected until the released
- *      frame was captured on ccli (the generator's own libpcap send and receive are included: an upper bound
- *      on what the proxy adds). p50/p99 in µs.
- * Knobs: BENCH_RATES (pairs/s, default "20000,50000,100000,150000,200000,300000,400000"), BENCH_STEP_MS
- * (default 1000), BENCH_LATENCY_FRAMES (default 3000, at 1000 pairs/s). The last line printed is one JSON object.
+ * generator, in another, plays the client and both VMs. Two paths, each measured the same way:
+ *   roundtrip: the generator sends a UDP request on ccli; the proxy mirrors it to both VMs; each VM (the
+ *     generator on cpri/csec) sends the same frame back; the proxy compares the two and releases one to ccli.
+ *     fps_no_loss is this path: client frames per second mirrored and compared with none lost.
+ *   compare: the generator injects the same UDP frame on cpri and csec; the proxy releases one to ccli.
+ * Throughput: offered rates rise step by step; the figure is the highest achieved rate at which every frame
+ * arrived. Latency at a light load (1000/s): from sending (both copies, for compare) until the released
+ * frame is captured on ccli; the generator's own libpcap costs are included, so it is an upper bound.
+ * Knobs: BENCH_RATES (per second, default "20000,50000,100000,150000,200000,300000,400000"), BENCH_STEP_MS
+ * (default 1000), BENCH_LATENCY_FRAMES (default 3000). The last line printed is one JSON object.
  */
 import { execFileSync, spawn, type ChildProcess } from 'node:child_process';
 import { createInterface } from 'node:readline';
@@ -89,20 +90,34 @@ class ClientSink implements FrameSink {
   }
 }
 
-const ignore: FrameSink = { onFrame: () => undefined, onReject: () => undefined };
+type Path = 'compare' | 'roundtrip';
 
-function frameFor(index: number): Buffer {
+/** compare: a VM's output toward the client; roundtrip: a client request, which the echoing VMs send back. */
+function frameFor(index: number, path: Path): Buffer {
   const payload = Buffer.alloc(PAYLOAD, 0x5a);
   payload.writeUInt32BE(index, 0);
+  const vmToClient = path === 'compare';
   return buildUdp({
-    srcMac: VM_MAC,
-    dstMac: CLIENT_MAC,
-    src: '10.99.0.2',
-    dst: '10.99.0.1',
+    srcMac: vmToClient ? VM_MAC : CLIENT_MAC,
+    dstMac: vmToClient ? CLIENT_MAC : VM_MAC,
+    src: vmToClient ? '10.99.0.2' : '10.99.0.1',
+    dst: vmToClient ? '10.99.0.1' : '10.99.0.2',
     srcPort: 5000,
     dstPort: 6000 + (index % FLOWS),
     payload,
   });
+}
+
+/** A VM that answers every frame with the same bytes (both VMs alike: a match). */
+class EchoSink implements FrameSink {
+  port: LivePort | null = null;
+  active = false;
+
+  onFrame(frame: Buffer): void {
+    if (this.active) this.port?.send(frame);
+  }
+
+  onReject(): void {}
 }
 
 interface Step {
@@ -116,16 +131,20 @@ interface Step {
 async function runGenerator(): Promise<void> {
   const sink = new ClientSink();
   const client = new LivePort({ name: 'client', iface: PAIRS.generator[0], sink, bufferFrames: 8192 });
-  const primary = new LivePort({ name: 'primary', iface: PAIRS.generator[1], sink: ignore });
-  const secondary = new LivePort({ name: 'secondary', iface: PAIRS.generator[2], sink: ignore });
+  const echoes = [new EchoSink(), new EchoSink()];
+  const primary = new LivePort({ name: 'primary', iface: PAIRS.generator[1], sink: echoes[0], bufferFrames: 8192 });
+  const secondary = new LivePort({ name: 'secondary', iface: PAIRS.generator[2], sink: echoes[1], bufferFrames: 8192 });
+  echoes[0].port = primary;
+  echoes[1].port = secondary;
   const stepMs = Number(process.env.BENCH_STEP_MS ?? 1000);
   const rates = (process.env.BENCH_RATES ?? '20000,50000,100000,150000,200000,300000,400000').split(',').map(Number);
 
   let base = 0;
-  const step = async (rate: number, total: number): Promise<Step> => {
+  const step = async (path: Path, rate: number, total: number): Promise<Step> => {
     base += 1 << 24;
     sink.reset(base, total);
-    const frames = Array.from({ length: total }, (_, i) => frameFor(base + i));
+    for (const echo of echoes) echo.active = path === 'roundtrip';
+    const frames = Array.from({ length: total }, (_, i) => frameFor(base + i, path));
     const sentAt = new Float64Array(total);
     const started = performance.now();
     let sent = 0;
@@ -133,9 +152,14 @@ async function runGenerator(): Promise<void> {
       const due = Math.min(total, Math.ceil(((performance.now() - started) / 1000) * rate));
       for (let n = 0; sent < due && n < 512; n++, sent++) {
         const frame = frames[sent];
-        primary.send(frame);
-        secondary.send(frame);
-        sentAt[sent] = performance.now();
+        if (path === 'roundtrip') {
+          sentAt[sent] = performance.now();
+          client.send(frame);
+        } else {
+          primary.send(frame);
+          secondary.send(frame);
+          sentAt[sent] = performance.now();
+        }
       }
       await new Promise((resolve) => setImmediate(resolve));
     }
@@ -155,42 +179,36 @@ async function runGenerator(): Promise<void> {
     return { offered: rate, sent: total, received: sink.received, achieved: total / (sendMs / 1000), latenciesUs };
   };
 
-  await step(1000, 500); // warm-up: JIT, conntrack entries, ARP-free static path
-  const throughput: Omit<Step, 'latenciesUs'>[] = [];
-  let best = 0;
-  for (const rate of rates) {
-    const result = await step(rate, Math.round((rate * stepMs) / 1000));
-    const { latenciesUs: _unused, ...row } = result;
-    throughput.push(row);
-    const lossless = result.received === result.sent;
-    if (lossless) best = Math.max(best, Math.min(result.achieved, rate));
-    print({
-      step: rate,
-      sent: result.sent,
-      received: result.received,
-      achieved: Math.round(result.achieved),
-      late: sink.late,
-    });
-    if (!lossless) break;
-  }
+  const measure = async (path: Path): Promise<GeneratorResult> => {
+    await step(path, 1000, 500); // warm-up: JIT, connection entries
+    // Light load (1000/s), before any step can leave a backlog: the latency of a match, not of a queue.
+    const light = await step(path, 1000, latencyFrames);
+    const sorted = Float64Array.from(light.latenciesUs).sort();
+    const pct = (p: number): number => sorted[Math.min(sorted.length - 1, Math.floor((p / 100) * sorted.length))];
+    const latency = {
+      frames: light.sent,
+      received: light.received,
+      p50: pct(50),
+      p99: pct(99),
+      max: sorted[sorted.length - 1],
+    };
+    const throughput: Omit<Step, 'latenciesUs'>[] = [];
+    let best = 0;
+    for (const rate of rates) {
+      const result = await step(path, rate, Math.round((rate * stepMs) / 1000));
+      const { latenciesUs: _unused, ...row } = result;
+      throughput.push(row);
+      const lossless = result.received === result.sent;
+      if (lossless) best = Math.max(best, Math.min(result.achieved, rate));
+      print({ path, step: rate, sent: result.sent, received: result.received, achieved: Math.round(result.achieved) });
+      if (!lossless) break;
+    }
+    return { fpsNoLoss: Math.round(best), throughput, latency };
+  };
   const latencyFrames = Number(process.env.BENCH_LATENCY_FRAMES ?? 3000);
-  // Light load (1000 pairs/s): the latency of a match, not of a queue.
-  const light = await step(1000, latencyFrames);
-  const sorted = Float64Array.from(light.latenciesUs).sort();
-  const pct = (p: number): number => sorted[Math.min(sorted.length - 1, Math.floor((p / 100) * sorted.length))];
-  print({
-    result: {
-      fpsNoLoss: Math.round(best),
-      throughput,
-      latency: {
-        frames: light.sent,
-        received: light.received,
-        p50: pct(50),
-        p99: pct(99),
-        max: sorted[sorted.length - 1],
-      },
-    },
-  });
+  const compare = await measure('compare');
+  const roundtrip = await measure('roundtrip');
+  print({ result: { compare, roundtrip } });
   for (const port of [client, primary, secondary]) port.close();
 }
 
@@ -240,31 +258,41 @@ async function runMain(): Promise<void> {
     const ready = await proxyLines.next();
     if (ready.done || !String(ready.value).includes('"ready"')) throw new Error('the proxy did not start');
     const generator = spawnRole('generator');
-    let result: GeneratorResult | null = null as GeneratorResult | null;
+    type Results = { compare: GeneratorResult; roundtrip: GeneratorResult };
+    let result = null as Results | null;
     for await (const line of lines(generator)) {
-      const parsed = JSON.parse(line) as { step?: number; result?: GeneratorResult };
+      const parsed = JSON.parse(line) as { step?: number; path?: Path; result?: Results };
       if (parsed.result) result = parsed.result;
-      else console.log(`offered ${parsed.step} pairs/s: ${line}`);
+      else console.log(`${parsed.path}: offered ${parsed.step}/s: ${line}`);
     }
     proxy.kill('SIGTERM');
     const status = await proxyLines.next();
     if (!result) throw new Error('the generator gave no result');
     console.log(`proxy counters: ${status.done ? '(none)' : status.value}`);
+    const { compare, roundtrip } = result;
+    const us = (value: number): number => Math.round(value * 10) / 10;
     console.log(
-      `fps_no_loss ${result.fpsNoLoss} compared pairs/s (${2 * result.fpsNoLoss} frames in/s); ` +
-        `match latency p50 ${result.latency.p50.toFixed(1)} µs, p99 ${result.latency.p99.toFixed(1)} µs`,
+      `mirrored+compared (client -> both VMs -> compare -> client): ${roundtrip.fpsNoLoss} requests/s without ` +
+        `loss, round trip p50 ${us(roundtrip.latency.p50)} µs, p99 ${us(roundtrip.latency.p99)} µs`,
+    );
+    console.log(
+      `compared (both VMs -> compare -> client): ${compare.fpsNoLoss} pairs/s without loss, ` +
+        `match latency p50 ${us(compare.latency.p50)} µs, p99 ${us(compare.latency.p99)} µs`,
     );
     console.log(
       JSON.stringify({
         bench: 'inline',
-        fps_no_loss: result.fpsNoLoss,
-        frames_in_per_s_no_loss: 2 * result.fpsNoLoss,
-        match_latency_p50_us: Math.round(result.latency.p50 * 10) / 10,
-        match_latency_p99_us: Math.round(result.latency.p99 * 10) / 10,
-        match_latency_max_us: Math.round(result.latency.max * 10) / 10,
-        latency_frames: result.latency.frames,
-        latency_received: result.latency.received,
-        steps: result.throughput,
+        // Client frames per second mirrored to both VMs, their answers compared and released: none lost.
+        fps_no_loss: roundtrip.fpsNoLoss,
+        roundtrip_latency_p50_us: us(roundtrip.latency.p50),
+        roundtrip_latency_p99_us: us(roundtrip.latency.p99),
+        // VM output pairs per second compared and released, none lost; latency from both copies to release.
+        compare_fps_no_loss: compare.fpsNoLoss,
+        match_latency_p50_us: us(compare.latency.p50),
+        match_latency_p99_us: us(compare.latency.p99),
+        match_latency_max_us: us(compare.latency.max),
+        latency_frames: compare.latency.frames,
+        steps: { roundtrip: roundtrip.throughput, compare: compare.throughput },
       }),
     );
   } finally {
