@@ -12,7 +12,9 @@
  * Throughput: offered rates rise step by step; the figure is the highest achieved rate at which every frame
  * arrived. Latency at a light load (1000/s): from sending (both copies, for compare) until the released
  * frame is captured on ccli; the generator's own libpcap costs are included, so it is an upper bound.
- * Knobs: BENCH_RATES (per second, default "20000,50000,100000,150000,200000,300000,400000"), BENCH_STEP_MS
+ * Each of the six captures gets an 8192-frame ring (512 MiB: cap's slots are 64 KiB), so a starved process
+ * loses nothing to its ring for a few hundred milliseconds; the bench needs about 3 GiB of memory.
+ * Knobs: BENCH_RATES (per second, default "5000,10000,20000,50000,...,400000"), BENCH_STEP_MS
  * (default 1000), BENCH_LATENCY_FRAMES (default 3000). The last line printed is one JSON object.
  */
 import { execFileSync, spawn, type ChildProcess } from 'node:child_process';
@@ -137,7 +139,9 @@ async function runGenerator(): Promise<void> {
   echoes[0].port = primary;
   echoes[1].port = secondary;
   const stepMs = Number(process.env.BENCH_STEP_MS ?? 1000);
-  const rates = (process.env.BENCH_RATES ?? '20000,50000,100000,150000,200000,300000,400000').split(',').map(Number);
+  const rates = (process.env.BENCH_RATES ?? '5000,10000,20000,50000,100000,150000,200000,300000,400000')
+    .split(',')
+    .map(Number);
 
   let base = 0;
   const step = async (path: Path, rate: number, total: number): Promise<Step> => {

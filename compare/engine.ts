@@ -144,6 +144,10 @@ export class CompareEngine implements ComparisonSink {
   private readonly info = new FrameInfo();
   /** The time of the call in progress, for divergence records. */
   private now = 0;
+  /** The frame inspect() last dissected into `info`, so the push() that follows need not dissect it again. */
+  private inspected: Buffer | null = null;
+  private inspectedStart = 0;
+  private inspectedReason: MalformedReason | null = null;
   private heldPrimaryPackets = 0;
   private heldPrimaryBytes = 0;
   private heldSecondaryPackets = 0;
@@ -179,7 +183,11 @@ export class CompareEngine implements ComparisonSink {
     const decision = this.decision.clear();
     this.now = now;
     const info = this.info;
-    const malformed = dissect(frame, start, frame.length, info);
+    const malformed =
+      frame === this.inspected && start === this.inspectedStart
+        ? this.inspectedReason
+        : dissect(frame, start, frame.length, info);
+    this.inspected = null;
     if (malformed !== null) {
       decision.malformed.push({ side, reason: malformed, frame });
       this.malformedPackets++;
@@ -229,6 +237,20 @@ export class CompareEngine implements ComparisonSink {
       );
     }
     return decision;
+  }
+
+  /**
+   * Dissects a frame ahead of its push(), for a caller that labels frames by their headers (the replay's
+   * per-connection counts): the push() of this same frame (same Buffer, same `start`, bytes unchanged) that
+   * follows reuses the work instead of dissecting twice. Returns the engine's own FrameInfo (read it, do not
+   * keep it: the next call overwrites it), or null when the frame is malformed (push() will say why).
+   */
+  inspect(frame: Buffer, start: number): Readonly<FrameInfo> | null {
+    const reason = dissect(frame, start, frame.length, this.info);
+    this.inspected = frame;
+    this.inspectedStart = start;
+    this.inspectedReason = reason;
+    return reason === null ? this.info : null;
   }
 
   /**

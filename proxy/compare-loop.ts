@@ -69,6 +69,10 @@ export interface LoopCounters {
   localFlushes: number;
   /** Times the inputs were paused because outdev's backlog was above its high-water mark. */
   backpressurePauses: number;
+  /** Times one input stopped being read because it was HOLD_LEAD_FRAMES ahead of the other. */
+  fairnessHolds: number;
+  /** Holds ended because the other input stayed silent (nothing to wait for), not because it caught up. */
+  fairnessForgiven: number;
   /** Exceptions from the engine (a bug): the frame in hand is counted as malformed 'internal-error'. */
   internalErrors: number;
 }
@@ -82,6 +86,18 @@ function zeroFraming(): Record<FramingRejectReason, number> {
  * times the rest of the per-decision statistics; a 1-in-8 sample keeps the quantiles and drops the cost.
  */
 export const LATENCY_SAMPLE_EVERY = 8;
+
+/**
+ * Fairness between the inputs. libuv reads a busy socket up to 32 times per wakeup (2 MB at 64 KiB a read),
+ * so one input can get a thousand frames ahead of the other and overflow the engine's per-connection queue
+ * although both VMs send at the same rate. The input that is this many frames ahead stops being read until
+ * the other is within RELEASE_LEAD_FRAMES of it. Inputs in step are never paused: pausing and resuming a
+ * socket every turn was a third of the CPU per frame.
+ */
+export const HOLD_LEAD_FRAMES = 256;
+export const RELEASE_LEAD_FRAMES = 128;
+/** A held input whose counterpart delivered nothing for this long is let go: there is nothing to wait for. */
+export const IDLE_FORGIVE_MS = 2;
 
 /** Logs the 1st, 2nd, 4th, 8th... occurrence: a flood of bad input costs log2(n) lines, not n. */
 function worthLogging(count: number): boolean {
@@ -110,11 +126,9 @@ class InputSink implements ChunkSink {
 
   onChunkEnd(): void {
     this.now = -1;
-    if (this.frames !== 0) {
-      this.loop.framesArrived(this.side, this.frames);
-      this.frames = 0;
-    }
-    this.loop.flushOutput();
+    const frames = this.frames;
+    this.frames = 0;
+    this.loop.chunkEnd(this.side, frames);
   }
 }
 
@@ -149,6 +163,8 @@ export class CompareLoop {
     flushes: 0,
     localFlushes: 0,
     backpressurePauses: 0,
+    fairnessHolds: 0,
+    fairnessForgiven: 0,
     internalErrors: 0,
   };
   readonly clock: () => number;
@@ -160,6 +176,13 @@ export class CompareLoop {
   private readonly sinks: Record<Side, InputSink>;
   private outdev: FramedSocket | null = null;
   private inputs: FramedSocket[] = [];
+  private ports: Record<Side, FramedSocket> | null = null;
+  /** Primary frames minus secondary frames read since the last forgiveness. */
+  private lead = 0;
+  private heldSide: Side | null = null;
+  /** Whether the side not held delivered anything since the hold (or the last idle check). */
+  private otherDelivered = false;
+  private idleTimer: NodeJS.Timeout | null = null;
   private outstanding = false;
   private localFlushAt = 0;
   private paused = false;
@@ -184,6 +207,7 @@ export class CompareLoop {
   /** Connects the sockets and starts the stale-packet scan (every expired_scan_cycle). */
   start(ports: { primary: FramedSocket; secondary: FramedSocket; outdev: FramedSocket }): void {
     this.inputs = [ports.primary, ports.secondary];
+    this.ports = { primary: ports.primary, secondary: ports.secondary };
     this.outdev = ports.outdev;
     ports.outdev.on('drain', () => this.resumeInputs());
     this.scanTimer = setInterval(() => this.scan(), this.options.expiredScanCycleMs);
@@ -192,6 +216,8 @@ export class CompareLoop {
   stop(): void {
     if (this.scanTimer !== null) clearInterval(this.scanTimer);
     this.scanTimer = null;
+    if (this.idleTimer !== null) clearTimeout(this.idleTimer);
+    this.idleTimer = null;
     this.flushOutput();
   }
 
@@ -222,9 +248,64 @@ export class CompareLoop {
     }
   }
 
-  framesArrived(side: Side, n: number): void {
-    this.counters.framesIn[side] += n;
-    this.observer?.recordFramesIn(side, n);
+  /** One input chunk has been decoded (n frames): account, keep the inputs in step, send what was released. */
+  chunkEnd(side: Side, n: number): void {
+    if (n !== 0) {
+      this.counters.framesIn[side] += n;
+      this.observer?.recordFramesIn(side, n);
+      this.lead += side === 'primary' ? n : -n;
+      this.balance(side);
+    }
+    this.flushOutput();
+  }
+
+  /** Which input, if any, is held: see HOLD_LEAD_FRAMES. */
+  get heldInput(): Side | null {
+    return this.heldSide;
+  }
+
+  private balance(side: Side): void {
+    const held = this.heldSide;
+    if (held !== null) {
+      if (side === held) return; // data read before the hold took effect
+      this.otherDelivered = true;
+      const heldLead = held === 'primary' ? this.lead : -this.lead;
+      if (heldLead > RELEASE_LEAD_FRAMES) return;
+      this.unhold();
+    }
+    if (this.lead > HOLD_LEAD_FRAMES) this.hold('primary');
+    else if (this.lead < -HOLD_LEAD_FRAMES) this.hold('secondary');
+  }
+
+  private hold(side: Side): void {
+    if (this.ports === null) return;
+    this.heldSide = side;
+    this.otherDelivered = false;
+    this.counters.fairnessHolds++;
+    this.ports[side].hold();
+    if (this.idleTimer === null) this.idleTimer = setTimeout(() => this.idleCheck(), IDLE_FORGIVE_MS);
+    else this.idleTimer.refresh();
+  }
+
+  private unhold(): void {
+    const held = this.heldSide;
+    if (held === null || this.ports === null) return;
+    this.heldSide = null;
+    this.ports[held].unhold();
+  }
+
+  private idleCheck(): void {
+    if (this.heldSide === null) return;
+    if (this.otherDelivered) {
+      // The other input is moving: it will catch up and release the hold.
+      this.otherDelivered = false;
+      this.idleTimer?.refresh();
+      return;
+    }
+    // The other input is silent (idle VM, disconnected peer, different segmentation): don't wait for it.
+    this.counters.fairnessForgiven++;
+    this.lead = 0;
+    this.unhold();
   }
 
   framingReject(side: Side, reason: FramingRejectReason, length: number): void {

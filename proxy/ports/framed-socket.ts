@@ -33,13 +33,6 @@ export interface FramedSocketOptions {
   retryMaxMs?: number;
   /** Output backlog (bytes) above which write() returns false and 'drain' is later emitted. */
   highWaterMark?: number;
-  /**
-   * Input bytes decoded per event-loop turn before reading yields to other sockets (default 128 KiB).
-   * libuv reads a busy socket up to 32 times per wakeup (2 MB at 64 KiB a read); without a budget one
-   * input can run a thousand frames ahead of the other and overflow the engine's per-connection queue
-   * although both VMs send at the same rate.
-   */
-  readBudget?: number;
 }
 
 export interface FramedSocketCounters {
@@ -80,11 +73,8 @@ export class FramedSocket extends EventEmitter {
   private readonly retryInitialMs: number;
   private readonly retryMaxMs: number;
   private readonly highWaterMark: number;
-  private readonly readBudget: number;
-  /** Bytes read this event-loop turn, and whether reading stopped because of the budget. */
-  private turnBytes = 0;
-  private turnResetScheduled = false;
-  private budgetPaused = false;
+  /** Reading stopped because this input ran ahead of another (see hold()); independent of pause(). */
+  private held = false;
   private server: net.Server | null = null;
   private socket: net.Socket | null = null;
   private pending: Buffer[] = [];
@@ -109,7 +99,6 @@ export class FramedSocket extends EventEmitter {
     this.retryMaxMs = options.retryMaxMs ?? 2000;
     this.retryDelay = this.retryInitialMs;
     this.highWaterMark = options.highWaterMark ?? 1024 * 1024;
-    this.readBudget = options.readBudget ?? 128 * 1024;
   }
 
   get connected(): boolean {
@@ -163,7 +152,25 @@ export class FramedSocket extends EventEmitter {
 
   resume(): void {
     this.paused = false;
-    if (!this.budgetPaused) this.socket?.resume();
+    if (!this.held) this.socket?.resume();
+  }
+
+  /**
+   * Stop reading because this input is ahead of the one it is compared with (fairness, not backpressure):
+   * a separate flag, so ending backpressure does not undo it and vice versa.
+   */
+  hold(): void {
+    this.held = true;
+    this.socket?.pause();
+  }
+
+  unhold(): void {
+    this.held = false;
+    if (!this.paused) this.socket?.resume();
+  }
+
+  get isHeld(): boolean {
+    return this.held;
   }
 
   get isPaused(): boolean {
@@ -267,11 +274,10 @@ export class FramedSocket extends EventEmitter {
     this.lastError = null;
     this.closeReason = null;
     this.decoder.reset();
-    this.budgetPaused = false;
     if (this.address.kind === 'tcp') socket.setNoDelay(true);
     socket.on('data', (chunk: Buffer) => this.onData(socket, chunk));
     socket.on('drain', () => this.maybeDrain());
-    if (this.paused) socket.pause();
+    if (this.paused || this.held) socket.pause();
     const peer = this.address.kind === 'unix' ? this.address.path : `${socket.remoteAddress}:${socket.remotePort}`;
     // Output that waited for a peer goes out first, in order.
     const pending = this.pending;
@@ -292,26 +298,6 @@ export class FramedSocket extends EventEmitter {
     if (status === 'close') {
       this.closeReason = 'oversized';
       socket.destroy();
-      return;
-    }
-    this.turnBytes += chunk.length;
-    if (!this.turnResetScheduled) {
-      this.turnResetScheduled = true;
-      setImmediate(endTurn, this);
-    }
-    if (this.turnBytes >= this.readBudget && !this.budgetPaused) {
-      this.budgetPaused = true;
-      socket.pause();
-    }
-  }
-
-  /** A new event-loop turn: the read budget is refilled. */
-  endTurn(): void {
-    this.turnResetScheduled = false;
-    this.turnBytes = 0;
-    if (this.budgetPaused) {
-      this.budgetPaused = false;
-      if (!this.paused) this.socket?.resume();
     }
   }
 
@@ -334,11 +320,6 @@ export class FramedSocket extends EventEmitter {
       this.emit('drain');
     }
   }
-}
-
-/** Module-level, so scheduling a turn's end allocates no closure. */
-function endTurn(port: FramedSocket): void {
-  port.endTurn();
 }
 
 /** A unix socket file left by a previous run would make listen() fail with EADDRINUSE; anything else stays. */

@@ -32,6 +32,13 @@ export function isPcapMagic(buf: Buffer, offset = 0): boolean {
   return le === PcapMagic.MICRO || le === PcapMagic.NANO || be === PcapMagic.MICRO || be === PcapMagic.NANO;
 }
 
+/** An unsigned 32-bit field at buf[at..at+4), which the caller has checked is present. */
+function readU32(buf: Buffer, at: number, littleEndian: boolean): number {
+  return littleEndian
+    ? (buf[at] | (buf[at + 1] << 8) | (buf[at + 2] << 16) | (buf[at + 3] << 24)) >>> 0
+    : ((buf[at] << 24) | (buf[at + 1] << 16) | (buf[at + 2] << 8) | buf[at + 3]) >>> 0;
+}
+
 export class PcapReader implements CaptureReader {
   readonly format = 'pcap';
   readonly record = new CaptureRecord();
@@ -123,7 +130,9 @@ export class PcapReader implements CaptureReader {
       if (left === 0) return false;
       return this.fail('truncated-record', pos, `file ends ${left} bytes into a 16-byte record header`);
     }
-    const included = this.u32(pos + RecordHeader.INCL_LEN);
+    // The hot loop: plain byte reads (ensure() above covered them) instead of a checked Buffer call per field.
+    const le = this.littleEndian;
+    const included = readU32(input.buf, pos - input.base + RecordHeader.INCL_LEN, le);
     if (included > MAX_RECORD_LENGTH) {
       return this.fail('record-too-large', pos, `record length ${included} exceeds ${MAX_RECORD_LENGTH}`);
     }
@@ -139,18 +148,9 @@ export class PcapReader implements CaptureReader {
     const record = this.record;
     const buf = input.buf;
     const at = pos - input.base;
-    // The hot loop: one endianness branch per record rather than one per field.
-    let seconds: number;
-    let fraction: number;
-    if (this.littleEndian) {
-      seconds = buf.readUInt32LE(at + RecordHeader.TS_SEC);
-      fraction = buf.readUInt32LE(at + RecordHeader.TS_FRAC);
-      record.originalLength = buf.readUInt32LE(at + RecordHeader.ORIG_LEN);
-    } else {
-      seconds = buf.readUInt32BE(at + RecordHeader.TS_SEC);
-      fraction = buf.readUInt32BE(at + RecordHeader.TS_FRAC);
-      record.originalLength = buf.readUInt32BE(at + RecordHeader.ORIG_LEN);
-    }
+    const seconds = readU32(buf, at + RecordHeader.TS_SEC, le);
+    const fraction = readU32(buf, at + RecordHeader.TS_FRAC, le);
+    record.originalLength = readU32(buf, at + RecordHeader.ORIG_LEN, le);
     const nanoseconds = this.nanosecond ? fraction : fraction * 1000;
     if (nanoseconds < 1e9) {
       record.seconds = seconds;

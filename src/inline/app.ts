@@ -197,7 +197,9 @@ export async function startInlineApp(
       );
     const status = (): object => {
       sync.run();
+      // The stats server takes its snapshot before calling this: a fresh one, after the sync, replaces it.
       return {
+        ...metrics.snapshot(),
         inline: proxy.status(),
         ports: portCounters(),
         primaryHealth: health ? { failing: health.failing } : null,

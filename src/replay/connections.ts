@@ -34,18 +34,22 @@ export class ConnectionCounter {
 
   /** The connection index of a frame, or -1 when it does not dissect (the engine will call it malformed). */
   classify(frame: Buffer, start: number): number {
-    const info = this.info;
-    if (dissect(frame, start, frame.length, info) !== null) return -1;
+    if (dissect(frame, start, frame.length, this.info) !== null) return -1;
+    return this.classifyDissected(this.info);
+  }
+
+  /** The connection index of a frame already dissected into `info` (e.g. by the engine's inspect()). */
+  classifyDissected(info: Readonly<FrameInfo>): number {
+    const frame = info.buf;
     const key = this.scratch;
     let words = 2;
     key[0] = (info.ipVersion << 24) | (info.ipProtocol << 16) | (info.ipVersion === 0 ? info.etherType : 0);
     key[1] = (info.srcPort << 16) | info.dstPort;
-    for (let i = 0; i < info.addrLength; i += 4) {
-      key[words++] = frame.readInt32BE(info.srcAddrOffset + i);
-    }
-    for (let i = 0; i < info.addrLength; i += 4) {
-      key[words++] = frame.readInt32BE(info.dstAddrOffset + i);
-    }
+    const addrLength = info.addrLength;
+    // Byte reads rather than Buffer#readInt32BE: no bounds-check call per word, and an ARP protocol address
+    // whose length is not a multiple of 4 at the very end of a frame reads as zero-padded, not a RangeError.
+    for (let i = 0; i < addrLength; i += 4) key[words++] = readWord(frame, info.srcAddrOffset + i);
+    for (let i = 0; i < addrLength; i += 4) key[words++] = readWord(frame, info.dstAddrOffset + i);
     let hash = 0x811c9dc5;
     for (let i = 0; i < words; i++) hash = Math.imul(hash ^ key[i], 0x01000193);
 
@@ -55,7 +59,7 @@ export class ConnectionCounter {
       if (entry.key.length === words && sameWords(entry.key, key, words)) return index;
       index = entry.nextSameHash;
     }
-    return this.add(hash, key.slice(0, words), this.connectionId(frame));
+    return this.add(hash, key.slice(0, words), this.connectionId(info));
   }
 
   /** The index of a connection named by the engine (divergences), created if no frame of it was seen. */
@@ -87,8 +91,8 @@ export class ConnectionCounter {
     return index;
   }
 
-  private connectionId(frame: Buffer): ConnectionId {
-    const info = this.info;
+  private connectionId(info: Readonly<FrameInfo>): ConnectionId {
+    const frame = info.buf;
     // Named as the engine names its connections (compare/engine.ts connectionIdOf), so divergences and
     // frame counts land on the same entry.
     const printable = info.addrLength === 4 || info.addrLength === 16;
@@ -129,6 +133,10 @@ function protocolOf(ipVersion: 4 | 6, ipProtocol: number, fragment: boolean): Pr
     default:
       return 'ip';
   }
+}
+
+function readWord(buf: Buffer, offset: number): number {
+  return (buf[offset] << 24) | (buf[offset + 1] << 16) | (buf[offset + 2] << 8) | buf[offset + 3];
 }
 
 function sameWords(a: Int32Array, b: Int32Array, n: number): boolean {

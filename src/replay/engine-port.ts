@@ -1,5 +1,5 @@
 import type { Divergence, Packet, Side } from '../../compare/types.js';
-import type { MalformedReason } from '../../compare/wire/frame-info.js';
+import type { FrameInfo, MalformedReason } from '../../compare/wire/frame-info.js';
 
 /**
  * What the replay needs of the comparison engine (compare/engine.ts CompareEngine satisfies it). Kept
@@ -15,6 +15,11 @@ export interface EngineDecision {
 export interface ReplayEngine {
   /** The returned decision may be reused by the next call: the replay consumes it at once. */
   push(side: Side, frame: Buffer, start: number, now: number, tag?: number): EngineDecision;
+  /**
+   * Optional: dissects a frame ahead of its push(), which then reuses the work; null when the frame is
+   * malformed. Without it the replay dissects each frame itself to find its connection.
+   */
+  inspect?(frame: Buffer, start: number): Readonly<FrameInfo> | null;
   tick(now: number): EngineDecision;
   flush(now: number): EngineDecision;
 }

@@ -153,12 +153,24 @@ class Replayer {
   }
 
   private pushFrame(side: Side, frame: Buffer, at: number): void {
-    const tag = this.tally.frameIn(side, frame, at);
-    this.handle(this.engine.push(side, frame, 0, at, tag), at);
+    // The engine's inspect() lets one dissection serve both the connection counts and the push.
+    const engine = this.engine;
+    const dissected = engine.inspect === undefined ? undefined : engine.inspect(frame, 0);
+    const tag = this.tally.frameIn(side, frame, at, dissected);
+    this.handle(engine.push(side, frame, 0, at, tag), at);
   }
 
   /** Runs every timed event (checkpoint completion, tick, CHKPOINT_TIMER) due at or before `t`. */
   private advanceTo(t: number): void {
+    // Fast path, almost every frame: nothing falls due by t (the loop below would only set now).
+    if (
+      t < this.nextTick &&
+      (!this.timerEnabled || t < this.timerDeadline) &&
+      (this.inFlight === null || t < this.inFlight.completesAt)
+    ) {
+      this.now = t;
+      return;
+    }
     while (true) {
       const completes = this.inFlight?.completesAt ?? Infinity;
       const timer = this.timerEnabled ? this.timerDeadline : Infinity;
@@ -238,7 +250,9 @@ class Replayer {
 
   private handle(decision: EngineDecision, at: number): void {
     this.tally.decision(decision, at);
-    for (const d of decision.divergences) {
+    const divergences = decision.divergences;
+    for (let i = 0; i < divergences.length; i++) {
+      const d = divergences[i];
       this.hooks.onDivergence?.(d);
       this.request(d.reason, at);
     }

@@ -1,4 +1,5 @@
 import type { Divergence, Packet, Side } from '../../compare/types.js';
+import type { FrameInfo } from '../../compare/wire/frame-info.js';
 import type { CaptureReader } from '../capture/record.js';
 import { ConnectionCounter } from './connections.js';
 import type { EngineDecision } from './engine-port.js';
@@ -32,16 +33,27 @@ export class Tally {
   private readonly malformedByReason: Record<string, number> = {};
   private readonly bytes: Record<Side, number> = { primary: 0, secondary: 0 };
 
-  /** Counts a frame read from a capture; returns its connection index (the engine tag), -1 if none. */
-  frameIn(side: Side, frame: Buffer, at: number): number {
-    const connection = this.connections.classify(frame, 0);
-    if (side === 'primary') this.frames.primary++;
-    else this.frames.secondary++;
-    this.bytes[side] += frame.length;
-    if (connection >= 0) {
-      const counts = this.connections.counts[connection];
-      if (side === 'primary') counts.primary++;
-      else {
+  /**
+   * Counts a frame read from a capture; returns its connection index (the engine tag), -1 if none.
+   * `dissected`: the frame as the engine's inspect() dissected it (null: malformed); undefined to dissect here.
+   */
+  frameIn(side: Side, frame: Buffer, at: number, dissected?: Readonly<FrameInfo> | null): number {
+    const connections = this.connections;
+    const connection =
+      dissected === undefined
+        ? connections.classify(frame, 0)
+        : dissected === null
+          ? -1
+          : connections.classifyDissected(dissected);
+    const counts = connection >= 0 ? connections.counts[connection] : null;
+    if (side === 'primary') {
+      this.frames.primary++;
+      this.bytes.primary += frame.length;
+      if (counts !== null) counts.primary++;
+    } else {
+      this.frames.secondary++;
+      this.bytes.secondary += frame.length;
+      if (counts !== null) {
         counts.secondary++;
         counts.lastSecondaryAt = at;
       }
@@ -64,18 +76,26 @@ export class Tally {
 
   /** Records one engine decision made at virtual time `at`. */
   decision(decision: EngineDecision, at: number): void {
+    // Indexed loops: called once per frame, and most decisions are empty or hold one packet.
     const counts = this.connections.counts;
-    for (const packet of decision.release) this.released(packet, at);
-    for (const packet of decision.drop) {
-      this.dropped[packet.side]++;
+    const release = decision.release;
+    for (let i = 0; i < release.length; i++) this.released(release[i], at);
+    const drop = decision.drop;
+    for (let i = 0; i < drop.length; i++) {
+      const packet = drop[i];
+      if (packet.side === 'primary') this.dropped.primary++;
+      else this.dropped.secondary++;
       this.flushDropped++;
       if (packet.tag >= 0 && packet.tag < counts.length) counts[packet.tag].dropped++;
     }
-    for (const m of decision.malformed) {
+    const malformed = decision.malformed;
+    for (let i = 0; i < malformed.length; i++) {
+      const m = malformed[i];
       this.malformed[m.side]++;
       this.malformedByReason[m.reason] = (this.malformedByReason[m.reason] ?? 0) + 1;
     }
-    for (const d of decision.divergences) this.divergence(d);
+    const divergences = decision.divergences;
+    for (let i = 0; i < divergences.length; i++) this.divergence(divergences[i]);
   }
 
   resetFlush(): void {

@@ -232,7 +232,8 @@ export class InlineLab {
       compare: { compareTimeoutMs: o.compareTimeoutMs ?? 3000, expiredScanCycleMs: 100 },
       // The lab guest's kernel TCP state is not part of its checkpoint: the secondary's offsets stay valid.
       rewriter: { resetOffsetsOnCheckpoint: false },
-      captureBufferFrames: 4096,
+      // Each ring slot is 64 KiB: 1024 frames is 64 MiB per interface, ample for the lab's bursts.
+      captureBufferFrames: 1024,
       metrics: '127.0.0.1:0',
       events: join(this.dir, 'events.ndjson'),
       divergences: join(this.dir, 'divergences.pcapng'),

@@ -282,6 +282,7 @@ const text = (frame: WireFrame): string => frame.data.toString('latin1');
  */
 export class CompareSession {
   private barriers = 0;
+  private requestBaseline = 0;
   private readonly barrierBytes = new Set<string>();
 
   private constructor(
@@ -316,7 +317,8 @@ export class CompareSession {
     await session.notifyBarrier();
     // QEMU accepts `out` asynchronously and loses what it releases before that: retry the first barrier
     // with growing timeouts until one comes through.
-    for (let attempt = 0; ; attempt++) {
+    let attempt = 0;
+    for (; ; attempt++) {
       try {
         await session.barrier(200 * 2 ** attempt);
         break;
@@ -324,6 +326,14 @@ export class CompareSession {
         if (attempt >= 5) throw err;
       }
     }
+    if (attempt > 0) {
+      // A retried barrier may merely have been slow: QEMU then holds two barrier primaries and, matching
+      // newest-first, may have crossed them and asked for a checkpoint. Flush that away so no scenario
+      // starts with held frames, and count requests only from here on.
+      session.sendNotify(XEN.CHECKPOINT);
+    }
+    await session.notifyBarrier();
+    session.requestBaseline = session.notifyMessages(XEN.DO_CHECKPOINT);
     return session;
   }
 
@@ -408,13 +418,16 @@ export class CompareSession {
     return this.notify.frames.filter((f) => text(f) === message).length;
   }
 
+  /** DO_CHECKPOINT messages since the session was opened (start-up barrier crossings excluded). */
   checkpointRequests(): number {
-    return this.notifyMessages(XEN.DO_CHECKPOINT);
+    return this.notifyMessages(XEN.DO_CHECKPOINT) - this.requestBaseline;
   }
 
-  /** Arrival times (performance.now()) of each DO_CHECKPOINT. */
+  /** Arrival times (performance.now()) of each DO_CHECKPOINT since the session was opened. */
   checkpointTimes(): number[] {
-    return this.notify.arrivals.filter((_, i) => text(this.notify.frames[i]) === XEN.DO_CHECKPOINT);
+    return this.notify.arrivals
+      .filter((_, i) => text(this.notify.frames[i]) === XEN.DO_CHECKPOINT)
+      .slice(this.requestBaseline);
   }
 
   async close(): Promise<void> {
