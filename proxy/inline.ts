@@ -337,7 +337,8 @@ export class InlineProxy extends EventEmitter {
   }
 
   private goSolo(reason: string): void {
-    if (this.currentMode === 'solo' || this.currentMode === 'failover') return;
+    // Lost before it was ever protected (the initial seed failed): still unprotected, nothing held.
+    if (this.currentMode !== 'protected') return;
     if (this.currentMode === 'protected') this.apply(this.engine.flush(this.clock()));
     this.gate?.release();
     this.pendingReason = null;

@@ -44,6 +44,8 @@ export interface RewriterCounters {
   ackRewritten: number;
   seqRewritten: number;
   sackRewritten: number;
+  /** TCP timestamp options mapped between the VMs' clocks (TSval out of the secondary, TSecr into it). */
+  tsRewritten: number;
   /** Client frames held until the secondary's ISN was known. */
   held: number;
   /** Held client frames dropped because the per-connection hold was full (TCP retransmits them). */
@@ -69,6 +71,10 @@ interface Connection {
   hasPrimaryIsn: boolean;
   hasSecondaryIsn: boolean;
   offset: number;
+  /** TSval of each VM's SYN or SYN|ACK; their difference maps TCP timestamps like sequence numbers. */
+  primaryTs: number;
+  secondaryTs: number;
+  tsOffset: number;
   clientFin: boolean;
   vmFin: boolean;
   lastSeen: number;
@@ -89,6 +95,7 @@ export class SeqRewriter {
     ackRewritten: 0,
     seqRewritten: 0,
     sackRewritten: 0,
+    tsRewritten: 0,
     held: 0,
     heldOverflow: 0,
     heldAbandoned: 0,
@@ -147,6 +154,7 @@ export class SeqRewriter {
     const conn = this.connectionForVmSyn(info, now);
     conn.primaryIsn = info.tcpSeq;
     conn.hasPrimaryIsn = true;
+    conn.primaryTs = timestampValue(info);
     this.maybeEstablish(conn);
   }
 
@@ -159,6 +167,7 @@ export class SeqRewriter {
       conn = this.connectionForVmSyn(info, now);
       conn.secondaryIsn = info.tcpSeq;
       conn.hasSecondaryIsn = true;
+      conn.secondaryTs = timestampValue(info);
       this.maybeEstablish(conn);
     } else {
       conn = this.connections.get(keyOf(info, true));
@@ -166,10 +175,12 @@ export class SeqRewriter {
     if (!conn) return;
     conn.lastSeen = now;
     if (flags & (TcpFlag.FIN | TcpFlag.RST)) this.noteVmTeardown(conn, flags, now);
-    if (conn.phase !== Phase.Learning && conn.offset !== 0) {
+    if (conn.phase === Phase.Learning) return;
+    if (conn.offset !== 0) {
       rewriteTcpSeq(frame, info, seqAdd(info.tcpSeq, -conn.offset));
       this.counters.seqRewritten++;
     }
+    if (conn.tsOffset !== 0 && shiftTimestamp(frame, info, TS_VALUE, -conn.tsOffset)) this.counters.tsRewritten++;
   }
 
   /**
@@ -178,7 +189,11 @@ export class SeqRewriter {
    */
   onCheckpoint(resetOffsets: boolean): void {
     if (!resetOffsets) return;
-    for (const conn of this.connections.values()) if (conn.phase !== Phase.Learning) conn.offset = 0;
+    for (const conn of this.connections.values()) {
+      if (conn.phase === Phase.Learning) continue;
+      conn.offset = 0;
+      conn.tsOffset = 0;
+    }
   }
 
   /** Forgets closed and idle connections; call periodically with the current time. */
@@ -210,6 +225,9 @@ export class SeqRewriter {
       hasPrimaryIsn: false,
       hasSecondaryIsn: false,
       offset: 0,
+      primaryTs: -1,
+      secondaryTs: -1,
+      tsOffset: 0,
       clientFin: false,
       vmFin: false,
       lastSeen: now,
@@ -233,6 +251,7 @@ export class SeqRewriter {
   private maybeEstablish(conn: Connection): void {
     if (conn.phase !== Phase.Learning || !conn.hasPrimaryIsn || !conn.hasSecondaryIsn) return;
     conn.offset = seqDiff(conn.secondaryIsn, conn.primaryIsn);
+    if (conn.primaryTs >= 0 && conn.secondaryTs >= 0) conn.tsOffset = seqDiff(conn.secondaryTs, conn.primaryTs);
     conn.phase = Phase.Established;
     this.counters.offsetsLearned++;
     const held = conn.held;
@@ -247,6 +266,9 @@ export class SeqRewriter {
   }
 
   private rewriteClientFrame(frame: Buffer, info: FrameInfo, conn: Connection): void {
+    // Timestamps first: the echo goes back to the secondary's own clock (Linux rejects a handshake ACK
+    // whose TSecr it never sent).
+    if (conn.tsOffset !== 0 && shiftTimestamp(frame, info, TS_ECHO, conn.tsOffset)) this.counters.tsRewritten++;
     if (conn.offset === 0 || (info.tcpFlags & TcpFlag.ACK) === 0) return;
     rewriteTcpAck(frame, info, seqAdd(info.tcpAck, conn.offset));
     this.counters.ackRewritten++;
@@ -328,34 +350,65 @@ function printableKey(key: string): string {
   return Buffer.from(key, 'latin1').toString('hex');
 }
 
-/** SACK blocks acknowledge the VM's sequence space: each edge moves by the offset too. */
-function rewriteSackEdges(frame: Buffer, info: FrameInfo, offset: number): boolean {
-  const checksumAt = info.l4Offset + 16;
+const TCP_OPTION = { END: 0, NOP: 1, SACK: 5, TIMESTAMPS: 8 } as const;
+/** Offsets of TSval and TSecr within the timestamps option (kind, length, value, echo). */
+const TS_VALUE = 2;
+const TS_ECHO = 6;
+
+/** Offset of the first option of `kind` in a dissected TCP frame, or -1. */
+function findTcpOption(frame: Buffer, info: FrameInfo, kind: number): number {
   let at = info.l4Offset + 20;
   const end = info.l4Offset + info.tcpHeaderLength;
-  let rewritten = false;
   while (at < end) {
-    const kind = frame[at];
-    if (kind === 0) break;
-    if (kind === 1) {
+    const current = frame[at];
+    if (current === TCP_OPTION.END) return -1;
+    if (current === TCP_OPTION.NOP) {
       at++;
       continue;
     }
-    if (at + 1 >= end) break;
+    if (at + 1 >= end) return -1;
     const length = frame[at + 1];
-    if (length < 2 || at + length > end) break;
-    if (kind === 5) {
-      for (let edge = at + 2; edge + 4 <= at + length; edge += 4) {
-        const old = frame.readUInt32BE(edge);
-        const next = seqAdd(old, offset);
-        frame.writeUInt32BE(next, edge);
-        frame.writeUInt16BE(checksumUpdate32(frame.readUInt16BE(checksumAt), old, next), checksumAt);
-      }
-      rewritten = true;
-    }
+    if (length < 2 || at + length > end) return -1;
+    if (current === kind) return at;
     at += length;
   }
-  return rewritten;
+  return -1;
+}
+
+/** Sets a 32-bit field inside the TCP header and fixes the checksum incrementally. */
+function patchTcp32(frame: Buffer, info: FrameInfo, at: number, next: number): void {
+  const checksumAt = info.l4Offset + 16;
+  const old = frame.readUInt32BE(at);
+  frame.writeUInt32BE(next >>> 0, at);
+  frame.writeUInt16BE(checksumUpdate32(frame.readUInt16BE(checksumAt), old, next >>> 0), checksumAt);
+}
+
+/** TSval of the frame's timestamps option, or -1 when it has none. */
+function timestampValue(info: FrameInfo): number {
+  if (info.tcpHeaderLength <= 20) return -1;
+  const at = findTcpOption(info.buf, info, TCP_OPTION.TIMESTAMPS);
+  return at < 0 || info.buf[at + 1] !== 10 ? -1 : info.buf.readUInt32BE(at + TS_VALUE);
+}
+
+/** Moves TSval or TSecr by `delta` (mod 2^32). TSecr 0 means "no echo yet" and stays 0. */
+function shiftTimestamp(frame: Buffer, info: FrameInfo, field: number, delta: number): boolean {
+  if (info.tcpHeaderLength <= 20) return false;
+  const at = findTcpOption(frame, info, TCP_OPTION.TIMESTAMPS);
+  if (at < 0 || frame[at + 1] !== 10) return false;
+  const value = frame.readUInt32BE(at + field);
+  if (field === TS_ECHO && value === 0) return false;
+  patchTcp32(frame, info, at + field, seqAdd(value, delta));
+  return true;
+}
+
+/** SACK blocks acknowledge the VM's sequence space: each edge moves by the offset too. */
+function rewriteSackEdges(frame: Buffer, info: FrameInfo, offset: number): boolean {
+  const at = findTcpOption(frame, info, TCP_OPTION.SACK);
+  if (at < 0) return false;
+  const end = at + frame[at + 1];
+  for (let edge = at + 2; edge + 4 <= end; edge += 4)
+    patchTcp32(frame, info, edge, seqAdd(frame.readUInt32BE(edge), offset));
+  return true;
 }
 
 function redissect(frame: Buffer, info: FrameInfo): boolean {

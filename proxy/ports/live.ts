@@ -56,6 +56,9 @@ export function liveCaptureAvailable(): boolean {
 /** libpcap's TPACKET_V3 ring slots hold a snaplen-sized frame each (cap fixes snaplen at 65535). */
 const RING_SLOT_BYTES = 65536;
 
+/** 1024 frames: a 64 MiB ring per interface, room for a burst of about 1.5 MB of full-size frames. */
+export const DEFAULT_BUFFER_FRAMES = 1024;
+
 export interface LivePortOptions {
   /** The role, e.g. "client" or "primary": used in errors and counters. */
   name: string;
@@ -98,7 +101,7 @@ export class LivePort extends EventEmitter {
     const { Cap } = loadCap();
     this.handle = new Cap();
     this.maxFrame = (options.mtu ?? 1500) + 18;
-    const ringBytes = (options.bufferFrames ?? 4096) * RING_SLOT_BYTES;
+    const ringBytes = (options.bufferFrames ?? DEFAULT_BUFFER_FRAMES) * RING_SLOT_BYTES;
     const linkType = this.handle.open(options.iface, '', ringBytes, this.shared);
     if (linkType !== 'ETHERNET') {
       this.handle.close();

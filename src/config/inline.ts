@@ -113,7 +113,7 @@ export const inlineConfigSchema = z
         { error: 'a mapping with maxHeldIngress' },
       )
       .prefault({}),
-    captureBufferFrames: count('frames the kernel capture ring holds per interface', 4096),
+    captureBufferFrames: count('frames the kernel capture ring holds per interface', 1024),
     mtu: z
       .number({ error: 'the link MTU in bytes (an integer from 68 to 65535)' })
       .int({ error: 'the link MTU in bytes (an integer from 68 to 65535)' })

@@ -47,7 +47,9 @@ export async function startStatsServer(options: StatsServerOptions): Promise<Sta
       send(res, 200, metrics.registry.contentType, body, req.method === 'HEAD');
       return;
     }
-    const body = { ...metrics.snapshot(), ...(status?.() ?? {}) };
+    // status() first: it may refresh gauges from live state that the snapshot then reports.
+    const extra = status?.() ?? {};
+    const body = { ...metrics.snapshot(), ...extra };
     send(res, 200, 'application/json; charset=utf-8', JSON.stringify(body) + '\n', req.method === 'HEAD');
   }
 

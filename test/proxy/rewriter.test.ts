@@ -136,6 +136,41 @@ describe('SeqRewriter: learning the offset from the handshake', () => {
     expect(transportChecksumOk(rewritten)).toBe(true);
   });
 
+  it('maps TCP timestamps between the VMs: TSecr toward the secondary, TSval out of it', () => {
+    const h = harness();
+    const ts = (value: number, echo: number) => encodeTcpOptions([{ kind: 8, value, echo }]);
+    const vm = (seq: number, flags: number, options: Buffer, payload = '') =>
+      buildTcp({
+        src: VM.ip,
+        dst: CLIENT.ip,
+        srcPort: VM.port,
+        dstPort: CLIENT.port,
+        seq,
+        ack: CLIENT_ISN + 1,
+        flags,
+        payload,
+        options,
+      });
+    h.toSecondary(fromClient(CLIENT_ISN, 0, SYN, '', ts(777, 0)));
+    h.primary(vm(PRI_ISN, SYN | ACK, ts(1_000_000, 777)));
+    h.secondary(vm(SEC_ISN, SYN | ACK, ts(4_000_000_000, 777)));
+    // The client echoes the primary's TSval; the secondary must see its own.
+    const ack = fromClient(CLIENT_ISN + 1, PRI_ISN + 1, ACK, '', ts(778, 1_000_000));
+    h.toSecondary(ack);
+    const ackInfo = info(ack);
+    const tsAt = (f: Buffer, i: FrameInfo) => i.l4Offset + 20 + sackEdgeOffsetOf(f, i, 8);
+    expect(ack.readUInt32BE(tsAt(ack, ackInfo) + 4)).toBe(4_000_000_000);
+    expect(ack.readUInt32BE(tsAt(ack, ackInfo))).toBe(778);
+    expect(transportChecksumOk(ackInfo)).toBe(true);
+    // The secondary's later TSval comes out on the primary's clock (wrapping past 2^32 on the way).
+    const data = vm(SEC_ISN + 1, ACK | PSH, ts((4_000_000_000 + 300_000_000) % 2 ** 32, 778), 'x');
+    const out = h.secondary(data);
+    expect(data.readUInt32BE(tsAt(data, out))).toBe(301_000_000);
+    expect(transportChecksumOk(out)).toBe(true);
+    // The secondary's SYN|ACK, the client's ACK and the secondary's data.
+    expect(h.rewriter.counters.tsRewritten).toBe(3);
+  });
+
   it('passes frames of connections it never saw open unchanged (offset 0: the secondary is a clone)', () => {
     const h = harness();
     const frame = fromClient(CLIENT_ISN + 1, PRI_ISN + 1, ACK);
@@ -218,13 +253,18 @@ describe('SeqRewriter: teardown, checkpoints, forgetting', () => {
 
 /** Offset of the first SACK edge within the TCP options (throws when there is no SACK option). */
 function sackEdgeOffset(frame: Buffer, i: FrameInfo): number {
+  return sackEdgeOffsetOf(frame, i, 5);
+}
+
+/** Offset of the data (after kind and length) of the first option of `kind` within the TCP options. */
+function sackEdgeOffsetOf(frame: Buffer, i: FrameInfo, kind: number): number {
   const end = i.l4Offset + i.tcpHeaderLength;
   let at = i.l4Offset + 20;
-  while (at < end && frame[at] !== 5) {
+  while (at < end && frame[at] !== kind) {
     const step = frame[at] === 1 ? 1 : frame[at + 1];
     if (step < 1) break;
     at += step;
   }
-  if (at >= end || frame[at] !== 5) throw new Error('no SACK option in the frame');
+  if (at >= end || frame[at] !== kind) throw new Error(`no option ${kind} in the frame`);
   return at + 2 - (i.l4Offset + 20);
 }
