@@ -47,7 +47,7 @@ describe('inline config (colo-proxy run --config)', () => {
     expect(config.rewriter.resetOffsetsOnCheckpoint).toBe(true);
     expect(config.gate.maxHeldFrames).toBe(65536);
     expect(config.mirror.maxHeldIngress).toBe(16384);
-    expect(config.captureBufferFrames).toBe(4096);
+    expect(config.captureBufferFrames).toBe(1024);
     expect(config.mtu).toBe(1500);
     expect(config.offloadCheck).toBe(true);
     expect(config.primaryHealth).toEqual({ kind: 'none' });
