@@ -96,8 +96,12 @@ export const LATENCY_SAMPLE_EVERY = 8;
  */
 export const HOLD_LEAD_FRAMES = 256;
 export const RELEASE_LEAD_FRAMES = 128;
-/** A held input whose counterpart delivered nothing for this long is let go: there is nothing to wait for. */
-export const IDLE_FORGIVE_MS = 2;
+/**
+ * A held input whose counterpart delivered nothing for this long is let go (its lead is forgiven): the other
+ * VM is idle or gone, so there is nothing to wait for. At 2 ms a loaded machine's scheduling gaps forgave
+ * leads often enough to overflow a 1024-frame queue; 10 ms did not in the same runs.
+ */
+export const IDLE_FORGIVE_MS = 10;
 
 /** Logs the 1st, 2nd, 4th, 8th... occurrence: a flood of bad input costs log2(n) lines, not n. */
 function worthLogging(count: number): boolean {
@@ -147,7 +151,8 @@ class InputSink implements ChunkSink {
  * secondary's) so clients are not stalled forever; those connections ran unprotected until then.
  *
  * Backpressure: when outdev's backlog passes its high-water mark both inputs are paused until it drains, so
- * a slow outdev bounds memory instead of growing it.
+ * a slow outdev bounds memory instead of growing it. Fairness: an input HOLD_LEAD_FRAMES ahead of the other
+ * is held (not read) until the other catches up or stays silent for IDLE_FORGIVE_MS.
  */
 export class CompareLoop {
   readonly counters: LoopCounters = {
