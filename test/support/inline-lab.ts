@@ -167,12 +167,13 @@ export class InlineLab {
 
   /** Guests, agent, then the proxy; resolves once the pair is protected (the proxy reported 'ready'). */
   async start(): Promise<void> {
-    // The two lab VMs are separate kernels, not clones: their TCP timestamps differ, and the rewriter maps
-    // sequence numbers only. Linux (6.x) refuses a handshake ACK whose TSecr is not one of the timestamps it
-    // sent, and after failover the client would PAWS-drop the secondary's lower timestamps. Real COLO VMs
-    // are clones of one another; the lab turns timestamps off instead.
-    for (const vm of [this.topo.primary, this.topo.secondary])
-      await vm.exec('sysctl', '-qw', 'net.ipv4.tcp_timestamps=0');
+    // The two lab VMs are separate kernels, not clones: their TCP timestamps differ. The rewriter maps them
+    // (TSecr toward the secondary, TSval out of it), and with COLO_LAB_TCP_TIMESTAMPS=1 five of the six
+    // end-to-end tests pass with timestamps on, failover included; the output-gate test then finishes its
+    // download before a checkpoint lands in it. Until that test is paced, the lab turns timestamps off.
+    if (process.env.COLO_LAB_TCP_TIMESTAMPS !== '1')
+      for (const vm of [this.topo.primary, this.topo.secondary])
+        await vm.exec('sysctl', '-qw', 'net.ipv4.tcp_timestamps=0');
     const listen = `${this.topo.vmIp}:${this.servicePort}`;
     this.primaryGuest = this.spawn('primary-guest', this.topo.primary, process.execPath, [
       cli,
