@@ -2,7 +2,7 @@ import { z } from 'zod';
 import { ExecDriver } from '../checkpoint/drivers/exec.js';
 import { LabDriver } from '../checkpoint/drivers/lab.js';
 import type { VmDriver } from '../checkpoint/driver.js';
-import type { ControlSecurity } from '../checkpoint/tls.js';
+import { loadControlSecurity, type ControlSecurity, type TlsMaterial } from '../checkpoint/tls.js';
 import { parseEndpoint, type Endpoint } from '../checkpoint/transport.js';
 import { parseControlAddress } from '../lab/control-protocol.js';
 import type { Logger } from '../log.js';
@@ -352,4 +352,18 @@ export function createDriver(driver: DriverConfig, options: CreateDriverOptions 
     return new ExecDriver({ suspend, save, load, resume }, driver.timeouts, options);
   }
   return new LabDriver(driver.control, driver.timeouts, options);
+}
+
+/**
+ * What either role needs before it can speak the protocol: the control channel's TLS material (null for
+ * plaintext, which loadControlSecurity warns about) and the VM driver. Used by `secondary`, `checkpoint`
+ * and `run`, so the three start the same way.
+ */
+export async function prepareCheckpointRole(
+  config: CheckpointConfig,
+  logger: Logger,
+): Promise<{ material: TlsMaterial | null; driver: VmDriver }> {
+  const material = await loadControlSecurity(checkpointSecurity(config), logger);
+  const driver = createDriver(config.driver, { maxStateBytes: config.maxStateBytes, logger });
+  return { material, driver };
 }

@@ -12,8 +12,7 @@ import { DivergenceRecorder } from '../capture/divergence-recorder.js';
 import { Coordinator } from '../checkpoint/coordinator.js';
 import type { CheckpointReport } from '../checkpoint/engine.js';
 import { linkCoordinator, type Link } from '../checkpoint/link.js';
-import { loadControlSecurity } from '../checkpoint/tls.js';
-import { checkpointEndpoint, checkpointSecurity, createDriver } from '../config/checkpoint.js';
+import { checkpointEndpoint, prepareCheckpointRole } from '../config/checkpoint.js';
 import type { InlineConfig } from '../config/inline.js';
 import type { Logger } from '../log.js';
 import { EventLog } from '../stats/events.js';
@@ -84,8 +83,7 @@ export async function startInlineApp(
         : await DivergenceRecorder.open(config.divergences, { comment: 'colo-proxy run: diverging packet pairs' });
     if (recorder) closers.push(() => recorder.close());
 
-    const material = await loadControlSecurity(checkpointSecurity(config.checkpoint), logger);
-    const driver = createDriver(config.checkpoint.driver, { maxStateBytes: config.checkpoint.maxStateBytes, logger });
+    const { material, driver } = await prepareCheckpointRole(config.checkpoint, logger);
     closers.push(() => driver.close?.());
     // The proxy owns CHKPOINT_TIMER: a checkpoint it did not start would not hold the gate.
     const coordinator = new Coordinator({

@@ -2,13 +2,11 @@ import type { Command } from 'commander';
 import { Coordinator } from '../../checkpoint/coordinator.js';
 import type { CheckpointReport, PhaseDurations } from '../../checkpoint/engine.js';
 import { linkCoordinator } from '../../checkpoint/link.js';
-import { loadControlSecurity } from '../../checkpoint/tls.js';
 import {
   checkpointEndpoint,
   checkpointFlags,
-  checkpointSecurity,
-  createDriver,
   loadCheckpointConfig,
+  prepareCheckpointRole,
 } from '../../config/checkpoint.js';
 import { declareFlags } from '../../config/load.js';
 import { createLogger } from '../../log.js';
@@ -28,8 +26,7 @@ export function registerCheckpoint(program: Command): void {
   command.action(async (opts: Record<string, unknown>) => {
     const config = loadCheckpointConfig(opts.config as string | undefined, opts, 'primary');
     const logger = createLogger();
-    const material = await loadControlSecurity(checkpointSecurity(config), logger);
-    const driver = createDriver(config.driver, { maxStateBytes: config.maxStateBytes, logger });
+    const { material, driver } = await prepareCheckpointRole(config, logger);
     const coordinator = new Coordinator({
       driver,
       timeouts: config.timeouts,

@@ -1,14 +1,12 @@
 import type { Command } from 'commander';
 import { Agent } from '../../checkpoint/agent.js';
 import { linkAgent } from '../../checkpoint/link.js';
-import { loadControlSecurity } from '../../checkpoint/tls.js';
 import { formatEndpoint } from '../../checkpoint/transport.js';
 import {
   checkpointEndpoint,
   checkpointFlags,
-  checkpointSecurity,
-  createDriver,
   loadCheckpointConfig,
+  prepareCheckpointRole,
 } from '../../config/checkpoint.js';
 import { declareFlags } from '../../config/load.js';
 import { createLogger } from '../../log.js';
@@ -31,8 +29,7 @@ export function registerSecondary(program: Command): void {
   command.action(async (opts: Record<string, unknown>) => {
     const config = loadCheckpointConfig(opts.config as string | undefined, opts, 'secondary');
     const logger = createLogger();
-    const material = await loadControlSecurity(checkpointSecurity(config), logger);
-    const driver = createDriver(config.driver, { maxStateBytes: config.maxStateBytes, logger });
+    const { material, driver } = await prepareCheckpointRole(config, logger);
     const agent = new Agent({
       driver,
       timeouts: config.timeouts,
