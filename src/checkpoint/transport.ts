@@ -16,9 +16,11 @@ export type Endpoint =
   | { mode: 'listen' | 'connect'; kind: 'unix'; path: string };
 
 /**
- * Where a dialled plaintext socket delivers what it reads. Such sockets read into one reused buffer
- * (net.connect's `onread`) instead of allocating 64 KiB per read: on a loaded host that is several times
- * faster for a large state, mostly through less garbage. The reader must copy what it keeps.
+ * Where a dialled socket, plaintext or TLS, delivers what it reads. Such sockets read into one reused buffer
+ * (the `onread` option of net.connect and tls.connect) instead of allocating a Buffer per read: on a loaded
+ * host that is several times faster for a large plaintext state and about 1.5 times for TLS (one 16 KiB
+ * record per read), mostly through less garbage. The reader must copy what it keeps. Accepted sockets
+ * cannot do this, so the side that receives large states (the secondary) should be the one that dials.
  */
 export interface ChunkTap {
   onChunk: ((chunk: Buffer) => void) | null;
@@ -28,7 +30,7 @@ export interface ChunkTap {
 
 export const chunkTaps = new WeakMap<Duplex, ChunkTap>();
 
-/** Size of the reused read buffer of a dialled plaintext socket. */
+/** Size of the reused read buffer of a dialled socket. */
 const RECEIVE_BUFFER_BYTES = 4 * 1024 * 1024;
 
 /** Parses `listen:HOST:PORT`, `connect:HOST:PORT`, `listen:unix:PATH`, `connect:unix:PATH` (IPv6 in brackets). */
@@ -134,21 +136,19 @@ export function connectControl(endpoint: Endpoint, material: TlsMaterial | null,
   return new Promise((resolve, reject) => {
     const target = endpoint.kind === 'unix' ? { path: endpoint.path } : { host: endpoint.host, port: endpoint.port };
     const tap: ChunkTap = { onChunk: null, early: [] };
+    const onread = {
+      buffer: Buffer.allocUnsafe(RECEIVE_BUFFER_BYTES),
+      callback: (nread: number, buf: Uint8Array): boolean => {
+        const chunk = (buf as Buffer).subarray(0, nread);
+        if (tap.onChunk) tap.onChunk(chunk);
+        else tap.early.push(Buffer.from(chunk));
+        return true;
+      },
+    };
     const socket: net.Socket = material
-      ? tls.connect({ ...target, ...clientTlsOptions(material) })
-      : net.connect({
-          ...target,
-          onread: {
-            buffer: Buffer.allocUnsafe(RECEIVE_BUFFER_BYTES),
-            callback: (nread: number, buf: Uint8Array): boolean => {
-              const chunk = (buf as Buffer).subarray(0, nread);
-              if (tap.onChunk) tap.onChunk(chunk);
-              else tap.early.push(Buffer.from(chunk));
-              return true;
-            },
-          },
-        });
-    if (!material) chunkTaps.set(socket, tap);
+      ? tls.connect({ ...target, ...clientTlsOptions(material), onread })
+      : net.connect({ ...target, onread });
+    chunkTaps.set(socket, tap);
     const readyEvent = material ? 'secureConnect' : 'connect';
     const timer = setTimeout(() => {
       socket.destroy();

@@ -4,12 +4,13 @@ import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { Writable } from 'node:stream';
+import { connect as tlsConnect, type TLSSocket } from 'node:tls';
 import { pino } from 'pino';
 import { afterAll, afterEach, beforeAll, expect, it } from 'vitest';
 import { Agent } from '../../src/checkpoint/agent.js';
 import { Coordinator } from '../../src/checkpoint/coordinator.js';
 import { TlsRefusedError } from '../../src/checkpoint/errors.js';
-import { loadControlSecurity, type TlsMaterial } from '../../src/checkpoint/tls.js';
+import { clientTlsOptions, loadControlSecurity, type TlsMaterial } from '../../src/checkpoint/tls.js';
 import { connectControl, listenControl, parseEndpoint, type ControlListener } from '../../src/checkpoint/transport.js';
 import { silentLogger } from '../../src/log.js';
 import { describeWith, hasCommand } from '../support/prerequisites.js';
@@ -115,6 +116,28 @@ describeWith([hasCommand('openssl', 'openssl')], 'TLS with mutual certificate au
     expect(pair.secondary.state.toString()).toBe('over TLS');
   });
 
+  it.each([
+    ['the secondary dials (reads into a reused buffer)', false],
+    ['the primary dials', true],
+  ])('carries a 24 MiB state intact over TLS when %s, twice', async (_label, agentListens) => {
+    // Both ends share this process and its one core, so a 24 MiB TLS transfer needs more than the fast bounds.
+    const timeouts = { ...fastTimeouts, transferMs: 20_000, loadMs: 5000, heartbeatLossMs: 5000 };
+    pair = await protectedPair({
+      material: await material('good', 'primary'),
+      agentListens,
+      coordinator: { timeouts },
+      agent: { timeouts },
+    });
+    for (const seed of [1, 2]) {
+      const state = Buffer.alloc(24 * 1024 * 1024);
+      for (let i = 0; i < state.length; i += 4) state.writeUInt32LE((i * 2654435761 + seed) >>> 0, i);
+      pair.primary.state = state;
+      const outcome = await pair.coordinator.checkpoint('payload');
+      expect(outcome.ok ? 'ok' : outcome.error.message).toBe('ok');
+      expect(pair.secondary.state.equals(state)).toBe(true);
+    }
+  });
+
   it('refuses a client whose certificate another CA signed', async () => {
     const listener: ControlListener = await listenControl(
       parseEndpoint('listen:127.0.0.1:0'),
@@ -162,6 +185,33 @@ describeWith([hasCommand('openssl', 'openssl')], 'TLS with mutual certificate au
       1000,
     ).catch((err: Error) => err);
     expect(error).toBeInstanceOf(TlsRefusedError);
+  });
+
+  it('negotiates AES-128-GCM under TLS 1.3 and an ECDHE AEAD suite with a TLS 1.2-only peer', async () => {
+    const listener = await listenControl(parseEndpoint('listen:127.0.0.1:0'), await material('good', 'primary'));
+    cleanup.push(() => listener.close());
+    const accepted = once(listener, 'connection') as Promise<[TLSSocket, string]>;
+    const port = (listener.address as { port: number }).port;
+    const client = (await connectControl(
+      parseEndpoint(`connect:127.0.0.1:${port}`),
+      await material('good', 'secondary'),
+      1000,
+    )) as TLSSocket;
+    const [server] = await withTimeout(accepted, 2000, 'the connection');
+    expect(client.getCipher().name).toBe('TLS_AES_128_GCM_SHA256');
+    expect(server.getCipher().name).toBe('TLS_AES_128_GCM_SHA256');
+    client.destroy();
+
+    const legacyPeer = tlsConnect({
+      ...clientTlsOptions(await material('good', 'secondary')),
+      host: '127.0.0.1',
+      port,
+      maxVersion: 'TLSv1.2',
+    });
+    cleanup.push(() => void legacyPeer.destroy());
+    await withTimeout(once(legacyPeer, 'secureConnect'), 2000, 'the TLS 1.2 handshake');
+    expect(legacyPeer.getProtocol()).toBe('TLSv1.2');
+    expect(legacyPeer.getCipher().name).toMatch(/^ECDHE-ECDSA-AES128-GCM-SHA256$/);
   });
 
   it('refuses a plaintext client on a TLS endpoint', async () => {
