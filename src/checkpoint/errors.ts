@@ -6,9 +6,15 @@ import type { DriverHook } from './driver.js';
  * path these travel as values (results, event payloads), never as throws.
  */
 export abstract class CheckpointError extends Error {
-  abstract readonly code: string;
-  /** Short, stable reason used in events, logs and metric labels. */
-  abstract readonly reason: LossReason;
+  constructor(
+    readonly code: string,
+    /** Short, stable reason used in events, logs and metric labels. */
+    readonly reason: LossReason,
+    message: string,
+  ) {
+    super(message);
+    this.name = new.target.name;
+  }
 }
 
 export type LossReason =
@@ -28,148 +34,119 @@ export type LossReason =
 
 /** A bounded wait ran out: the peer stopped answering without closing the connection. */
 export class WaitTimeoutError extends CheckpointError {
-  readonly code = 'COLO_CKPT_TIMEOUT';
-  readonly reason = 'timeout';
   constructor(
     readonly expected: SyncPointName,
     readonly timeoutMs: number,
   ) {
-    super(`no ${expected} within ${timeoutMs} ms`);
-    this.name = 'WaitTimeoutError';
+    super('COLO_CKPT_TIMEOUT', 'timeout', `no ${expected} within ${timeoutMs} ms`);
   }
 }
 
 export class ChannelClosedError extends CheckpointError {
-  readonly code = 'COLO_CKPT_CLOSED';
-  readonly reason = 'closed';
   constructor(
     readonly expected: SyncPointName | null,
     override readonly cause?: Error,
   ) {
     super(
+      'COLO_CKPT_CLOSED',
+      'closed',
       `control connection closed${expected ? ` while waiting for ${expected}` : ''}${cause ? `: ${cause.message}` : ''}`,
     );
-    this.name = 'ChannelClosedError';
   }
 }
 
 /** A well-formed sync point arrived where another was expected. Names both, by name and value. */
 export class UnexpectedSyncPointError extends CheckpointError {
-  readonly code = 'COLO_CKPT_UNEXPECTED';
-  readonly reason = 'unexpected';
   constructor(
     readonly expected: SyncPointName,
     readonly expectedValue: number,
     readonly received: number,
   ) {
-    super(`expected ${describeSyncPoint(expectedValue)}, received ${describeSyncPoint(received)}`);
-    this.name = 'UnexpectedSyncPointError';
+    super(
+      'COLO_CKPT_UNEXPECTED',
+      'unexpected',
+      `expected ${describeSyncPoint(expectedValue)}, received ${describeSyncPoint(received)}`,
+    );
   }
 }
 
 /** Bytes that are no sync point at all. */
 export class GarbageError extends CheckpointError {
-  readonly code = 'COLO_CKPT_GARBAGE';
-  readonly reason = 'garbage';
   constructor(
     readonly expected: SyncPointName | null,
     readonly receivedHex: string,
   ) {
-    super(`${expected ? `expected ${expected}, ` : ''}received ${receivedHex}, which is no sync point`);
-    this.name = 'GarbageError';
+    super(
+      'COLO_CKPT_GARBAGE',
+      'garbage',
+      `${expected ? `expected ${expected}, ` : ''}received ${receivedHex}, which is no sync point`,
+    );
   }
 }
 
 export class StateTooLargeError extends CheckpointError {
-  readonly code = 'COLO_CKPT_STATE_TOO_LARGE';
-  readonly reason = 'state-too-large';
   constructor(
     readonly length: number,
     readonly max: number,
   ) {
-    super(`state of ${length} bytes refused: the maximum is ${max}`);
-    this.name = 'StateTooLargeError';
+    super('COLO_CKPT_STATE_TOO_LARGE', 'state-too-large', `state of ${length} bytes refused: the maximum is ${max}`);
   }
 }
 
 export class HeartbeatLostError extends CheckpointError {
-  readonly code = 'COLO_CKPT_HEARTBEAT_LOST';
-  readonly reason = 'heartbeat';
   constructor(readonly silentMs: number) {
-    super(`peer silent for ${silentMs} ms (heartbeat lost)`);
-    this.name = 'HeartbeatLostError';
+    super('COLO_CKPT_HEARTBEAT_LOST', 'heartbeat', `peer silent for ${silentMs} ms (heartbeat lost)`);
   }
 }
 
 /** The peer said why it gave up (ERROR extension). */
 export class PeerError extends CheckpointError {
-  readonly code = 'COLO_CKPT_PEER_ERROR';
-  readonly reason = 'peer-error';
   constructor(readonly peerCode: number) {
-    super(`peer reported error ${peerErrorName(peerCode)} (${peerCode})`);
-    this.name = 'PeerError';
+    super('COLO_CKPT_PEER_ERROR', 'peer-error', `peer reported error ${peerErrorName(peerCode)} (${peerCode})`);
   }
 }
 
 /** The local VM driver failed; `cause` is the DriverError with the hook, exit status and stderr. */
 export class LocalDriverError extends CheckpointError {
-  readonly code = 'COLO_CKPT_DRIVER';
-  readonly reason = 'driver';
   constructor(
     readonly hook: DriverHook,
     override readonly cause: Error,
   ) {
-    super(`VM driver hook "${hook}" failed: ${cause.message}`);
-    this.name = 'LocalDriverError';
+    super('COLO_CKPT_DRIVER', 'driver', `VM driver hook "${hook}" failed: ${cause.message}`);
   }
 }
 
 export class VersionMismatchError extends CheckpointError {
-  readonly code = 'COLO_CKPT_VERSION';
-  readonly reason = 'version';
   constructor(
     readonly local: number,
     readonly remote: number,
   ) {
-    super(`peer speaks protocol version ${remote}, this side ${local}`);
-    this.name = 'VersionMismatchError';
+    super('COLO_CKPT_VERSION', 'version', `peer speaks protocol version ${remote}, this side ${local}`);
   }
 }
 
 /** The peer sent more messages ahead than any correct peer can. */
 export class FloodError extends CheckpointError {
-  readonly code = 'COLO_CKPT_FLOOD';
-  readonly reason = 'flood';
   constructor(readonly queued: number) {
-    super(`peer sent ${queued} messages nobody waited for`);
-    this.name = 'FloodError';
+    super('COLO_CKPT_FLOOD', 'flood', `peer sent ${queued} messages nobody waited for`);
   }
 }
 
 export class NotProtectedError extends CheckpointError {
-  readonly code = 'COLO_CKPT_NOT_PROTECTED';
-  readonly reason = 'not-protected';
   constructor() {
-    super('no secondary is ready: the pair is not protected');
-    this.name = 'NotProtectedError';
+    super('COLO_CKPT_NOT_PROTECTED', 'not-protected', 'no secondary is ready: the pair is not protected');
   }
 }
 
 export class ShutdownError extends CheckpointError {
-  readonly code = 'COLO_CKPT_SHUTDOWN';
-  readonly reason = 'shutdown';
   constructor(who: string) {
-    super(`${who} is shutting down`);
-    this.name = 'ShutdownError';
+    super('COLO_CKPT_SHUTDOWN', 'shutdown', `${who} is shutting down`);
   }
 }
 
 /** A TLS handshake or certificate check failed: the peer is refused. */
 export class TlsRefusedError extends CheckpointError {
-  readonly code = 'COLO_CKPT_TLS';
-  readonly reason = 'tls';
   constructor(override readonly cause: Error) {
-    super(`TLS refused: ${cause.message}`);
-    this.name = 'TlsRefusedError';
+    super('COLO_CKPT_TLS', 'tls', `TLS refused: ${cause.message}`);
   }
 }

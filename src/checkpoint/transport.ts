@@ -145,9 +145,11 @@ export function connectControl(endpoint: Endpoint, material: TlsMaterial | null,
         return true;
       },
     };
-    const socket: net.Socket = material
-      ? tls.connect({ ...target, ...clientTlsOptions(material), onread })
-      : net.connect({ ...target, onread });
+    // tls.connect honours `onread` (it builds its own net.Socket) though @types/node does not declare it.
+    const tlsOptions: tls.ConnectionOptions & { onread?: typeof onread } = material
+      ? { ...target, ...clientTlsOptions(material), onread }
+      : {};
+    const socket: net.Socket = material ? tls.connect(tlsOptions) : net.connect({ ...target, onread });
     chunkTaps.set(socket, tap);
     const readyEvent = material ? 'secureConnect' : 'connect';
     const timer = setTimeout(() => {
