@@ -1,10 +1,14 @@
 /**
- * Inline proxy benchmark: `npm run bench:inline` (root, libpcap).
+ * Inline proxy benchmark: `npm run bench:inline` (root; the packet-ring addon, or libpcap with BENCH_BACKEND=pcap).
  *
  * One network namespace holds three veth pairs: the proxy's ends (xcli, xpri, xsec) and the load
  * generator's (ccli, cpri, csec). The proxy (InlineProxy, compare-only: no checkpoint engine, so it is
- * protected from the start and compares everything) runs in one child process on live libpcap ports; the
- * generator, in another, plays the client and both VMs. Two paths, each measured the same way:
+ * protected from the start and compares everything) runs in one child process on live ports; the generator,
+ * in another, plays the client and both VMs. Both use the same capture backend: BENCH_BACKEND=ring (default:
+ * the AF_PACKET ring port, batched receive and send) or pcap (cap/libpcap, one callback and one send per
+ * frame). Before measuring, the generator times itself on a fourth veth pair of its own (inject on one end,
+ * capture on the other) and prints that rate, so it can be seen not to be the bottleneck.
+ * Two paths, each measured the same way:
  *   roundtrip: the generator sends a UDP request on ccli; the proxy mirrors it to both VMs; each VM (the
  *     generator on cpri/csec) sends the same frame back; the proxy compares the two and releases one to ccli.
  *     fps_no_loss is this path: client frames per second mirrored and compared with none lost.
@@ -12,21 +16,36 @@
  * Throughput: offered rates rise step by step; the figure is the highest achieved rate at which every frame
  * arrived. Latency at a light load (1000/s): from sending (both copies, for compare) until the released
  * frame is captured on ccli; the generator's own libpcap costs are included, so it is an upper bound.
- * Each of the six captures gets an 8192-frame ring (512 MiB: cap's slots are 64 KiB), so a starved process
- * loses nothing to its ring for a few hundred milliseconds; the bench needs about 3 GiB of memory.
- * Knobs: BENCH_RATES (per second, default "5000,10000,20000,50000,...,400000"), BENCH_STEP_MS
+ * Each capture gets a ring deep enough that a starved process loses nothing to it for a few hundred
+ * milliseconds: pcap 8192 frames (512 MiB: cap's slots are 64 KiB; about 3 GiB in all), ring 32768 frames
+ * (64 MiB: 2 KiB slots).
+ * Knobs: BENCH_BACKEND (ring or pcap), BENCH_QDISC_BYPASS=1 (ring ports skip the qdisc), BENCH_SELF_FRAMES (the generator's own timing, default 500000),
+ * BENCH_RATES (per second, default "5000,10000,20000,50000,...,400000,500000"), BENCH_STEP_MS
  * (default 1000), BENCH_LATENCY_FRAMES (default 3000). The last line printed is one JSON object.
  */
 import { execFileSync, spawn, type ChildProcess } from 'node:child_process';
 import { createInterface } from 'node:readline';
 import { buildUdp } from '../compare/wire/build.js';
 import { InlineProxy } from '../proxy/inline.js';
+import type { FramePort } from '../proxy/port.js';
 import type { FrameSink } from '../proxy/ports/framed.js';
 import { LivePort, liveCaptureAvailable } from '../proxy/ports/live.js';
+import { RingPort, ringCaptureAvailable } from '../proxy/ports/ring.js';
 
 const script = new URL(import.meta.url).pathname;
 const role = process.argv[2] ?? 'main';
 const PAIRS = { proxy: ['xcli', 'xpri', 'xsec'], generator: ['ccli', 'cpri', 'csec'] } as const;
+/** The generator's own pair: it injects on one end and captures on the other to time itself. */
+const SELF_PAIR = ['gself', 'gpeer'] as const;
+const BACKEND = process.env.BENCH_BACKEND === 'pcap' ? 'pcap' : 'ring';
+
+type BenchPort = FramePort & { readonly counters: object };
+
+function openPort(name: string, iface: string, sink: FrameSink): BenchPort {
+  return BACKEND === 'ring'
+    ? new RingPort({ name, iface, sink, bufferFrames: 32768, qdiscBypass: process.env.BENCH_QDISC_BYPASS === '1' })
+    : new LivePort({ name, iface, sink, bufferFrames: 8192 });
+}
 const CLIENT_MAC = '02:b0:00:00:00:01';
 const VM_MAC = '02:b0:00:00:00:02';
 const FLOWS = 16;
@@ -43,13 +62,12 @@ async function runProxy(): Promise<void> {
     maxHeldFrames: 1 << 20,
     compare: { maxQueueSize: 65536 },
   });
-  const [client, primary, secondary] = PAIRS.proxy.map(
-    (iface, i) =>
-      new LivePort({ name: ['client', 'primary', 'secondary'][i], iface, sink: sinkOf(proxy, i), bufferFrames: 8192 }),
+  const [client, primary, secondary] = PAIRS.proxy.map((iface, i) =>
+    openPort(['client', 'primary', 'secondary'][i], iface, sinkOf(proxy, i)),
   );
   proxy.attach({ client, primary, secondary });
   proxy.start();
-  print({ ready: true, mode: proxy.mode });
+  print({ ready: true, mode: proxy.mode, backend: BACKEND });
   await new Promise<void>((resolve) => process.once('SIGTERM', () => resolve()));
   await proxy.stop();
   print({
@@ -112,7 +130,7 @@ function frameFor(index: number, path: Path): Buffer {
 
 /** A VM that answers every frame with the same bytes (both VMs alike: a match). */
 class EchoSink implements FrameSink {
-  port: LivePort | null = null;
+  port: FramePort | null = null;
   active = false;
 
   onFrame(frame: Buffer): void {
@@ -130,21 +148,74 @@ interface Step {
   latenciesUs: number[];
 }
 
+const sendQueued = (port: BenchPort, frame: Buffer): void => void port.send(frame);
+const sendImmediate = (port: BenchPort, frame: Buffer): void =>
+  void (port instanceof RingPort ? port.sendNow(frame) : port.send(frame));
+
+/** Counts frames captured on the generator's own pair. */
+class CountSink implements FrameSink {
+  received = 0;
+  onFrame(): void {
+    this.received++;
+  }
+  onReject(): void {}
+}
+
+/**
+ * The generator alone: injects `total` frames on one end of its own veth pair, 512 per event-loop turn (the
+ * same batching as the measured steps), and captures them on the other end. Its rate bounds what the bench
+ * can show.
+ */
+async function timeGenerator(total: number): Promise<{ injectedPerSec: number; capturedPerSec: number; lost: number }> {
+  const counter = new CountSink();
+  const from = openPort('self', SELF_PAIR[0], { onFrame() {}, onReject() {} });
+  const to = openPort('peer', SELF_PAIR[1], counter);
+  const frames = Array.from({ length: 4096 }, (_, i) => frameFor(i, 'compare'));
+  const started = performance.now();
+  for (let sent = 0; sent < total;) {
+    for (let n = 0; n < 512 && sent < total; n++, sent++) from.send(frames[sent & 4095]);
+    await new Promise((resolve) => setImmediate(resolve));
+  }
+  const injectedMs = performance.now() - started;
+  let last = -1;
+  while (counter.received < total && counter.received !== last) {
+    last = counter.received;
+    await new Promise((resolve) => setTimeout(resolve, 50));
+  }
+  const capturedMs = performance.now() - started;
+  from.close();
+  to.close();
+  return {
+    injectedPerSec: Math.round(total / (injectedMs / 1000)),
+    capturedPerSec: Math.round(counter.received / (capturedMs / 1000)),
+    lost: total - counter.received,
+  };
+}
+
 async function runGenerator(): Promise<void> {
+  const self = await timeGenerator(Number(process.env.BENCH_SELF_FRAMES ?? 500_000));
+  print({ generator: self });
   const sink = new ClientSink();
-  const client = new LivePort({ name: 'client', iface: PAIRS.generator[0], sink, bufferFrames: 8192 });
+  const client = openPort('client', PAIRS.generator[0], sink);
   const echoes = [new EchoSink(), new EchoSink()];
-  const primary = new LivePort({ name: 'primary', iface: PAIRS.generator[1], sink: echoes[0], bufferFrames: 8192 });
-  const secondary = new LivePort({ name: 'secondary', iface: PAIRS.generator[2], sink: echoes[1], bufferFrames: 8192 });
+  const primary = openPort('primary', PAIRS.generator[1], echoes[0]);
+  const secondary = openPort('secondary', PAIRS.generator[2], echoes[1]);
   echoes[0].port = primary;
   echoes[1].port = secondary;
   const stepMs = Number(process.env.BENCH_STEP_MS ?? 1000);
-  const rates = (process.env.BENCH_RATES ?? '5000,10000,20000,50000,100000,150000,200000,300000,400000')
+  const rates = (process.env.BENCH_RATES ?? '5000,10000,20000,50000,100000,150000,200000,300000,400000,500000')
     .split(',')
     .map(Number);
 
   let base = 0;
-  const step = async (path: Path, rate: number, total: number): Promise<Step> => {
+  /**
+   * light: the latency steps. Each frame goes out at once (the ring port's sendNow: one syscall, as cap's
+   * send is), so the compare path's timestamp, taken after both copies, is after the kernel has them, the
+   * same definition for both backends; and the generator sleeps between frames instead of spinning, so it
+   * does not take a core from the proxy.
+   */
+  const step = async (path: Path, rate: number, total: number, light = false): Promise<Step> => {
+    const send = light ? sendImmediate : sendQueued;
     base += 1 << 24;
     sink.reset(base, total);
     for (const echo of echoes) echo.active = path === 'roundtrip';
@@ -158,14 +229,14 @@ async function runGenerator(): Promise<void> {
         const frame = frames[sent];
         if (path === 'roundtrip') {
           sentAt[sent] = performance.now();
-          client.send(frame);
+          send(client, frame);
         } else {
-          primary.send(frame);
-          secondary.send(frame);
+          send(primary, frame);
+          send(secondary, frame);
           sentAt[sent] = performance.now();
         }
       }
-      await new Promise((resolve) => setImmediate(resolve));
+      await new Promise((resolve) => (light ? setTimeout(resolve, 1) : setImmediate(resolve)));
     }
     const sendMs = performance.now() - started;
     // Drain: stop when everything arrived or nothing more came for a second.
@@ -184,9 +255,9 @@ async function runGenerator(): Promise<void> {
   };
 
   const measure = async (path: Path): Promise<GeneratorResult> => {
-    await step(path, 1000, 500); // warm-up: JIT, connection entries
+    await step(path, 1000, 500, true); // warm-up: JIT, connection entries
     // Light load (1000/s), before any step can leave a backlog: the latency of a match, not of a queue.
-    const light = await step(path, 1000, latencyFrames);
+    const light = await step(path, 1000, latencyFrames, true);
     const sorted = Float64Array.from(light.latenciesUs).sort();
     const pct = (p: number): number => sorted[Math.min(sorted.length - 1, Math.floor((p / 100) * sorted.length))];
     const latency = {
@@ -232,7 +303,12 @@ function lines(child: ChildProcess): AsyncIterable<string> {
 
 async function runMain(): Promise<void> {
   if (process.getuid?.() !== 0) throw new Error('bench:inline needs root (network namespaces)');
-  if (!liveCaptureAvailable())
+  if (BACKEND === 'ring' && !ringCaptureAvailable())
+    throw new Error(
+      'bench:inline needs the packet-ring addon (apt-get install build-essential python3 && npm ci), ' +
+        'or BENCH_BACKEND=pcap',
+    );
+  if (BACKEND === 'pcap' && !liveCaptureAvailable())
     throw new Error('bench:inline needs the cap package built against libpcap (apt-get install libpcap-dev && npm ci)');
   const ns = `colobench${process.pid % 100000}`;
   const children: ChildProcess[] = [];
@@ -241,8 +317,8 @@ async function runMain(): Promise<void> {
     const inNs = (...args: string[]): void => sh('ip', 'netns', 'exec', ns, ...args);
     inNs('sysctl', '-qw', 'net.ipv6.conf.all.disable_ipv6=1');
     inNs('sysctl', '-qw', 'net.ipv6.conf.default.disable_ipv6=1');
-    for (let i = 0; i < 3; i++) {
-      const [a, b] = [PAIRS.proxy[i], PAIRS.generator[i]];
+    for (let i = 0; i < 4; i++) {
+      const [a, b] = i < 3 ? [PAIRS.proxy[i], PAIRS.generator[i]] : SELF_PAIR;
       inNs('ip', 'link', 'add', a, 'type', 'veth', 'peer', 'name', b);
       for (const end of [a, b]) {
         inNs('ethtool', '-K', end, 'tx', 'off', 'tso', 'off', 'gso', 'off', 'gro', 'off');
@@ -263,11 +339,19 @@ async function runMain(): Promise<void> {
     if (ready.done || !String(ready.value).includes('"ready"')) throw new Error('the proxy did not start');
     const generator = spawnRole('generator');
     type Results = { compare: GeneratorResult; roundtrip: GeneratorResult };
+    type SelfRate = Awaited<ReturnType<typeof timeGenerator>>;
     let result = null as Results | null;
+    let self = null as SelfRate | null;
     for await (const line of lines(generator)) {
-      const parsed = JSON.parse(line) as { step?: number; path?: Path; result?: Results };
+      const parsed = JSON.parse(line) as { step?: number; path?: Path; result?: Results; generator?: SelfRate };
       if (parsed.result) result = parsed.result;
-      else console.log(`${parsed.path}: offered ${parsed.step}/s: ${line}`);
+      else if (parsed.generator) {
+        self = parsed.generator;
+        console.log(
+          `generator alone (${BACKEND}, its own veth pair): injects ${self.injectedPerSec} frames/s, captures ` +
+            `${self.capturedPerSec}/s, lost ${self.lost}`,
+        );
+      } else console.log(`${parsed.path}: offered ${parsed.step}/s: ${line}`);
     }
     proxy.kill('SIGTERM');
     const status = await proxyLines.next();
@@ -286,6 +370,9 @@ async function runMain(): Promise<void> {
     console.log(
       JSON.stringify({
         bench: 'inline',
+        backend: BACKEND,
+        generator_inject_fps: self?.injectedPerSec ?? null,
+        generator_capture_fps: self?.capturedPerSec ?? null,
         // Client frames per second mirrored to both VMs, their answers compared and released: none lost.
         fps_no_loss: roundtrip.fpsNoLoss,
         roundtrip_latency_p50_us: us(roundtrip.latency.p50),

@@ -53,6 +53,15 @@ export function liveCaptureAvailable(): boolean {
   }
 }
 
+/** The warning both live backends give once, at the first frame longer than the MTU allows. */
+export function oversizedMessage(iface: string, name: string, length: number): string {
+  return (
+    `interface ${iface} (${name}) delivered a ${length}-byte frame, larger than its MTU allows: ` +
+    `segmentation/receive offloads are on. Fix: ethtool -K ${iface} tx off tso off gso off gro off ` +
+    '(and the same on the VM side of the link)'
+  );
+}
+
 /** libpcap's TPACKET_V3 ring slots hold a snaplen-sized frame each (cap fixes snaplen at 65535). */
 const RING_SLOT_BYTES = 65536;
 
@@ -118,14 +127,8 @@ export class LivePort extends EventEmitter {
       return;
     }
     if (length > this.maxFrame) {
-      if (this.counters.oversized++ === 0) {
-        this.emit(
-          'oversized',
-          `interface ${this.options.iface} (${this.options.name}) delivered a ${length}-byte frame, larger than ` +
-            `its MTU allows: segmentation/receive offloads are on. Fix: ethtool -K ${this.options.iface} ` +
-            'tx off tso off gso off gro off (and the same on the VM side of the link)',
-        );
-      }
+      if (this.counters.oversized++ === 0)
+        this.emit('oversized', oversizedMessage(this.options.iface, this.options.name, length));
     }
     this.counters.framesIn++;
     this.counters.bytesIn += length;

@@ -113,6 +113,11 @@ export const inlineConfigSchema = z
         { error: 'a mapping with maxHeldIngress' },
       )
       .prefault({}),
+    capture: z
+      .enum(['ring', 'pcap'], {
+        error: 'ring (the AF_PACKET addon, native/packet-ring) or pcap (libpcap through the cap package)',
+      })
+      .optional(),
     captureBufferFrames: count('frames the kernel capture ring holds per interface', 1024),
     mtu: z
       .number({ error: 'the link MTU in bytes (an integer from 68 to 65535)' })

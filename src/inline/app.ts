@@ -7,7 +7,8 @@ import {
   type InlineCheckpointEngine,
   type Mode,
 } from '../../proxy/inline.js';
-import { LivePort, type LivePortCounters, type LivePortOptions } from '../../proxy/ports/live.js';
+import { LivePort, liveCaptureAvailable, type LivePortCounters, type LivePortOptions } from '../../proxy/ports/live.js';
+import { RingCaptureUnavailable, RingPort, ringCaptureAvailable, ringCaptureError } from '../../proxy/ports/ring.js';
 import { DivergenceRecorder } from '../capture/divergence-recorder.js';
 import { Coordinator } from '../checkpoint/coordinator.js';
 import type { CheckpointReport } from '../checkpoint/engine.js';
@@ -32,8 +33,25 @@ export type AppEvent = { event: string; time: number } & Record<string, unknown>
 
 export type PortLike = FramePort & Pick<EventEmitter, 'on'> & { readonly counters: LivePortCounters };
 
+export type CaptureBackend = 'ring' | 'pcap';
+
+/**
+ * The capture backend: the configured one, else ring when its addon is built, else pcap when cap is. With
+ * neither, a LiveCaptureUnavailable naming both installs (`run` exits 4 with it).
+ */
+export function chooseCapture(configured: CaptureBackend | undefined): CaptureBackend {
+  if (configured !== undefined) return configured;
+  if (ringCaptureAvailable()) return 'ring';
+  if (liveCaptureAvailable()) return 'pcap';
+  throw new RingCaptureUnavailable(ringCaptureError(), false);
+}
+
+export function openLivePort(capture: CaptureBackend, options: LivePortOptions): PortLike {
+  return capture === 'ring' ? new RingPort(options) : new LivePort(options);
+}
+
 export interface AppDependencies {
-  /** Opens one interface; LivePort by default (throws LiveCaptureUnavailable without libpcap). */
+  /** Opens one interface; by default a RingPort or LivePort per chooseCapture() (throws LiveCaptureUnavailable). */
   openPort?: (options: LivePortOptions) => PortLike;
   /** Skips the ethtool check (tests with memory ports). */
   checkOffloads?: (ifaces: string[]) => Promise<void>;
@@ -129,7 +147,8 @@ export async function startInlineApp(
     const sync = new CounterSync(proxy, metrics);
     wireObservers({ proxy, coordinator, metrics, events, recorder, logger, emit, loadedAt: () => loadedAt });
 
-    const openPort = deps.openPort ?? ((options: LivePortOptions) => new LivePort(options));
+    const capture = deps.openPort ? null : chooseCapture(config.capture);
+    const openPort = deps.openPort ?? ((options: LivePortOptions) => openLivePort(capture ?? 'ring', options));
     const ports = {} as Record<'client' | 'primary' | 'secondary', PortLike>;
     for (const role of ['client', 'primary', 'secondary'] as const) {
       const port = openPort({
@@ -144,6 +163,20 @@ export async function startInlineApp(
       port.on('oversized', (message: string) => {
         logger.error({ iface: ifaces[role], role }, message);
         emit('oversized', { role, iface: ifaces[role], message });
+      });
+      // Ring ports only: the kernel dropped frames because the receive ring was full (a starved process).
+      // At most one line a second per port: under overload every batch reports more.
+      let dropsLoggedAt = -Infinity;
+      let dropsUnlogged = 0;
+      port.on('drops', (added: number, total: number) => {
+        dropsUnlogged += added;
+        if (performance.now() - dropsLoggedAt < 1000) return;
+        dropsLoggedAt = performance.now();
+        logger.warn(
+          { iface: ifaces[role], role, added: dropsUnlogged, total },
+          'the kernel dropped frames: the capture ring was full (raise captureBufferFrames, or give the proxy CPU)',
+        );
+        dropsUnlogged = 0;
       });
     }
     proxy.attach(ports);
@@ -212,10 +245,11 @@ export async function startInlineApp(
     }
     emit('started', {
       interfaces: ifaces,
+      capture,
       endpoint: config.checkpoint.endpoint,
       metrics: stats ? `${stats.host}:${stats.port}` : null,
     });
-    logger.info({ interfaces: ifaces, mode: proxy.mode }, 'inline proxy running');
+    logger.info({ interfaces: ifaces, capture, mode: proxy.mode }, 'inline proxy running');
     return { proxy, coordinator, metrics, stats, status, close: closeAll };
   } catch (err) {
     await closeAll();
