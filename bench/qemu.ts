@@ -1,195 +1,163 @@
 /**
- * QEMU's colo-compare vs `colo-proxy compare`, end to end over loopback sockets: the same pre-built framed
- * workload goes to both, one implementation at a time, and released frames are counted on outdev.
+ * QEMU's colo-compare vs `colo-proxy compare`, end to end over loopback TCP sockets: the same pre-built
+ * framed workload goes to both, one implementation at a time, and released frames are counted on outdev.
  *
  * - Throughput: released frames/s for matched TCP streams (1448-byte payloads, 1 and 64 connections) and
- *   64-byte UDP frames (64 flows). Timed from the first byte written to the last frame released. The
- *   generator writes pre-framed buffers in large batches; its own rate (the same writes into a discarding
- *   socket) is printed next to each figure, and so is this process's CPU share during each run (a generator
- *   far below 100% CPU was waiting on the compare process, not the other way round).
- * - Latency: one TCP pair in flight at a time (low rate), from writing the later frame of the pair to the
- *   arrival of its release; p50/p99 over the samples.
+ *   64-byte UDP frames (64 flows), from the generator's first write to the reader's last released frame.
+ *   The generator and the reader are child processes of their own (bench/qemu-load.ts). The generator's own
+ *   rate (the same writes into a discarding reader, no compare process) is printed next to each figure.
+ *   Rounds alternate QEMU and ours (and which goes first), and the median of the rounds is reported.
+ * - CPU per released frame of the compare process (all its threads, from /proc/PID/task/TID/schedstat),
+ *   and the generator's and reader's CPU share, so a reader can tell who was busy.
+ * - Latency: QEMU and ours run at once and take turns, one pair in flight, paced ~1 ms apart (a low rate:
+ *   each process goes idle between pairs). Timed from writing the later frame of a pair (the secondary's)
+ *   to reading its release; p50/p99 over the samples, after 500 unrecorded warm-up pairs.
  *
  * Both run with compare_timeout 60000 (no timer checkpoint during a run) and max_queue_size 65536 (a queue
  * limit is a correctness feature, not under test here). A run whose DO_CHECKPOINT count is not 0 is
  * reported as invalid: something mismatched.
  *
  *   npm run bench:qemu                       (both; needs qemu-system-x86)
- *   COLO_BENCH_IMPLS=qemu npm run bench:qemu (one side only)
+ *   COLO_BENCH_IMPLS=ours npm run bench:qemu (one side only)
  *   COLO_BENCH_CPU_PROF=/tmp/prof npm run bench:qemu   (ours runs under node --cpu-prof)
- *   COLO_BENCH_ROUNDS=3, COLO_BENCH_SCALE=1 (frames per run x scale), COLO_BENCH_MAX_QUEUE=65536
+ *   COLO_BENCH_ROUNDS=3, COLO_BENCH_SCALE=1 (frames per run x scale), COLO_BENCH_MAX_QUEUE=65536,
+ *   COLO_BENCH_ONLY=udp64,latency (a subset of the workloads and/or the latency round)
+ *   COLO_BENCH_NODE_ARGS="--max-semi-space-size=32" (extra node options for ours)
+ *   COLO_BENCH_STDERR=/tmp/lat (after the latency round, each process's stderr goes to /tmp/lat.IMPL)
  *
  * Output: progress lines on stderr; the last line on stdout is one JSON object.
  */
-import { spawn } from 'node:child_process';
-import { connect, type Socket } from 'node:net';
-import { buildTcp, buildUdp } from '../compare/wire/build.js';
+import { fork, type ChildProcess } from 'node:child_process';
+import { readdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { createServer, connect, type Socket } from 'node:net';
+import { loadavg } from 'node:os';
+import { fileURLToPath } from 'node:url';
+import { buildTcp } from '../compare/wire/build.js';
 import { TcpFlag } from '../compare/wire/frame-info.js';
 import { bounded, encodeFrame } from '../test/support/framed-client.js';
 import { CompareSession, startCompare, type CompareSettings, type Implementation } from '../test/support/qemu.js';
+import { FrameCounter, type FromChild, type ToChild, type WorkloadSpec } from './qemu-load.js';
 
 const scale = Number(process.env.COLO_BENCH_SCALE ?? '1');
 const impls = (process.env.COLO_BENCH_IMPLS ?? 'qemu,ours').split(',') as Implementation[];
 const profileDir = process.env.COLO_BENCH_CPU_PROF;
 const rounds = Number(process.env.COLO_BENCH_ROUNDS ?? '3');
+const only = process.env.COLO_BENCH_ONLY?.split(',') ?? null;
+const wanted = (name: string): boolean => only === null || only.includes(name);
 
-interface Workload {
-  name: 'tcp1448_1conn' | 'tcp1448_64conn' | 'udp64';
-  frames: number;
-  /** The framed byte streams for pri and sec, cut into write batches. */
-  pri: Buffer[];
-  sec: Buffer[];
+const log = (line: string): void => void process.stderr.write(`${line}\n`);
+
+/** A forked load process and a way to wait for its next message of one type. */
+class Child {
+  private readonly inbox: FromChild[] = [];
+  private readonly waiters = new Set<() => void>();
+  constructor(readonly proc: ChildProcess) {
+    proc.on('message', (m: FromChild) => {
+      this.inbox.push(m);
+      for (const w of [...this.waiters]) w();
+    });
+  }
+
+  static start(role: 'generator' | 'reader'): Child {
+    const file = fileURLToPath(new URL('./qemu-load.ts', import.meta.url));
+    return new Child(fork(file, [], { env: { ...process.env, COLO_BENCH_ROLE: role }, stdio: 'inherit' }));
+  }
+
+  send(m: ToChild, socket?: Socket): void {
+    this.proc.send(m, socket);
+  }
+
+  next<T extends FromChild['type']>(type: T, timeoutMs = 120_000): Promise<Extract<FromChild, { type: T }>> {
+    type Message = Extract<FromChild, { type: T }>;
+    const take = (): Message | null => {
+      const at = this.inbox.findIndex((m) => m.type === type);
+      return at < 0 ? null : (this.inbox.splice(at, 1)[0] as Message);
+    };
+    // Taken here, not inside bounded(): a waiter that completes before bounded() has its cancel function
+    // would stay registered and later swallow a message meant for the next wait.
+    const already = take();
+    if (already !== null) return Promise.resolve(already);
+    return bounded(`the ${type} message`, timeoutMs, (done) => {
+      const check = (): void => {
+        const m = take();
+        if (m !== null) done(m);
+      };
+      this.waiters.add(check);
+      return () => this.waiters.delete(check);
+    });
+  }
+
+  async give(role: 'pri' | 'sec' | 'out' | 'sink', socket: Socket): Promise<void> {
+    this.send({ type: 'socket', role }, socket);
+    await this.next('socket-taken');
+  }
+
+  /** Messages received and not yet waited for (diagnostics). */
+  pending(): FromChild[] {
+    return [...this.inbox];
+  }
+
+  async release(): Promise<void> {
+    this.send({ type: 'release' });
+    await this.next('released');
+  }
 }
 
-/** Frame `frames` and cut the stream into ~256 KiB batches (fewer syscalls, fewer drain waits). */
-function batches(frames: Buffer[]): Buffer[] {
-  const out: Buffer[] = [];
-  let pending: Buffer[] = [];
-  let size = 0;
-  for (const f of frames) {
-    const framed = encodeFrame(f);
-    pending.push(framed);
-    size += framed.length;
-    if (size >= 256 * 1024) {
-      out.push(Buffer.concat(pending));
-      pending = [];
-      size = 0;
+/** CPU time (ns) of every thread of `pid` so far; QEMU's work happens on its iothread. */
+function processCpuNs(pid: number): number {
+  let total = 0;
+  for (const tid of readdirSync(`/proc/${pid}/task`)) {
+    try {
+      total += Number(readFileSync(`/proc/${pid}/task/${tid}/schedstat`, 'utf8').split(' ')[0]);
+    } catch {
+      // The thread ended between the listing and the read.
     }
   }
-  if (pending.length > 0) out.push(Buffer.concat(pending));
-  return out;
+  return total;
 }
 
-function tcpWorkload(name: Workload['name'], connections: number, total: number): Workload {
-  const payload = Buffer.alloc(1448);
-  for (let i = 0; i < payload.length; i++) payload[i] = (i * 31) & 255;
-  const frames: Buffer[] = [];
-  const perConnection = Math.ceil(total / connections);
-  for (let s = 0; s < perConnection; s++) {
-    for (let c = 0; c < connections; c++) {
-      frames.push(
-        buildTcp({
-          src: '10.0.0.1',
-          dst: '10.0.0.2',
-          srcPort: 80,
-          dstPort: 20000 + c,
-          seq: (1000 + s * 1448) >>> 0,
-          ack: 7777,
-          flags: TcpFlag.ACK | TcpFlag.PSH,
-          payload,
-        }),
-      );
-    }
-  }
-  // The secondary's copy is byte-identical: the rewriter has already mapped it into the primary's seq space.
-  const stream = batches(frames);
-  return { name, frames: frames.length, pri: stream, sec: stream };
+/** User and system CPU (ms) of `pid`, all threads (/proc/PID/stat, clock ticks of 10 ms). */
+function processUserSysMs(pid: number): { user: number; sys: number } {
+  const fields = readFileSync(`/proc/${pid}/stat`, 'utf8').split(') ')[1].split(' ');
+  // After "pid (comm) ": state is field 0, utime field 11, stime field 12.
+  return { user: Number(fields[11]) * 10, sys: Number(fields[12]) * 10 };
 }
 
-/**
- * 64-byte frames on 64 flows; every datagram of a flow is identical, so QEMU's newest-first matching and
- * our FIFO matching both pair any primary with any secondary of its flow (no mismatch from reordering).
- */
-function udpWorkload(total: number): Workload {
-  const frames: Buffer[] = [];
-  const perFlow = Array.from({ length: 64 }, (_, c) =>
-    buildUdp({ src: '10.0.0.1', dst: '10.0.0.2', srcPort: 5000, dstPort: 30000 + c, payload: Buffer.alloc(22, c) }),
-  );
-  for (let i = 0; i < total; i++) frames.push(perFlow[i % 64]);
-  const stream = batches(frames);
-  return { name: 'udp64', frames: frames.length, pri: stream, sec: stream };
+interface Run {
+  fps: number;
+  requests: number;
+  /** The compare process's CPU (all threads) per released frame. */
+  cpuUsPerFrame: number;
+  /** The kernel's share of that CPU (socket reads and writes), in percent. */
+  sysPct: number;
+  generatorCpuPct: number;
+  readerCpuPct: number;
 }
 
-/** Write both streams batch by batch, alternating sides, waiting for drain when the kernel pushes back. */
-async function generate(pri: Socket, sec: Socket, w: Workload): Promise<void> {
-  const drained = (s: Socket): Promise<void> => new Promise((r) => s.once('drain', r));
-  for (let i = 0; i < w.pri.length; i++) {
-    pri.write(w.pri[i]);
-    sec.write(w.sec[i]);
-    if (pri.writableNeedDrain) await drained(pri);
-    if (sec.writableNeedDrain) await drained(sec);
-  }
-}
-
-/** Counts length-prefixed frames in a byte stream without copying them. */
-class FrameCounter {
-  count = 0;
-  private skip = 0;
-  private head = Buffer.alloc(4);
-  private headHave = 0;
-
-  push(chunk: Buffer): void {
-    let at = 0;
-    while (at < chunk.length) {
-      if (this.skip > 0) {
-        const n = Math.min(this.skip, chunk.length - at);
-        this.skip -= n;
-        at += n;
-        if (this.skip === 0) this.count++;
-        continue;
-      }
-      const n = Math.min(4 - this.headHave, chunk.length - at);
-      chunk.copy(this.head, this.headHave, at, at + n);
-      this.headHave += n;
-      at += n;
-      if (this.headHave === 4) {
-        this.headHave = 0;
-        this.skip = this.head.readUInt32BE(0);
-        if (this.skip === 0) this.count++;
-      }
-    }
-  }
-}
-
-/**
- * A sink in its own process, like the compare process it stands in for: reads two connections, discards,
- * and prints "done" once `expected` bytes have arrived.
- */
-const sinkSource = `
-const net = require('node:net');
-const expected = Number(process.argv[1]);
-let received = 0;
-const server = net.createServer((s) => s.on('data', (c) => {
-  received += c.length;
-  if (received >= expected) process.stdout.write('done\\n');
-}));
-server.listen(0, '127.0.0.1', () => process.stdout.write(server.address().port + '\\n'));
-`;
-
-/** The generator alone: the same writes into a discarding process, timed to the last byte read. */
-async function generatorRate(w: Workload): Promise<number> {
-  const expected = 2 * w.pri.reduce((sum, b) => sum + b.length, 0);
-  const sink = spawn(process.execPath, ['-e', sinkSource, String(expected)], { stdio: ['ignore', 'pipe', 'inherit'] });
-  try {
-    sink.stdout.setEncoding('utf8');
-    let text = '';
-    const lines = (want: (t: string) => boolean): Promise<void> =>
-      bounded<void>('the sink', 60_000, (done) => {
-        const check = (chunk: string): void => {
-          text += chunk;
-          if (want(text)) done();
-        };
-        sink.stdout.on('data', check);
-        return () => sink.stdout.off('data', check);
-      });
-    await lines((t) => t.includes('\n'));
-    const port = Number(text.split('\n')[0]);
-    const open = (): Promise<Socket> =>
-      new Promise((r) => {
-        const s = connect({ host: '127.0.0.1', port }, () => r(s));
-      });
-    const [a, b] = await Promise.all([open(), open()]);
-    const finished = lines((t) => t.includes('done'));
-    const t0 = performance.now();
-    await generate(a, b, w);
-    await finished;
-    const fps = w.frames / ((performance.now() - t0) / 1000);
-    a.destroy();
-    b.destroy();
-    return fps;
-  } finally {
-    sink.kill();
-  }
+/** Generator + reader + measurement around one loaded connection set. */
+async function drive(
+  gen: Child,
+  reader: Child,
+  frames: number,
+  expect: ToChild & { type: 'expect' },
+): Promise<{ wallNs: number; generatorCpuPct: number; readerCpuPct: number }> {
+  reader.send(expect);
+  await reader.next('armed');
+  gen.send({ type: 'go' });
+  const written = await gen.next('written');
+  const received = await reader.next('received', 20_000 + frames / 5).catch(async (err: unknown) => {
+    reader.send({ type: 'status' });
+    const status = await reader.next('status', 5_000);
+    const inbox = JSON.stringify(reader.pending());
+    throw new Error(`${(err as Error).message}: the reader counted ${status.count} of ${expect.count}; ${inbox}`);
+  });
+  if (received.count < expect.count) throw new Error(`received ${received.count} of ${frames}`);
+  const wallNs = received.endNs - written.startNs;
+  return {
+    wallNs,
+    generatorCpuPct: Math.round((written.cpuUs * 1e5) / wallNs),
+    readerCpuPct: Math.round((received.cpuUs * 1e5) / wallNs),
+  };
 }
 
 const settings: CompareSettings = {
@@ -198,145 +166,209 @@ const settings: CompareSettings = {
 };
 
 function settingsFor(impl: Implementation): CompareSettings {
-  if (impl !== 'ours' || !profileDir) return settings;
-  return { ...settings, nodeArgs: ['--cpu-prof', `--cpu-prof-dir=${profileDir}`] };
+  if (impl !== 'ours') return settings;
+  const nodeArgs = process.env.COLO_BENCH_NODE_ARGS?.split(' ').filter((a) => a !== '') ?? [];
+  if (profileDir) nodeArgs.push('--cpu-prof', `--cpu-prof-dir=${profileDir}`);
+  return nodeArgs.length === 0 ? settings : { ...settings, nodeArgs };
 }
 
-interface Run {
-  fps: number;
-  requests: number;
-  /** This process's CPU time (generator + counting reader) over the run's wall time: far below 100 = idle. */
-  generatorCpuPct: number;
-}
-
-async function throughput(impl: Implementation, w: Workload): Promise<Run> {
+async function throughput(impl: Implementation, frames: number, gen: Child, reader: Child): Promise<Run> {
   const proc = await startCompare(impl, settingsFor(impl));
   const session = await CompareSession.open(proc, settings);
   try {
-    const out = session.out.detach();
-    const counter = new FrameCounter();
-    let finish: () => void = () => {};
-    const all = new Promise<void>((r) => (finish = r));
-    out.on('data', (chunk: Buffer) => {
-      counter.push(chunk);
-      if (counter.count >= w.frames) finish();
-    });
-    const t0 = performance.now();
-    const cpu0 = process.cpuUsage();
-    await generate(session.pri.socket, session.sec.socket, w);
-    await bounded<void>(`${impl} ${w.name}: ${w.frames} releases (got ${counter.count})`, 120_000, (done) => {
-      void all.then(done);
-      return () => {};
-    }).catch((err: unknown) => {
-      throw new Error(`${(err as Error).message}; released ${counter.count}`);
-    });
-    const wallMs = performance.now() - t0;
-    const cpu = process.cpuUsage(cpu0);
-    const fps = w.frames / (wallMs / 1000);
-    await session.notifyBarrier();
-    const generatorCpuPct = Math.round((cpu.user + cpu.system) / 10 / wallMs);
-    return { fps, requests: session.checkpointRequests(), generatorCpuPct };
+    // The session's connections are handed to the load processes; nothing was left unread on them.
+    await gen.give('pri', session.pri.socket);
+    await gen.give('sec', session.sec.socket);
+    await reader.give('out', session.out.detach());
+    const pid = proc.child.pid!;
+    const cpu0 = processCpuNs(pid);
+    const split0 = processUserSysMs(pid);
+    const run = await drive(gen, reader, frames, { type: 'expect', mode: 'frames', count: frames }).catch(
+      async (err: unknown) => {
+        const requests = await session.notifyBarrier(5_000).then(
+          () => session.checkpointRequests(),
+          () => 'unknown',
+        );
+        const stderr = proc.stderr().slice(-1500);
+        throw new Error(`${impl}: ${(err as Error).message}; DO_CHECKPOINT ${requests}; stderr: ${stderr}`);
+      },
+    );
+    const cpuNs = processCpuNs(pid) - cpu0;
+    const split1 = processUserSysMs(pid);
+    const user = split1.user - split0.user;
+    const sys = split1.sys - split0.sys;
+    // Requests are read on the notify connection, which stayed here.
+    await session.notifyBarrier(10_000);
+    const requests = session.checkpointRequests();
+    await gen.release();
+    await reader.release();
+    return {
+      fps: frames / (run.wallNs / 1e9),
+      requests,
+      cpuUsPerFrame: +(cpuNs / 1000 / frames).toFixed(2),
+      sysPct: Math.round((100 * sys) / Math.max(1, user + sys)),
+      generatorCpuPct: run.generatorCpuPct,
+      readerCpuPct: run.readerCpuPct,
+    };
   } finally {
     await session.close();
   }
 }
 
-/** One pair in flight: write P then S, time from S's write to P's release. */
-async function latency(impl: Implementation, samples: number): Promise<{ p50: number; p99: number }> {
-  const proc = await startCompare(impl, settingsFor(impl));
-  const session = await CompareSession.open(proc, settings);
-  try {
-    const out = session.out.detach();
-    const counter = new FrameCounter();
-    let waiting: (() => void) | null = null;
-    let target = 0;
-    out.on('data', (chunk: Buffer) => {
-      counter.push(chunk);
-      if (waiting && counter.count >= target) waiting();
+/** The generator alone: the same writes into the reader process, which discards them. */
+async function generatorRate(frames: number, bytes: number, gen: Child, reader: Child): Promise<number> {
+  const server = createServer();
+  await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
+  const port = (server.address() as { port: number }).port;
+  const accepted: Socket[] = [];
+  const bothAccepted = bounded<void>('two sink connections', 10_000, (done) => {
+    server.on('connection', (s) => {
+      s.pause();
+      if (accepted.push(s) === 2) done();
     });
-    const payload = Buffer.alloc(64, 7);
-    const micros: number[] = [];
-    for (let i = 0; i < samples; i++) {
-      const frame = encodeFrame(
-        buildTcp({
-          src: '10.0.0.1',
-          dst: '10.0.0.2',
-          srcPort: 80,
-          dstPort: 40000,
-          seq: 1000 + i * 64,
-          ack: 7777,
-          flags: TcpFlag.ACK | TcpFlag.PSH,
-          payload,
+    return () => {};
+  });
+  const open = (): Promise<Socket> =>
+    new Promise(
+      (r) =>
+        void connect({ host: '127.0.0.1', port }, function (this: Socket) {
+          r(this);
         }),
-      );
-      target = i + 1;
-      const released = new Promise<void>((r) => (waiting = r));
-      session.pri.socket.write(frame);
-      const t0 = performance.now();
-      session.sec.socket.write(frame);
-      await released;
-      micros.push((performance.now() - t0) * 1000);
-    }
-    micros.sort((a, b) => a - b);
-    const at = (q: number): number => Math.round(micros[Math.min(micros.length - 1, Math.floor(q * micros.length))]);
-    return { p50: at(0.5), p99: at(0.99) };
+    );
+  const clients = [await open(), await open()];
+  await bothAccepted;
+  try {
+    for (const s of accepted) await reader.give('sink', s);
+    await gen.give('pri', clients[0]);
+    await gen.give('sec', clients[1]);
+    const run = await drive(gen, reader, frames, { type: 'expect', mode: 'bytes', count: 2 * bytes });
+    return frames / (run.wallNs / 1e9);
   } finally {
-    await session.close();
+    await gen.release();
+    await reader.release();
+    server.close();
   }
 }
 
-const log = (line: string): void => void process.stderr.write(`${line}\n`);
+const WARM_UP_PAIRS = 500;
 
-const workloads = [
-  tcpWorkload('tcp1448_1conn', 1, Math.round(40_000 * scale)),
-  tcpWorkload('tcp1448_64conn', 64, Math.round(40_000 * scale)),
-  udpWorkload(Math.round(200_000 * scale)),
+/**
+ * Every implementation at once, taking turns: one pair in flight at a time, ~1 ms between pairs. Time from
+ * writing the secondary's frame (the later of the pair) to the release arriving.
+ */
+async function latency(samples: number): Promise<Record<string, number>> {
+  const sessions: { impl: Implementation; session: CompareSession; counter: FrameCounter; micros: number[] }[] = [];
+  try {
+    for (const impl of impls) {
+      const session = await CompareSession.open(await startCompare(impl, settingsFor(impl)), settings);
+      sessions.push({ impl, session, counter: new FrameCounter(), micros: [] });
+    }
+    let waiting: (() => void) | null = null;
+    for (const s of sessions) {
+      s.session.out.detach().on('data', (chunk: Buffer) => {
+        const before = s.counter.count;
+        s.counter.push(chunk);
+        if (s.counter.count > before) waiting?.();
+      });
+    }
+    const payload = Buffer.alloc(64, 7);
+    // The first WARM_UP_PAIRS are not recorded: a long-running proxy's latency, not its first JIT tier-up.
+    for (let i = 0; i < WARM_UP_PAIRS + samples; i++) {
+      const spec = { src: '10.0.0.1', dst: '10.0.0.2', srcPort: 80, dstPort: 40000, seq: 1000 + i * 64, ack: 7777 };
+      const frame = encodeFrame(buildTcp({ ...spec, flags: TcpFlag.ACK | TcpFlag.PSH, payload }));
+      // Alternate which implementation goes first, so neither always follows the other's wake-up.
+      const order = i % 2 === 0 ? sessions : [...sessions].reverse();
+      for (const s of order) {
+        const target = i + 1;
+        const released = bounded<void>(`${s.impl} latency pair ${target}`, 10_000, (done) => {
+          waiting = () => {
+            if (s.counter.count >= target) done();
+          };
+          return () => (waiting = null);
+        });
+        s.session.pri.socket.write(frame);
+        const t0 = performance.now();
+        s.session.sec.socket.write(frame);
+        await released;
+        if (i >= WARM_UP_PAIRS) s.micros.push((performance.now() - t0) * 1000);
+        await new Promise((r) => setTimeout(r, 1));
+      }
+    }
+    const figures: Record<string, number> = {};
+    for (const s of sessions) {
+      const sorted = s.micros.sort((a, b) => a - b);
+      const at = (q: number): number => Math.round(sorted[Math.min(sorted.length - 1, Math.floor(q * sorted.length))]);
+      figures[`${s.impl}_p50`] = at(0.5);
+      figures[`${s.impl}_p99`] = at(0.99);
+      log(`latency ${s.impl}: p50 ${at(0.5)} us, p99 ${at(0.99)} us, max ${at(1)} us (${samples} pairs)`);
+    }
+    return figures;
+  } finally {
+    if (process.env.COLO_BENCH_STDERR) {
+      for (const s of sessions) writeFileSync(`${process.env.COLO_BENCH_STDERR}.${s.impl}`, s.session.proc.stderr());
+    }
+    await Promise.all(sessions.map((s) => s.session.close()));
+  }
+}
+
+const specs: WorkloadSpec[] = [
+  { name: 'tcp1448_1conn', flows: 1, frames: Math.round(100_000 * scale) },
+  { name: 'tcp1448_64conn', flows: 64, frames: Math.round(100_000 * scale) },
+  { name: 'udp64', flows: 64, frames: Math.round(500_000 * scale) },
 ];
 
 const median = (xs: number[]): number => [...xs].sort((x, y) => x - y)[Math.floor(xs.length / 2)];
 
+const gen = Child.start('generator');
+const reader = Child.start('reader');
 const result: Record<string, unknown> = {};
 let invalid = false;
-for (const w of workloads) {
-  const generator: number[] = [];
-  const runs = new Map<Implementation, number[]>(impls.map((impl) => [impl, []]));
-  const generatorCpu: number[] = [];
-  // Rounds alternate the implementations so a busy machine slows both alike; the median is reported.
-  for (let round = 0; round < rounds; round++) {
-    generator.push(await generatorRate(w));
-    for (const impl of impls) {
-      const { fps, requests, generatorCpuPct } = await throughput(impl, w);
-      if (requests !== 0) invalid = true;
-      runs.get(impl)!.push(fps);
-      generatorCpu.push(generatorCpuPct);
-      log(
-        `${w.name} round ${round + 1} ${impl}: ${Math.round(fps)} frames/s ` +
-          `(${w.frames} frames, ${requests} requests, generator CPU ${generatorCpuPct}%)`,
-      );
+try {
+  for (const spec of specs.filter((s) => wanted(s.name))) {
+    gen.send({ type: 'build', spec });
+    const { frames, bytes } = await gen.next('built');
+    const generator: number[] = [];
+    const runs = new Map<Implementation, Run[]>(impls.map((impl) => [impl, []]));
+    for (let round = 0; round < rounds; round++) {
+      generator.push(await generatorRate(frames, bytes, gen, reader));
+      // Rounds alternate the implementations (and who goes first) so a busy machine slows both alike.
+      for (const impl of round % 2 === 0 ? impls : [...impls].reverse()) {
+        const run = await throughput(impl, frames, gen, reader);
+        if (run.requests !== 0) invalid = true;
+        runs.get(impl)!.push(run);
+        log(
+          `${spec.name} round ${round + 1} ${impl}: ${Math.round(run.fps)} frames/s, ${run.cpuUsPerFrame} us CPU/frame (${run.sysPct}% sys) ` +
+            `(${frames} frames, ${run.requests} requests; generator CPU ${run.generatorCpuPct}%, reader ${run.readerCpuPct}%)`,
+        );
+      }
     }
+    const figures: Record<string, number> = {};
+    for (const impl of impls) {
+      const mine = runs.get(impl)!;
+      figures[`${impl}_fps`] = Math.round(median(mine.map((r) => r.fps)));
+      figures[`${impl}_cpu_us_per_frame`] = median(mine.map((r) => r.cpuUsPerFrame));
+    }
+    const ratio = figures.ours_fps && figures.qemu_fps ? +(figures.ours_fps / figures.qemu_fps).toFixed(2) : null;
+    const all = [...runs.values()].flat();
+    log(`${spec.name} generator alone: ${Math.round(median(generator))} frames/s`);
+    result[spec.name] = {
+      ...figures,
+      ratio,
+      generator_fps: Math.round(median(generator)),
+      generator_cpu_pct_max: Math.max(...all.map((r) => r.generatorCpuPct)),
+      reader_cpu_pct_max: Math.max(...all.map((r) => r.readerCpuPct)),
+      frames,
+      rounds,
+    };
   }
-  const figures: Record<string, number> = {};
-  for (const impl of impls) figures[`${impl}_fps`] = Math.round(median(runs.get(impl)!));
-  const ratio = figures.ours_fps && figures.qemu_fps ? +(figures.ours_fps / figures.qemu_fps).toFixed(2) : null;
-  log(`${w.name} generator alone: ${Math.round(median(generator))} frames/s`);
-  result[w.name] = {
-    ...figures,
-    ratio,
-    generator_fps: Math.round(median(generator)),
-    generator_cpu_pct_max: Math.max(...generatorCpu),
-    frames: w.frames,
-    rounds,
-  };
+  if (wanted('latency')) {
+    const samples = Math.round(2_000 * scale);
+    result.latency_us = { ...(await latency(samples)), samples };
+  }
+} finally {
+  gen.proc.disconnect();
+  reader.proc.disconnect();
 }
-
-const samples = Math.round(2_000 * scale);
-const lat: Record<string, number> = {};
-for (const impl of impls) {
-  const { p50, p99 } = await latency(impl, samples);
-  lat[`${impl}_p50`] = p50;
-  lat[`${impl}_p99`] = p99;
-  log(`latency ${impl}: p50 ${p50} us, p99 ${p99} us (${samples} pairs, one in flight)`);
-}
-result.latency_us = { ...lat, samples };
+result.load_average = loadavg().map((x) => +x.toFixed(2));
 if (invalid) result.invalid = 'a run saw DO_CHECKPOINT: some frames did not match';
 console.log(JSON.stringify(result));

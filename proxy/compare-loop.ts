@@ -1,8 +1,10 @@
 import type { Logger } from 'pino';
 import type { Divergence, Packet, Side } from '../compare/types.js';
 import type { MalformedReason } from '../compare/wire/frame-info.js';
+import { InputFairness, type FairnessCounters } from './fairness.js';
 import type { ChunkSink, FramedSocket } from './ports/framed-socket.js';
 import { FrameBatch, type FramingRejectReason } from './ports/framed.js';
+import { ReadSlabs } from './ports/read-slabs.js';
 
 /** What the loop reads from a CompareEngine decision (structural: compare/engine.ts's Decision fits). */
 export interface EngineDecision {
@@ -48,7 +50,7 @@ export interface CompareLoopOptions {
   clock?: () => number;
 }
 
-export interface LoopCounters {
+export interface LoopCounters extends FairnessCounters {
   framesIn: Record<Side, number>;
   released: number;
   dropped: number;
@@ -69,10 +71,6 @@ export interface LoopCounters {
   localFlushes: number;
   /** Times the inputs were paused because outdev's backlog was above its high-water mark. */
   backpressurePauses: number;
-  /** Times one input stopped being read because it was HOLD_LEAD_FRAMES ahead of the other. */
-  fairnessHolds: number;
-  /** Holds ended because the other input stayed silent (nothing to wait for), not because it caught up. */
-  fairnessForgiven: number;
   /** Exceptions from the engine (a bug): the frame in hand is counted as malformed 'internal-error'. */
   internalErrors: number;
 }
@@ -86,22 +84,6 @@ function zeroFraming(): Record<FramingRejectReason, number> {
  * times the rest of the per-decision statistics; a 1-in-8 sample keeps the quantiles and drops the cost.
  */
 export const LATENCY_SAMPLE_EVERY = 8;
-
-/**
- * Fairness between the inputs. libuv reads a busy socket up to 32 times per wakeup (2 MB at 64 KiB a read),
- * so one input can get a thousand frames ahead of the other and overflow the engine's per-connection queue
- * although both VMs send at the same rate. The input that is this many frames ahead stops being read until
- * the other is within RELEASE_LEAD_FRAMES of it. Inputs in step are never paused: pausing and resuming a
- * socket every turn was a third of the CPU per frame.
- */
-export const HOLD_LEAD_FRAMES = 256;
-export const RELEASE_LEAD_FRAMES = 128;
-/**
- * A held input whose counterpart delivered nothing for this long is let go (its lead is forgiven): the other
- * VM is idle or gone, so there is nothing to wait for. At 2 ms a loaded machine's scheduling gaps forgave
- * leads often enough to overflow a 1024-frame queue; 10 ms did not in the same runs.
- */
-export const IDLE_FORGIVE_MS = 10;
 
 /** Logs the 1st, 2nd, 4th, 8th... occurrence: a flood of bad input costs log2(n) lines, not n. */
 function worthLogging(count: number): boolean {
@@ -151,8 +133,12 @@ class InputSink implements ChunkSink {
  * secondary's) so clients are not stalled forever; those connections ran unprotected until then.
  *
  * Backpressure: when outdev's backlog passes its high-water mark both inputs are paused until it drains, so
- * a slow outdev bounds memory instead of growing it. Fairness: an input HOLD_LEAD_FRAMES ahead of the other
- * is held (not read) until the other catches up or stays silent for IDLE_FORGIVE_MS.
+ * a slow outdev bounds memory instead of growing it. Fairness (proxy/fairness.ts): an input far ahead of the
+ * other is held (not read) until the other catches up or stays silent.
+ *
+ * Input frames are views of the read slabs (ports/read-slabs.ts): each one is reported done() once the engine
+ * has released (and the loop copied it into the output batch), dropped or rejected it, so the slab it came
+ * from can be read into again.
  */
 export class CompareLoop {
   readonly counters: LoopCounters = {
@@ -173,6 +159,8 @@ export class CompareLoop {
     internalErrors: 0,
   };
   readonly clock: () => number;
+  /** Give these to the input sockets (FramedSocket readSlabs): the loop reports their frames done. */
+  readonly readSlabs = new ReadSlabs();
   private readonly engine: CompareEngineLike;
   private readonly options: CompareLoopOptions;
   private readonly log: Logger;
@@ -181,13 +169,7 @@ export class CompareLoop {
   private readonly sinks: Record<Side, InputSink>;
   private outdev: FramedSocket | null = null;
   private inputs: FramedSocket[] = [];
-  private ports: Record<Side, FramedSocket> | null = null;
-  /** Primary frames minus secondary frames read since the last forgiveness. */
-  private lead = 0;
-  private heldSide: Side | null = null;
-  /** Whether the side not held delivered anything since the hold (or the last idle check). */
-  private otherDelivered = false;
-  private idleTimer: NodeJS.Timeout | null = null;
+  private readonly fairness: InputFairness;
   private outstanding = false;
   private localFlushAt = 0;
   private paused = false;
@@ -202,6 +184,7 @@ export class CompareLoop {
     this.clock = options.clock ?? Date.now;
     this.batch = new FrameBatch(options.vnetHdr);
     this.sinks = { primary: new InputSink(this, 'primary'), secondary: new InputSink(this, 'secondary') };
+    this.fairness = new InputFairness(this.counters);
   }
 
   /** The sink to give the FramedSocket of `side`'s input. */
@@ -212,7 +195,7 @@ export class CompareLoop {
   /** Connects the sockets and starts the stale-packet scan (every expired_scan_cycle). */
   start(ports: { primary: FramedSocket; secondary: FramedSocket; outdev: FramedSocket }): void {
     this.inputs = [ports.primary, ports.secondary];
-    this.ports = { primary: ports.primary, secondary: ports.secondary };
+    this.fairness.attach({ primary: ports.primary, secondary: ports.secondary });
     this.outdev = ports.outdev;
     ports.outdev.on('drain', () => this.resumeInputs());
     this.scanTimer = setInterval(() => this.scan(), this.options.expiredScanCycleMs);
@@ -221,8 +204,7 @@ export class CompareLoop {
   stop(): void {
     if (this.scanTimer !== null) clearInterval(this.scanTimer);
     this.scanTimer = null;
-    if (this.idleTimer !== null) clearTimeout(this.idleTimer);
-    this.idleTimer = null;
+    this.fairness.stop();
     this.flushOutput();
   }
 
@@ -258,59 +240,14 @@ export class CompareLoop {
     if (n !== 0) {
       this.counters.framesIn[side] += n;
       this.observer?.recordFramesIn(side, n);
-      this.lead += side === 'primary' ? n : -n;
-      this.balance(side);
+      this.fairness.delivered(side, n);
     }
     this.flushOutput();
   }
 
-  /** Which input, if any, is held: see HOLD_LEAD_FRAMES. */
+  /** Which input, if any, is held (proxy/fairness.ts). */
   get heldInput(): Side | null {
-    return this.heldSide;
-  }
-
-  private balance(side: Side): void {
-    const held = this.heldSide;
-    if (held !== null) {
-      if (side === held) return; // data read before the hold took effect
-      this.otherDelivered = true;
-      const heldLead = held === 'primary' ? this.lead : -this.lead;
-      if (heldLead > RELEASE_LEAD_FRAMES) return;
-      this.unhold();
-    }
-    if (this.lead > HOLD_LEAD_FRAMES) this.hold('primary');
-    else if (this.lead < -HOLD_LEAD_FRAMES) this.hold('secondary');
-  }
-
-  private hold(side: Side): void {
-    if (this.ports === null) return;
-    this.heldSide = side;
-    this.otherDelivered = false;
-    this.counters.fairnessHolds++;
-    this.ports[side].hold();
-    if (this.idleTimer === null) this.idleTimer = setTimeout(() => this.idleCheck(), IDLE_FORGIVE_MS);
-    else this.idleTimer.refresh();
-  }
-
-  private unhold(): void {
-    const held = this.heldSide;
-    if (held === null || this.ports === null) return;
-    this.heldSide = null;
-    this.ports[held].unhold();
-  }
-
-  private idleCheck(): void {
-    if (this.heldSide === null) return;
-    if (this.otherDelivered) {
-      // The other input is moving: it will catch up and release the hold.
-      this.otherDelivered = false;
-      this.idleTimer?.refresh();
-      return;
-    }
-    // The other input is silent (idle VM, disconnected peer, different segmentation): don't wait for it.
-    this.counters.fairnessForgiven++;
-    this.lead = 0;
-    this.unhold();
+    return this.fairness.held;
   }
 
   framingReject(side: Side, reason: FramingRejectReason, length: number): void {
@@ -348,13 +285,18 @@ export class CompareLoop {
 
   private consume(decision: EngineDecision, now: number): void {
     const observer = this.observer;
+    const slabs = this.readSlabs;
     observer?.recordDecision(decision);
     const release = decision.release;
     if (release.length !== 0) {
+      // A write the kernel did not take at once has completed since (outdev holds nothing): its slab region
+      // is free, so the batch restarts at the slab's beginning instead of growing into fresh memory.
+      if (this.batch.bytes === 0 && this.outdev?.backlog === 0) this.batch.recycle();
       // Each frame goes out exactly as received; its vnet_hdr_len is where its Ethernet header starts.
       for (let i = 0; i < release.length; i++) {
         const packet = release[i];
         this.batch.append(packet.frame, packet.start);
+        slabs.done(packet.frame); // copied: its read memory may be reused
         if (++this.latencySample === LATENCY_SAMPLE_EVERY) {
           this.latencySample = 0;
           observer?.observeCompareLatency(now - packet.arrivedAt);
@@ -362,13 +304,16 @@ export class CompareLoop {
       }
       this.counters.released += release.length;
     }
-    this.counters.dropped += decision.drop.length;
+    const drop = decision.drop;
+    for (let i = 0; i < drop.length; i++) slabs.done(drop[i].frame);
+    this.counters.dropped += drop.length;
     if (decision.malformed.length !== 0) this.onMalformed(decision);
     if (decision.divergences.length !== 0) this.onDivergences(decision.divergences, now);
   }
 
   private onMalformed(decision: EngineDecision): void {
     for (const m of decision.malformed) {
+      this.readSlabs.done(m.frame);
       const count = ++this.counters.malformed[m.side];
       if (worthLogging(count)) {
         this.log.warn({ side: m.side, reason: m.reason, length: m.frame.length, count }, 'malformed frame rejected');

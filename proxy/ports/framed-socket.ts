@@ -2,6 +2,7 @@ import { EventEmitter } from 'node:events';
 import fs from 'node:fs';
 import net from 'node:net';
 import { FrameDecoder, type FrameSink } from './framed.js';
+import { ReadSlabs, SlabReader, SlabTrackingSink } from './read-slabs.js';
 import type { SocketAddress } from './socket-address.js';
 import { formatSocketAddress } from './socket-address.js';
 
@@ -11,6 +12,11 @@ export interface ChunkSink extends FrameSink {
 }
 
 const ignoreFrames: FrameSink = { onFrame() {}, onReject() {} };
+
+/** What Node keeps of an accepted socket's connection; see FramedSocket.takeOver(). */
+interface SocketInternals {
+  _handle: object | null;
+}
 
 export type DisconnectReason = 'closed' | 'replaced' | 'oversized' | 'shutdown';
 
@@ -33,6 +39,12 @@ export interface FramedSocketOptions {
   retryMaxMs?: number;
   /** Output backlog (bytes) above which write() returns false and 'drain' is later emitted. */
   highWaterMark?: number;
+  /**
+   * Where input is read into. Frames handed to the sink are views of these slabs; whoever reports a frame
+   * done() to them lets its memory be read into again (see read-slabs.ts). Default: slabs of this socket's
+   * own that nobody reports to, i.e. never reused while a frame is alive.
+   */
+  readSlabs?: ReadSlabs;
 }
 
 export interface FramedSocketCounters {
@@ -70,6 +82,10 @@ export class FramedSocket extends EventEmitter {
   };
   private readonly decoder: FrameDecoder;
   private readonly sink: ChunkSink | null;
+  private readonly tracking: SlabTrackingSink;
+  private readonly readSlabs: ReadSlabs;
+  /** The connected socket's read position, null without one or when it reads Node's own buffers. */
+  private reader: SlabReader | null = null;
   private readonly retryInitialMs: number;
   private readonly retryMaxMs: number;
   private readonly highWaterMark: number;
@@ -94,7 +110,9 @@ export class FramedSocket extends EventEmitter {
     this.name = options.name;
     this.address = options.address;
     this.sink = options.sink;
-    this.decoder = new FrameDecoder(options.vnetHdr, options.sink ?? ignoreFrames);
+    this.tracking = new SlabTrackingSink(options.sink ?? ignoreFrames);
+    this.decoder = new FrameDecoder(options.vnetHdr, this.tracking);
+    this.readSlabs = options.readSlabs ?? new ReadSlabs();
     this.retryInitialMs = options.retryInitialMs ?? 100;
     this.retryMaxMs = options.retryMaxMs ?? 2000;
     this.retryDelay = this.retryInitialMs;
@@ -193,7 +211,9 @@ export class FramedSocket extends EventEmitter {
 
   private listen(): Promise<void> {
     const a = this.address;
-    const server = net.createServer({ noDelay: true });
+    // Paused: takeOver() gives the connection a reader of its own before anything is read.
+    // (pauseOnCreate is documented by Node but missing from @types/node 20's ServerOpts.)
+    const server = net.createServer({ noDelay: true, pauseOnCreate: true } as net.ServerOpts);
     this.server = server;
     server.on('connection', (socket) => this.accept(socket));
     if (a.kind === 'unix') removeStaleUnixSocket(a.path);
@@ -214,11 +234,13 @@ export class FramedSocket extends EventEmitter {
     });
   }
 
-  private accept(socket: net.Socket): void {
+  private accept(accepted: net.Socket): void {
     if (this.closing) {
-      socket.destroy();
+      accepted.destroy();
       return;
     }
+    const reader = new SlabReader(this.readSlabs);
+    const socket = this.takeOver(accepted, reader);
     if (this.socket !== null) {
       this.counters.replaced++;
       this.closeReason = 'replaced';
@@ -232,7 +254,40 @@ export class FramedSocket extends EventEmitter {
     socket.on('close', () => {
       if (this.socket === socket) this.detach(socket);
     });
-    this.adopt(socket);
+    this.adopt(socket, socket === accepted ? null : reader);
+  }
+
+  /**
+   * The accepted connection, reading into `reader`'s slabs. net.Server offers no `onread` for the sockets it
+   * accepts, so the connection (Node's handle, still paused: pauseOnCreate) moves to a Socket made with one,
+   * the way net.Server itself wraps a handle; the original object is destroyed without its handle, which
+   * keeps the server's connection count right. Should a Node version lack the handle, the accepted socket is
+   * used as it is (Node's own read buffers, the 'data' path).
+   */
+  private takeOver(accepted: net.Socket, reader: SlabReader): net.Socket {
+    const internals = accepted as unknown as SocketInternals;
+    const handle = internals._handle;
+    if (handle === null || typeof handle !== 'object') {
+      accepted.resume();
+      return accepted;
+    }
+    internals._handle = null;
+    const onread = this.onreadFor(reader, (): net.Socket => socket);
+    const options = { handle, readable: true, writable: true, onread };
+    const socket: net.Socket = new net.Socket(options as net.SocketConstructorOpts);
+    accepted.destroy();
+    return socket;
+  }
+
+  /** Node's `onread` option: reads go into `reader`'s slab regions, and each is decoded in place. */
+  private onreadFor(reader: SlabReader, socket: () => net.Socket): net.OnReadOpts {
+    return {
+      buffer: () => reader.next(),
+      callback: (n: number, region: Uint8Array): boolean => {
+        this.onData(socket(), reader.chunk(region as Buffer, n));
+        return true;
+      },
+    };
   }
 
   private connectFirst(): Promise<void> {
@@ -249,7 +304,10 @@ export class FramedSocket extends EventEmitter {
     this.retryTimer = null;
     if (this.closing) return;
     const a = this.address;
-    const socket = a.kind === 'unix' ? net.connect({ path: a.path }) : net.connect({ host: a.host, port: a.port });
+    const reader = new SlabReader(this.readSlabs);
+    const onread = this.onreadFor(reader, (): net.Socket => socket);
+    const socket: net.Socket =
+      a.kind === 'unix' ? net.connect({ path: a.path, onread }) : net.connect({ host: a.host, port: a.port, onread });
     let connected = false;
     socket.on('error', (err) => {
       this.lastError = err.message;
@@ -257,7 +315,7 @@ export class FramedSocket extends EventEmitter {
     socket.once('connect', () => {
       connected = true;
       this.retryDelay = this.retryInitialMs;
-      this.adopt(socket);
+      this.adopt(socket, reader);
     });
     socket.on('close', () => {
       if (this.socket === socket) this.detach(socket);
@@ -268,14 +326,17 @@ export class FramedSocket extends EventEmitter {
     });
   }
 
-  private adopt(socket: net.Socket): void {
+  /** `reader`: the slabs the socket reads into (its onread), or null when it emits 'data' instead. */
+  private adopt(socket: net.Socket, reader: SlabReader | null): void {
     this.socket = socket;
+    this.reader = reader;
+    this.tracking.reader = reader;
     this.counters.connects++;
     this.lastError = null;
     this.closeReason = null;
     this.decoder.reset();
     if (this.address.kind === 'tcp') socket.setNoDelay(true);
-    socket.on('data', (chunk: Buffer) => this.onData(socket, chunk));
+    if (reader === null) socket.on('data', (chunk: Buffer) => this.onData(socket, chunk));
     socket.on('drain', () => this.maybeDrain());
     if (this.paused || this.held) socket.pause();
     const peer = this.address.kind === 'unix' ? this.address.path : `${socket.remoteAddress}:${socket.remotePort}`;
@@ -306,6 +367,9 @@ export class FramedSocket extends EventEmitter {
     this.counters.lostOutputBytes += lostBytes;
     this.counters.disconnects++;
     this.socket = null;
+    this.reader?.close();
+    this.reader = null;
+    this.tracking.reader = null;
     const reason = this.closeReason ?? 'closed';
     this.closeReason = null;
     this.decoder.end();

@@ -65,8 +65,12 @@ export async function startCompareService(settings: CompareSettings, logger: Log
 
   const port = (name: string, address: SocketAddress, vnetHdr: boolean, sink: ChunkSink | null) =>
     new FramedSocket({ name, address, vnetHdr, sink });
-  const primary = port('primary-in', settings.primaryIn, settings.vnetHdr, loop.sinkFor('primary'));
-  const secondary = port('secondary-in', settings.secondaryIn, settings.vnetHdr, loop.sinkFor('secondary'));
+  // The inputs read into the loop's slabs: the loop reports each frame done once released or dropped, so the
+  // same memory is read into again (proxy/ports/read-slabs.ts).
+  const input = (name: string, address: SocketAddress, side: 'primary' | 'secondary') =>
+    new FramedSocket({ name, address, vnetHdr: settings.vnetHdr, sink: loop.sinkFor(side), readSlabs: loop.readSlabs });
+  const primary = input('primary-in', settings.primaryIn, 'primary');
+  const secondary = input('secondary-in', settings.secondaryIn, 'secondary');
   // Nothing is expected from outdev's peer; whatever arrives is counted (bytesIn) and never parsed, so
   // garbage there cannot close the socket released frames leave through.
   const outdev = port('outdev', settings.outdev, settings.vnetHdr, null);

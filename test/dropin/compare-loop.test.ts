@@ -3,6 +3,7 @@ import type { Divergence, Packet, Side } from '../../compare/types.js';
 import { CompareLoop, type CompareEngineLike, type EngineDecision } from '../../proxy/compare-loop.js';
 import type { FramedSocket } from '../../proxy/ports/framed-socket.js';
 import { FrameDecoder } from '../../proxy/ports/framed.js';
+import { READ_BYTES, SlabReader } from '../../proxy/ports/read-slabs.js';
 import { silentLogger } from '../../src/log.js';
 import { CollectingSink } from '../ports/support.js';
 
@@ -156,6 +157,66 @@ describe('CompareLoop: engine decisions to output and checkpoint requests', () =
     loop.sinkFor('primary').onReject('truncated', 7);
     expect(loop.counters.framing.secondary['zero-length']).toBe(2);
     expect(loop.counters.framing.primary.truncated).toBe(1);
+    loop.stop();
+  });
+
+  it('input frames are reported done to the read slabs once released (after the copy out) or dropped', () => {
+    const { engine, loop, out } = setup(true);
+    const reader = new SlabReader(loop.readSlabs);
+    const region = reader.next();
+    region.fill(0x41);
+    region.write('primary-a', 0);
+    const chunk = reader.chunk(region, READ_BYTES);
+    const a = chunk.subarray(0, 9);
+    const b = chunk.subarray(100, 109);
+    reader.track(a);
+    reader.track(b);
+    reader.close(); // the slab takes no more reads; two of its frames are held
+    const held = (frame: Buffer): Packet => ({ ...packet(''), frame });
+    engine.script = [{ release: [held(a)] }, { drop: [held(b)] }];
+    const sink = loop.sinkFor('primary');
+    sink.onFrame(a, 0);
+    sink.onChunkEnd();
+    expect(loop.readSlabs.freeSlabs).toBe(0); // b is still held by the engine
+    loop.sinkFor('secondary').onFrame(b, 0);
+    loop.sinkFor('secondary').onChunkEnd();
+    expect(loop.readSlabs.freeSlabs).toBe(1);
+    expect(out.sink.frames.map((f) => f.frame.toString())).toEqual(['primary-a']);
+    loop.stop();
+  });
+
+  it('the output batch restarts at its slab start only once outdev holds nothing of an earlier write', () => {
+    const { engine, loop } = setup(true);
+    // An outdev that keeps the written buffers themselves, as a socket does until the kernel takes them.
+    const written: Buffer[] = [];
+    let backlog = 0;
+    const outdev = {
+      get backlog() {
+        return backlog;
+      },
+      write(data: Buffer) {
+        written.push(data);
+        return true;
+      },
+      on() {},
+    } as unknown as FramedSocket;
+    const input = { pause() {}, resume() {}, on() {} } as unknown as FramedSocket;
+    loop.start({ primary: input, secondary: input, outdev });
+    const sink = loop.sinkFor('primary');
+    const emit = (text: string): void => {
+      engine.script = [{ release: [packet(text)] }];
+      sink.onFrame(Buffer.from('x'), 0);
+      sink.onChunkEnd();
+    };
+    backlog = 100; // the first write is still queued in the socket
+    emit('first-frame');
+    emit('second-frame');
+    expect(written.map((w) => w.subarray(4).toString())).toEqual(['first-frame', 'second-frame']);
+    expect(written[1].byteOffset).toBeGreaterThan(written[0].byteOffset); // appended, not overwritten
+    backlog = 0; // both writes have completed
+    emit('third-frame');
+    expect(written[2].buffer).toBe(written[0].buffer);
+    expect(written[2].byteOffset).toBe(written[0].byteOffset); // the slab is reused from its start
     loop.stop();
   });
 });
