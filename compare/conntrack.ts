@@ -15,6 +15,29 @@ export type ConnKind = (typeof ConnKind)[keyof typeof ConnKind];
  */
 const KEY_WORDS = 10;
 
+/**
+ * Positions in the primary's sequence space (the inline proxy rewrites the secondary's seqs into it), kept for
+ * 'sequence' alignment (tcp.ts anchorAtFlush). Observations, not comparison state: they survive flushes.
+ */
+export class TcpPositions {
+  /** Highest (wrap-aware) end of any primary segment with a SYN, data, FIN or RST. */
+  primaryEnd = 0;
+  hasPrimaryEnd = false;
+  /** The same for the secondary, including segments dropped uncompared while the connection was diverged. */
+  secondaryEnd = 0;
+  hasSecondaryEnd = false;
+  /** Sequence number of the primary's last SYN: a later SYN with another one starts a new stream. */
+  synSeq = 0;
+  hasSynSeq = false;
+  /**
+   * Where the secondary stood at the last flush when it was ahead of the primary: it will not send the units
+   * below this again, so the primary's units below it are released unverified (counted).
+   */
+  resumeSeq = 0;
+  /** Sequence number of the last primary segment counted as released unverified (each is counted once). */
+  lastUnverifiedSeq = 0;
+}
+
 /** One tracked flow: its two queues and the TCP stream comparison state. */
 export class Connection {
   nextSameHash: Connection | null = null;
@@ -46,6 +69,22 @@ export class Connection {
   hasSecondaryAck = false;
   /** True while the head primary segment is compared but waits for the secondary's ack. */
   ackBlocked = false;
+  /**
+   * The secondary's head segment took part in a comparison, so its drop is not counted as a resend. A flag,
+   * not a reference: storing each young packet in this long-lived object would add a write barrier per packet.
+   * A segment inserted before a compared head miscounts twice, once each way, so the total stays right.
+   */
+  secondaryHeadCompared = false;
+
+  /** Sequence alignment's record of both sides' progress; allocated on first use, so null in the default mode. */
+  positions: TcpPositions | null = null;
+  /**
+   * Set by a flush in 'sequence' alignment: both sides share one base, so units at equal sequence numbers are
+   * compared. Cleared by resetComparison() and by a SYN that starts a new stream.
+   */
+  alignedBySeq = false;
+  /** Set when the secondary was ahead at that flush: see TcpPositions.resumeSeq. */
+  hasResume = false;
 
   constructor(
     readonly slot: number,
@@ -71,6 +110,9 @@ export class Connection {
     this.secondaryAck = 0;
     this.hasSecondaryAck = false;
     this.ackBlocked = false;
+    this.alignedBySeq = false;
+    this.hasResume = false;
+    this.secondaryHeadCompared = false;
   }
 }
 

@@ -12,8 +12,16 @@ import { HeldPacket } from './held-packet.js';
 import { compareArp, isComparedArp, isIcmpv6Housekeeping } from './non-ip.js';
 import { compareOtherIp } from './other-ip.js';
 import type { ComparisonSink } from './sink.js';
-import { compareTcp, enqueueTcp, isPureAck, noteSecondaryAck } from './tcp.js';
-import type { ConnectionId, Divergence, DivergenceReason, Packet, Protocol, Side } from './types.js';
+import {
+  anchorAtFlush,
+  compareTcp,
+  enqueueTcp,
+  isPureAck,
+  notePrimarySent,
+  noteSecondary,
+  TcpCounters,
+} from './tcp.js';
+import type { ConnectionId, Divergence, DivergenceReason, EngineStats, Packet, Protocol, Side } from './types.js';
 import { formatIp } from './wire/address.js';
 import { dissect } from './wire/dissect.js';
 import { FrameInfo, IpProtocol, type MalformedReason } from './wire/frame-info.js';
@@ -27,13 +35,22 @@ export interface CompareOptions {
   maxQueueSize: number;
   /** Connections tracked before idle ones are evicted. QEMU resets its whole table at 16384. */
   maxConnections: number;
+  /**
+   * Where TCP comparison resumes after a flush (docs/compare.md): each side at its own next segment (QEMU's
+   * assumption), or the secondary by its sequence number in the primary's space (needs its seqs rewritten
+   * into that space, as the inline proxy does; copes with a secondary that lags or leads after a checkpoint).
+   */
+  tcpAlignAfterFlush: 'next-segment' | 'sequence';
 }
+
+export type { EngineStats } from './types.js';
 
 export const defaultCompareOptions: CompareOptions = {
   compareTimeoutMs: 3000,
   expiredScanCycleMs: 1000,
   maxQueueSize: 1024,
   maxConnections: 16384,
+  tcpAlignAfterFlush: 'next-segment',
 };
 
 export interface MalformedFrame {
@@ -69,26 +86,6 @@ export class Decision {
 
 function emptyArray(array: unknown[]): void {
   while (array.length > 0) array.pop();
-}
-
-export interface EngineStats {
-  connections: number;
-  heldPrimaryPackets: number;
-  heldPrimaryBytes: number;
-  heldSecondaryPackets: number;
-  heldSecondaryBytes: number;
-  /** Idle connections forgotten to stay within maxConnections. */
-  evictions: number;
-  /** Connections added beyond maxConnections because none was idle. */
-  connectionsOverBound: number;
-  releasedPackets: number;
-  droppedPackets: number;
-  malformedPackets: number;
-  /** Primary frames released, and secondary frames dropped, without comparison (non-IP, NDP/MLD). */
-  uncomparedPrimary: number;
-  uncomparedSecondary: number;
-  divergences: Partial<Record<DivergenceReason, number>>;
-  flushes: number;
 }
 
 const protocolOfKind: Record<ConnKind, Protocol> = {
@@ -159,6 +156,8 @@ export class CompareEngine implements ComparisonSink {
   private uncomparedSecondary = 0;
   private flushes = 0;
   private readonly divergenceCounts: Partial<Record<DivergenceReason, number>> = {};
+  private readonly tcpCounters = new TcpCounters();
+  private readonly alignBySequence: boolean;
 
   constructor(options: Partial<CompareOptions> = {}) {
     this.options = { ...defaultCompareOptions, ...options };
@@ -172,6 +171,10 @@ export class CompareEngine implements ComparisonSink {
       if (!Number.isInteger(value) || value <= 0)
         throw new RangeError(`${name} must be a positive integer, got ${value}`);
     }
+    const alignment = this.options.tcpAlignAfterFlush;
+    if (alignment !== 'next-segment' && alignment !== 'sequence')
+      throw new RangeError(`tcpAlignAfterFlush must be 'next-segment' or 'sequence', got ${String(alignment)}`);
+    this.alignBySequence = alignment === 'sequence';
     this.table = new ConnectionTable(maxConnections);
   }
 
@@ -202,11 +205,11 @@ export class CompareEngine implements ComparisonSink {
     const conn = this.table.lookup(info, kind, protocolOf(kind, info.ipProtocol));
     const primary = side === 'primary';
     if (kind === ConnKind.TCP && !primary) {
-      noteSecondaryAck(conn, packet);
+      noteSecondary(conn, packet, this.tcpCounters, this.alignBySequence);
       // A secondary pure ACK has nothing to compare; its ack may release waiting primaries.
       if (isPureAck(packet)) {
         this.dropUnqueued(packet);
-        if (!conn.diverged && conn.primary.length > 0) compareTcp(conn, this);
+        if (!conn.diverged && conn.primary.length > 0) compareTcp(conn, this, this.tcpCounters);
         return decision;
       }
     }
@@ -221,8 +224,11 @@ export class CompareEngine implements ComparisonSink {
       this.heldSecondaryPackets++;
       this.heldSecondaryBytes += packet.byteLength;
     }
-    if (kind === ConnKind.TCP) enqueueTcp(conn, packet);
-    else (primary ? conn.primary : conn.secondary).push(packet);
+    if (kind === ConnKind.TCP) {
+      // Positions are only needed to anchor a flush by sequence number; the default mode skips the work.
+      if (primary && this.alignBySequence) notePrimarySent(conn, packet, this.tcpCounters);
+      enqueueTcp(conn, packet);
+    } else (primary ? conn.primary : conn.secondary).push(packet);
     if (conn.diverged) return decision;
     this.compare(conn);
     const queue = primary ? conn.primary : conn.secondary;
@@ -281,7 +287,8 @@ export class CompareEngine implements ComparisonSink {
 
   /**
    * The checkpoint completed: release every held primary (connections in first-seen order, each in its
-   * queue's order), drop every held secondary, and restart comparison on every connection.
+   * queue's order), drop every held secondary, and restart comparison on every connection (TCP as
+   * tcpAlignAfterFlush says).
    */
   flush(now: number): Decision {
     const decision = this.decision.clear();
@@ -290,7 +297,8 @@ export class CompareEngine implements ComparisonSink {
     for (let conn = this.table.first(); conn !== null; conn = conn.nextSeen) {
       for (let p = conn.primary.shift(); p !== undefined; p = conn.primary.shift()) this.release(p);
       for (let s = conn.secondary.shift(); s !== undefined; s = conn.secondary.shift()) this.drop(s);
-      conn.resetComparison();
+      if (this.alignBySequence && conn.kind === ConnKind.TCP) anchorAtFlush(conn);
+      else conn.resetComparison();
     }
     return decision;
   }
@@ -311,6 +319,10 @@ export class CompareEngine implements ComparisonSink {
       uncomparedSecondary: this.uncomparedSecondary,
       divergences: { ...this.divergenceCounts },
       flushes: this.flushes,
+      tcpSecondaryResendsDropped: this.tcpCounters.secondaryResendsDropped,
+      tcpUnverifiedSegments: this.tcpCounters.unverifiedSegments,
+      tcpUnverifiedBytes: this.tcpCounters.unverifiedUnits,
+      tcpStreamRestarts: this.tcpCounters.streamRestarts,
     };
   }
 
@@ -356,7 +368,7 @@ export class CompareEngine implements ComparisonSink {
   private compare(conn: Connection): void {
     switch (conn.kind) {
       case ConnKind.TCP:
-        return compareTcp(conn, this);
+        return compareTcp(conn, this, this.tcpCounters);
       case ConnKind.DATAGRAM:
         return matchDatagrams(conn, this, compareDatagram);
       case ConnKind.OTHER_IP:

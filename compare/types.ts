@@ -57,3 +57,37 @@ export interface Divergence {
   /** A short human explanation, e.g. "primary ack 1001 > secondary ack 901". */
   detail: string;
 }
+
+/** The engine's counters (CompareEngine.stats()): held now, and totals since it was built. */
+export interface EngineStats {
+  connections: number;
+  heldPrimaryPackets: number;
+  heldPrimaryBytes: number;
+  heldSecondaryPackets: number;
+  heldSecondaryBytes: number;
+  /** Idle connections forgotten to stay within maxConnections. */
+  evictions: number;
+  /** Connections added beyond maxConnections because none was idle. */
+  connectionsOverBound: number;
+  releasedPackets: number;
+  droppedPackets: number;
+  malformedPackets: number;
+  /** Primary frames released, and secondary frames dropped, without comparison (non-IP, NDP/MLD). */
+  uncomparedPrimary: number;
+  uncomparedSecondary: number;
+  divergences: Partial<Record<DivergenceReason, number>>;
+  flushes: number;
+  /**
+   * Secondary TCP segments dropped uncompared as resends: every unit lay below what was already compared or
+   * released, or ('sequence' alignment) below what the secondary had sent before the last flush.
+   */
+  tcpSecondaryResendsDropped: number;
+  /**
+   * Primary TCP segments released unverified after a checkpoint ('sequence' alignment): the secondary had sent
+   * those units before the flush and will not send them again. Units: payload bytes, plus one per SYN or FIN.
+   */
+  tcpUnverifiedSegments: number;
+  tcpUnverifiedBytes: number;
+  /** SYNs with a new sequence number on a sequence-aligned connection (comparison restarted from them). */
+  tcpStreamRestarts: number;
+}

@@ -127,7 +127,10 @@ export class InlineProxy extends EventEmitter {
   ) {
     super();
     this.options = { ...defaultInlineOptions, ...options };
-    this.engine = new CompareEngine(this.options.compare);
+    // The rewriter puts the secondary's seqs into the primary's space, so after a checkpoint the secondary is
+    // placed by sequence number: a lab guest (kernel not checkpointed) may lag or lead there, and a real VM's
+    // kernel state is only approximately the primary's.
+    this.engine = new CompareEngine({ tcpAlignAfterFlush: 'sequence', ...this.options.compare });
     this.rewriter = new SeqRewriter(
       { releaseToSecondary: (frame) => this.mirror?.sendToSecondary(frame) },
       this.options.rewriter,

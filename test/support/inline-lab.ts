@@ -120,6 +120,8 @@ export interface LabOptions {
   secondarySuspendDelayMs?: number;
   checkpointTimerMs?: number;
   compareTimeoutMs?: number;
+  /** max_queue_size; 8192 by default (see start()). */
+  maxQueueSize?: number;
   /** The coordinator's sync-point and heartbeat timeouts. */
   waitMs?: number;
   heartbeatLossMs?: number;
@@ -131,6 +133,7 @@ export interface LabOptions {
 export class InlineLab {
   readonly dir = mkdtempSync(join(tmpdir(), 'colo-inline-lab-'));
   readonly processes: LabProcess[] = [];
+  readonly captures: SegmentCapture[] = [];
   primaryGuest!: LabProcess;
   secondaryGuest!: LabProcess;
   agent!: LabProcess;
@@ -167,10 +170,13 @@ export class InlineLab {
 
   /** Guests, agent, then the proxy; resolves once the pair is protected (the proxy reported 'ready'). */
   async start(): Promise<void> {
+    // The client's receive buffer bounds how far one guest may lead the other (see maxQueueSize below). A new
+    // namespace inherits the host's limit (32 MiB on some machines): pin Linux's default of 6 MiB.
+    await this.topo.client.exec('sysctl', '-qw', 'net.ipv4.tcp_rmem=4096 131072 6291456');
     // The two lab VMs are separate kernels, not clones: their TCP timestamps differ. The rewriter maps them
-    // (TSecr toward the secondary, TSval out of it), and with COLO_LAB_TCP_TIMESTAMPS=1 five of the six
-    // end-to-end tests pass with timestamps on, failover included; the output-gate test then finishes its
-    // download before a checkpoint lands in it. Until that test is paced, the lab turns timestamps off.
+    // (TSecr toward the secondary, TSval out of it). With COLO_LAB_TCP_TIMESTAMPS=1 all six end-to-end tests
+    // passed in one run once the output-gate test no longer depended on a small download (2026-11-26);
+    // until that holds over more runs the lab turns timestamps off.
     if (process.env.COLO_LAB_TCP_TIMESTAMPS !== '1')
       for (const vm of [this.topo.primary, this.topo.secondary])
         await vm.exec('sysctl', '-qw', 'net.ipv4.tcp_timestamps=0');
@@ -230,7 +236,14 @@ export class InlineLab {
         timeouts: { waitMs: o.waitMs ?? 3000, heartbeatLossMs: o.heartbeatLossMs ?? 3000 },
         driver: { kind: 'lab', control: this.socket('primary') },
       },
-      compare: { compareTimeoutMs: o.compareTimeoutMs ?? 3000, expiredScanCycleMs: 100 },
+      // The two guests' kernels run free: in a download one may lead the other by up to a TCP window (the
+      // client's, autotuned up to 6 MiB: about 4300 full frames), all held until the other catches up. The
+      // default 1024 turned that drift into overflow checkpoints; the lab tests comparison, not that bound.
+      compare: {
+        compareTimeoutMs: o.compareTimeoutMs ?? 3000,
+        expiredScanCycleMs: 100,
+        maxQueueSize: o.maxQueueSize ?? 8192,
+      },
       // The lab guest's kernel TCP state is not part of its checkpoint: the secondary's offsets stay valid.
       rewriter: { resetOffsetsOnCheckpoint: false },
       // Each ring slot is 64 KiB: 1024 frames is 64 MiB per interface, ample for the lab's bursts.
@@ -300,6 +313,19 @@ export class InlineLab {
     return this.topo.proxy.exec('curl', '-sf', '--max-time', '5', `http://${String(started.metrics)}${path}`);
   }
 
+  /**
+   * Captures, in the client namespace, every TCP data segment of the service that reaches the client's
+   * interface (what the proxy let through), with kernel timestamps: taken as the proxy's frame enters the veth
+   * (net.core.netdev_tstamp_prequeue, on by default), whichever way the proxy sends it.
+   */
+  async captureServiceData(): Promise<SegmentCapture> {
+    const iface = this.topo.endpointIface;
+    const capture = new SegmentCapture(this.topo.client, iface, this.servicePort, join(this.dir, 'capture-client.log'));
+    this.captures.push(capture);
+    await capture.start();
+    return capture;
+  }
+
   /** The proxy's events of one kind, in order. */
   proxyEvents(kind: string): Event[] {
     return this.proxy.events.filter((e) => e.event === kind);
@@ -307,6 +333,7 @@ export class InlineLab {
 
   /** Stops every process (groups), newest first; keeps the directory when `keep` (a failed test's logs). */
   async stop(keep = false): Promise<void> {
+    for (const capture of this.captures) await capture.stop();
     for (const proc of [...this.processes].reverse()) await proc.stop();
     await this.relay?.close();
     if (!keep) rmSync(this.dir, { recursive: true, force: true });
@@ -368,5 +395,85 @@ export class SuspendRelay {
     const server = this.server;
     this.server = null;
     if (server) await new Promise<void>((resolve) => server.close(() => resolve()));
+  }
+}
+
+/** One TCP data segment seen by a capture: kernel timestamp (epoch ms) and its sequence range. */
+export interface CapturedSegment {
+  time: number;
+  seq: number;
+  end: number;
+}
+
+/**
+ * tcpdump on one interface of a namespace, printing the service's TCP data segments as they pass. Its
+ * timestamps come from the kernel when a frame is sent or received, so "when did this frame leave the proxy"
+ * does not depend on a JavaScript callback that a loaded machine may run tens of milliseconds late.
+ */
+export class SegmentCapture {
+  readonly segments: CapturedSegment[] = [];
+  private child: ChildProcess | null = null;
+  private exited: Promise<void> = Promise.resolve();
+  private stderr = '';
+
+  constructor(
+    readonly ns: Netns,
+    readonly iface: string,
+    readonly srcPort: number,
+    readonly logFile: string,
+  ) {}
+
+  /** Resolves once tcpdump listens (it says so on stderr); rejects after 10 s or if it exits first. */
+  async start(): Promise<void> {
+    // Data segments only: IP total length minus both header lengths is the TCP payload.
+    const filter = `tcp src port ${this.srcPort} and (ip[2:2] - ((ip[0] & 0xf) << 2) - ((tcp[12] & 0xf0) >> 2)) != 0`;
+    // -B: a 32 MiB kernel buffer, so a busy moment never drops frames (stop() reports drops).
+    const args = ['-i', this.iface, '-nn', '-tt', '-S', '-l', '-s', '128', '-B', '32768', filter];
+    const child = spawn('ip', ['netns', 'exec', this.ns.name, 'tcpdump', ...args], {
+      detached: true,
+      stdio: ['ignore', 'pipe', 'pipe'],
+    });
+    this.child = child;
+    this.exited = new Promise((resolve) => child.once('exit', () => resolve()));
+    createInterface({ input: child.stdout! }).on('line', (line) => {
+      const match = /^(\d+\.\d+) .* seq (\d+):(\d+),/.exec(line);
+      if (match) this.segments.push({ time: Number(match[1]) * 1000, seq: Number(match[2]), end: Number(match[3]) });
+    });
+    await new Promise<void>((resolve, reject) => {
+      const timer = setTimeout(() => reject(new Error(`tcpdump did not start: ${this.stderr}`)), 10_000);
+      child.stderr!.on('data', (chunk: Buffer) => {
+        this.stderr += chunk.toString();
+        appendFileSync(this.logFile, chunk);
+        if (this.stderr.includes('listening on')) {
+          clearTimeout(timer);
+          resolve();
+        }
+      });
+      child.once('exit', (code) => {
+        clearTimeout(timer);
+        reject(new Error(`tcpdump exited (${code}): ${this.stderr}`));
+      });
+    });
+  }
+
+  /** Stops tcpdump (SIGINT: it prints its counts) and resolves with the frames the kernel dropped. */
+  async stop(): Promise<{ dropped: number }> {
+    const child = this.child;
+    this.child = null;
+    if (child?.pid !== undefined && child.exitCode === null && child.signalCode === null) {
+      const signal = (name: NodeJS.Signals): void => {
+        try {
+          process.kill(-child.pid!, name);
+        } catch {
+          // Already gone.
+        }
+      };
+      signal('SIGINT');
+      const kill = setTimeout(() => signal('SIGKILL'), 5000);
+      await this.exited;
+      clearTimeout(kill);
+    }
+    const dropped = /(\d+) packets? dropped by kernel/.exec(this.stderr);
+    return { dropped: dropped ? Number(dropped[1]) : 0 };
   }
 }
