@@ -3,7 +3,8 @@ import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { afterAll, afterEach, beforeAll, expect, it } from 'vitest';
 import { liveCaptureAvailable } from '../../proxy/ports/live.js';
-import { InlineLab, type Event, type LabOptions } from '../support/inline-lab.js';
+import { ringCaptureAvailable } from '../../proxy/ports/ring.js';
+import { InlineLab, labCapture, type Event, type LabOptions } from '../support/inline-lab.js';
 import { createInlineTopology, type InlineTopology } from '../support/netns.js';
 import { describeWith, hasCommand, isRoot } from '../support/prerequisites.js';
 
@@ -33,7 +34,13 @@ describeWith(
     hasCommand('ethtool', 'ethtool'),
     hasCommand('curl', 'curl'),
     hasCommand('tcpdump', 'tcpdump'),
-    { name: 'cap (libpcap binding)', ok: liveCaptureAvailable(), fix: 'apt-get install libpcap-dev && npm ci' },
+    labCapture === 'ring'
+      ? {
+          name: 'packet-ring addon (native/packet-ring)',
+          ok: ringCaptureAvailable(),
+          fix: 'apt-get install build-essential python3 && npm ci',
+        }
+      : { name: 'cap (libpcap binding)', ok: liveCaptureAvailable(), fix: 'apt-get install libpcap-dev && npm ci' },
   ],
   'inline proxy end to end (namespaces)',
   () => {

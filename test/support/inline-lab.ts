@@ -16,6 +16,9 @@ import type { InlineTopology, Netns } from './netns.js';
  */
 
 const root = new URL('../..', import.meta.url).pathname;
+
+/** The capture backend the lab's proxy runs on: the default (ring), or COLO_LAB_CAPTURE=pcap for the fallback. */
+export const labCapture: 'ring' | 'pcap' = process.env.COLO_LAB_CAPTURE === 'pcap' ? 'pcap' : 'ring';
 const cli = join(root, 'bin/colo-proxy.js');
 const clientScript = join(root, 'test/inline/tcp-client.ts');
 
@@ -246,7 +249,8 @@ export class InlineLab {
       },
       // The lab guest's kernel TCP state is not part of its checkpoint: the secondary's offsets stay valid.
       rewriter: { resetOffsetsOnCheckpoint: false },
-      // Each ring slot is 64 KiB: 1024 frames is 64 MiB per interface, ample for the lab's bursts.
+      capture: labCapture,
+      // 1024 frames per interface absorbs the lab's bursts (with pcap each slot is 64 KiB: 64 MiB an interface).
       captureBufferFrames: 1024,
       metrics: '127.0.0.1:0',
       events: join(this.dir, 'events.ndjson'),
