@@ -272,6 +272,43 @@ describeWith(
       expect(afterSolo.filter((e) => e.event === 'checkpoint-start')).toEqual([]);
     }, 90_000);
 
+    it('secondary back after solo: re-seeded with the full state, protected again, comparing again', async () => {
+      const l = await startLab({ checkpointTimerMs: 60_000 });
+      const ask = async (connections: string[][]): Promise<string[]> =>
+        (await l.clientResult<{ replies: Reply[] }>(l.client({ kind: 'requests', connections }), 30_000)).replies.map(
+          (r) => r.reply,
+        );
+      expect(await ask([['SET before protected-1']])).toEqual(['OK']);
+
+      const lostMark = l.proxy.events.length;
+      l.agent.signal('SIGKILL');
+      await l.proxy.waitForNext(lostMark, (e) => e.event === 'mode' && e.mode === 'solo', 10_000, 'solo mode');
+      const secondaryBefore = await l.guestStatus('secondary');
+      // Written while solo: only the primary sees it, so only a full re-seed can give it to the secondary.
+      expect(await ask([['SET during solo-2']])).toEqual(['OK']);
+      expect((await l.guestStatus('secondary')).requests).toBe(secondaryBefore.requests);
+
+      const backMark = l.proxy.events.length;
+      await l.startAgent();
+      await l.proxy.waitForNext(
+        backMark,
+        (e) => e.event === 'mode' && e.mode === 'protected',
+        20_000,
+        'protection to come back',
+      );
+      const seeded = l.proxy.events.slice(backMark).filter((e) => e.event === 'checkpoint' && e.seeding === true);
+      expect(seeded.length).toBeGreaterThan(0);
+
+      const secondaryBack = await l.guestStatus('secondary');
+      const replies = await ask([['GET before', 'GET during', 'INCR after']]);
+      expect(replies).toEqual(['protected-1', 'solo-2', '1']);
+      // Mirrored again (three requests and the QUIT), compared again, and the re-seeded secondary agreed.
+      expect((await l.guestStatus('secondary')).requests - secondaryBack.requests).toBe(4);
+      const compared = l.proxy.events.slice(backMark);
+      expect(compared.filter((e) => e.event === 'divergence')).toEqual([]);
+      expect(compared.filter((e) => e.event === 'checkpoint' && e.seeding !== true)).toEqual([]);
+    }, 90_000);
+
     it('secondary stalled mid-checkpoint: solo within the sync-point timeout, the transfer finishes intact', async () => {
       const l = await startLab({ secondarySuspendDelayMs: 0, checkpointTimerMs: 1000, waitMs: 1500 });
       const bytes = 16 << 20;

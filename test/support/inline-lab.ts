@@ -140,6 +140,8 @@ export class InlineLab {
   primaryGuest!: LabProcess;
   secondaryGuest!: LabProcess;
   agent!: LabProcess;
+  /** Where the agent reaches the secondary guest's control socket (through the relay when there is one). */
+  private secondaryControl = '';
   proxy!: LabProcess;
   readonly servicePort: number;
   relay: SuspendRelay | null = null;
@@ -169,6 +171,24 @@ export class InlineLab {
     const proc = new LabProcess(name, child, logFile);
     this.processes.push(proc);
     return proc;
+  }
+
+  /** The secondary's agent (`colo-proxy secondary`); also starts a new one after a test killed the first. */
+  async startAgent(): Promise<LabProcess> {
+    const agent = this.spawn('agent', this.topo.proxy, process.execPath, [
+      cli,
+      'secondary',
+      '--listen',
+      `unix:${this.socket('agent')}`,
+      '--plaintext',
+      '--lab-control',
+      this.secondaryControl,
+      '--wait-timeout',
+      String(Math.max(this.options.waitMs ?? 3000, 3000)),
+    ]);
+    this.agent = agent;
+    await agent.waitFor((e) => e.event === 'listening', 20_000, 'the agent to listen');
+    return agent;
   }
 
   /** Guests, agent, then the proxy; resolves once the pair is protected (the proxy reported 'ready'). */
@@ -216,18 +236,8 @@ export class InlineLab {
       await this.relay.listen();
       secondaryControl = this.socket('secondary-relay');
     }
-    const driverFlags = ['--lab-control', secondaryControl];
-    this.agent = this.spawn('agent', this.topo.proxy, process.execPath, [
-      cli,
-      'secondary',
-      '--listen',
-      `unix:${this.socket('agent')}`,
-      '--plaintext',
-      ...driverFlags,
-      '--wait-timeout',
-      String(Math.max(this.options.waitMs ?? 3000, 3000)),
-    ]);
-    await this.agent.waitFor((e) => e.event === 'listening', 20_000, 'the agent to listen');
+    this.secondaryControl = secondaryControl;
+    await this.startAgent();
 
     const o = this.options;
     const config = {
