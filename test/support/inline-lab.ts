@@ -196,11 +196,10 @@ export class InlineLab {
     // The client's receive buffer bounds how far one guest may lead the other (see maxQueueSize below). A new
     // namespace inherits the host's limit (32 MiB on some machines): pin Linux's default of 6 MiB.
     await this.topo.client.exec('sysctl', '-qw', 'net.ipv4.tcp_rmem=4096 131072 6291456');
-    // The two lab VMs are separate kernels, not clones: their TCP timestamps differ. The rewriter maps them
-    // (TSecr toward the secondary, TSval out of it). With COLO_LAB_TCP_TIMESTAMPS=1 all six end-to-end tests
-    // passed in one run once the output-gate test no longer depended on a small download (2026-11-26);
-    // until that holds over more runs the lab turns timestamps off.
-    if (process.env.COLO_LAB_TCP_TIMESTAMPS !== '1')
+    // The two lab VMs are separate kernels, not clones: their TCP timestamps differ, and the rewriter maps
+    // them (TSecr toward the secondary, TSval out of it). They stay on, as in real guests;
+    // COLO_LAB_TCP_TIMESTAMPS=0 turns them off to tell a timestamp problem from any other.
+    if (process.env.COLO_LAB_TCP_TIMESTAMPS === '0')
       for (const vm of [this.topo.primary, this.topo.secondary])
         await vm.exec('sysctl', '-qw', 'net.ipv4.tcp_timestamps=0');
     const listen = `${this.topo.vmIp}:${this.servicePort}`;
