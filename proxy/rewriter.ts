@@ -17,10 +17,11 @@
  * A connection whose handshake was never seen (it predates the rewriter, or the pair was re-seeded) has
  * offset 0: after a checkpoint the secondary is a clone of the primary and shares its sequence space.
  */
-import { seqAdd, seqDiff } from '../compare/seq.js';
-import { checksumUpdate32, rewriteTcpAck, rewriteTcpSeq } from '../compare/wire/checksum.js';
+import { seqAdd, seqDiff, seqGt } from '../compare/seq.js';
+import { rewriteTcpAck, rewriteTcpSeq } from '../compare/wire/checksum.js';
 import { dissect } from '../compare/wire/dissect.js';
 import { FrameInfo, IpProtocol, TcpFlag } from '../compare/wire/frame-info.js';
+import { rewriteSackEdges, shiftTimestamp, timestampValue, TS_ECHO, TS_VALUE } from './tcp-options.js';
 
 export interface RewriterOptions {
   /** Client frames held per connection while the secondary's ISN is unknown; beyond it they are dropped and counted. */
@@ -54,6 +55,8 @@ export interface RewriterCounters {
   heldAbandoned: number;
   offsetsLearned: number;
   connectionsForgotten: number;
+  /** Client acks toward the secondary lowered to the end of what the secondary has sent (see rewriteClientFrame). */
+  ackClamped: number;
 }
 
 const enum Phase {
@@ -75,6 +78,9 @@ interface Connection {
   primaryTs: number;
   secondaryTs: number;
   tsOffset: number;
+  /** End (wrap-aware highest seq + units) of what the secondary has sent, in its own space. */
+  secondaryEnd: number;
+  hasSecondaryEnd: boolean;
   clientFin: boolean;
   vmFin: boolean;
   lastSeen: number;
@@ -101,6 +107,7 @@ export class SeqRewriter {
     heldAbandoned: 0,
     offsetsLearned: 0,
     connectionsForgotten: 0,
+    ackClamped: 0,
   };
   private readonly options: RewriterOptions;
   private readonly connections = new Map<string, Connection>();
@@ -176,6 +183,16 @@ export class SeqRewriter {
     conn.lastSeen = now;
     if (flags & (TcpFlag.FIN | TcpFlag.RST)) this.noteVmTeardown(conn, flags, now);
     if (conn.phase === Phase.Learning) return;
+    if ((flags & TcpFlag.RST) === 0) {
+      const end = seqAdd(
+        info.tcpSeq,
+        info.payloadLength + (flags & TcpFlag.SYN ? 1 : 0) + (flags & TcpFlag.FIN ? 1 : 0),
+      );
+      if (!conn.hasSecondaryEnd || seqGt(end, conn.secondaryEnd)) {
+        conn.secondaryEnd = end;
+        conn.hasSecondaryEnd = true;
+      }
+    }
     if (conn.offset !== 0) {
       rewriteTcpSeq(frame, info, seqAdd(info.tcpSeq, -conn.offset));
       this.counters.seqRewritten++;
@@ -193,6 +210,8 @@ export class SeqRewriter {
       if (conn.phase === Phase.Learning) continue;
       conn.offset = 0;
       conn.tsOffset = 0;
+      // A clone sent what the primary sent: what this secondary sent before the checkpoint says nothing now.
+      conn.hasSecondaryEnd = false;
     }
   }
 
@@ -228,6 +247,8 @@ export class SeqRewriter {
       primaryTs: -1,
       secondaryTs: -1,
       tsOffset: 0,
+      secondaryEnd: 0,
+      hasSecondaryEnd: false,
       clientFin: false,
       vmFin: false,
       lastSeen: now,
@@ -269,10 +290,20 @@ export class SeqRewriter {
     // Timestamps first: the echo goes back to the secondary's own clock (Linux rejects a handshake ACK
     // whose TSecr it never sent).
     if (conn.tsOffset !== 0 && shiftTimestamp(frame, info, TS_ECHO, conn.tsOffset)) this.counters.tsRewritten++;
-    if (conn.offset === 0 || (info.tcpFlags & TcpFlag.ACK) === 0) return;
-    rewriteTcpAck(frame, info, seqAdd(info.tcpAck, conn.offset));
+    if ((info.tcpFlags & TcpFlag.ACK) === 0) return;
+    let ack = seqAdd(info.tcpAck, conn.offset);
+    // The client acks what the primary sent. A secondary that is behind (after a checkpoint that did not
+    // clone its kernel, or bytes released unverified) would ignore an ack of bytes it has not sent yet, and
+    // its window would stay shut until a retransmission timeout: give it the part it can take.
+    if (conn.hasSecondaryEnd && seqGt(ack, conn.secondaryEnd)) {
+      ack = conn.secondaryEnd;
+      this.counters.ackClamped++;
+    }
+    if (ack === info.tcpAck) return;
+    rewriteTcpAck(frame, info, ack);
     this.counters.ackRewritten++;
-    if (info.tcpHeaderLength > 20 && rewriteSackEdges(frame, info, conn.offset)) this.counters.sackRewritten++;
+    if (conn.offset !== 0 && info.tcpHeaderLength > 20 && rewriteSackEdges(frame, info, conn.offset))
+      this.counters.sackRewritten++;
   }
 
   private noteClientTeardown(conn: Connection, flags: number, now: number): void {
@@ -348,67 +379,6 @@ function keyOf(info: FrameInfo, fromVm: boolean): string {
 
 function printableKey(key: string): string {
   return Buffer.from(key, 'latin1').toString('hex');
-}
-
-const TCP_OPTION = { END: 0, NOP: 1, SACK: 5, TIMESTAMPS: 8 } as const;
-/** Offsets of TSval and TSecr within the timestamps option (kind, length, value, echo). */
-const TS_VALUE = 2;
-const TS_ECHO = 6;
-
-/** Offset of the first option of `kind` in a dissected TCP frame, or -1. */
-function findTcpOption(frame: Buffer, info: FrameInfo, kind: number): number {
-  let at = info.l4Offset + 20;
-  const end = info.l4Offset + info.tcpHeaderLength;
-  while (at < end) {
-    const current = frame[at];
-    if (current === TCP_OPTION.END) return -1;
-    if (current === TCP_OPTION.NOP) {
-      at++;
-      continue;
-    }
-    if (at + 1 >= end) return -1;
-    const length = frame[at + 1];
-    if (length < 2 || at + length > end) return -1;
-    if (current === kind) return at;
-    at += length;
-  }
-  return -1;
-}
-
-/** Sets a 32-bit field inside the TCP header and fixes the checksum incrementally. */
-function patchTcp32(frame: Buffer, info: FrameInfo, at: number, next: number): void {
-  const checksumAt = info.l4Offset + 16;
-  const old = frame.readUInt32BE(at);
-  frame.writeUInt32BE(next >>> 0, at);
-  frame.writeUInt16BE(checksumUpdate32(frame.readUInt16BE(checksumAt), old, next >>> 0), checksumAt);
-}
-
-/** TSval of the frame's timestamps option, or -1 when it has none. */
-function timestampValue(info: FrameInfo): number {
-  if (info.tcpHeaderLength <= 20) return -1;
-  const at = findTcpOption(info.buf, info, TCP_OPTION.TIMESTAMPS);
-  return at < 0 || info.buf[at + 1] !== 10 ? -1 : info.buf.readUInt32BE(at + TS_VALUE);
-}
-
-/** Moves TSval or TSecr by `delta` (mod 2^32). TSecr 0 means "no echo yet" and stays 0. */
-function shiftTimestamp(frame: Buffer, info: FrameInfo, field: number, delta: number): boolean {
-  if (info.tcpHeaderLength <= 20) return false;
-  const at = findTcpOption(frame, info, TCP_OPTION.TIMESTAMPS);
-  if (at < 0 || frame[at + 1] !== 10) return false;
-  const value = frame.readUInt32BE(at + field);
-  if (field === TS_ECHO && value === 0) return false;
-  patchTcp32(frame, info, at + field, seqAdd(value, delta));
-  return true;
-}
-
-/** SACK blocks acknowledge the VM's sequence space: each edge moves by the offset too. */
-function rewriteSackEdges(frame: Buffer, info: FrameInfo, offset: number): boolean {
-  const at = findTcpOption(frame, info, TCP_OPTION.SACK);
-  if (at < 0) return false;
-  const end = at + frame[at + 1];
-  for (let edge = at + 2; edge + 4 <= end; edge += 4)
-    patchTcp32(frame, info, edge, seqAdd(frame.readUInt32BE(edge), offset));
-  return true;
 }
 
 function redissect(frame: Buffer, info: FrameInfo): boolean {

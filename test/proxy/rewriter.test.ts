@@ -268,3 +268,52 @@ function sackEdgeOffsetOf(frame: Buffer, i: FrameInfo, kind: number): number {
   if (at >= end || frame[at] !== kind) throw new Error(`no option ${kind} in the frame`);
   return at + 2 - (i.l4Offset + 20);
 }
+
+describe('SeqRewriter: acks toward a secondary that is behind', () => {
+  it('lowers an ack beyond what the secondary sent to the end of what it sent, with a valid checksum', () => {
+    const h = harness();
+    handshake(h);
+    h.secondary(fromVm(SEC_ISN + 1, CLIENT_ISN + 1, ACK | PSH, 'abcd'));
+    // The client acknowledges 10 bytes the primary sent; the secondary has sent 4.
+    const frame = fromClient(CLIENT_ISN + 1, PRI_ISN + 11, ACK);
+    h.toSecondary(frame);
+    const rewritten = info(frame);
+    expect(rewritten.tcpAck).toBe(SEC_ISN + 5);
+    expect(transportChecksumOk(rewritten)).toBe(true);
+    expect(h.rewriter.counters.ackClamped).toBe(1);
+
+    // Once the secondary has sent the rest, the same ack passes whole.
+    h.secondary(fromVm(SEC_ISN + 5, CLIENT_ISN + 1, ACK | PSH, 'efghij'));
+    const later = fromClient(CLIENT_ISN + 1, PRI_ISN + 11, ACK);
+    h.toSecondary(later);
+    expect(info(later).tcpAck).toBe(SEC_ISN + 11);
+    expect(h.rewriter.counters.ackClamped).toBe(1);
+  });
+
+  it('keeps the highest end: a retransmission of older bytes does not lower it', () => {
+    const h = harness();
+    handshake(h);
+    h.secondary(fromVm(SEC_ISN + 1, CLIENT_ISN + 1, ACK | PSH, 'abcdefgh'));
+    h.secondary(fromVm(SEC_ISN + 1, CLIENT_ISN + 1, ACK | PSH, 'ab'));
+    const frame = fromClient(CLIENT_ISN + 1, PRI_ISN + 9, ACK);
+    h.toSecondary(frame);
+    expect(info(frame).tcpAck).toBe(SEC_ISN + 9);
+    expect(h.rewriter.counters.ackClamped).toBe(0);
+  });
+
+  it('counts a FIN as sent, and forgets the end when a checkpoint makes the secondary a clone', () => {
+    const h = harness();
+    handshake(h);
+    h.secondary(fromVm(SEC_ISN + 1, CLIENT_ISN + 1, ACK | FIN, 'ab'));
+    const finAck = fromClient(CLIENT_ISN + 1, PRI_ISN + 4, ACK);
+    h.toSecondary(finAck);
+    expect(info(finAck).tcpAck).toBe(SEC_ISN + 4);
+
+    h.rewriter.onCheckpoint(true);
+    // Offsets are 0 now and nothing the secondary sent since is known: the client's ack passes unchanged.
+    const afterClone = fromClient(CLIENT_ISN + 1, PRI_ISN + 50, ACK);
+    h.toSecondary(afterClone);
+    expect(info(afterClone).tcpAck).toBe(PRI_ISN + 50);
+    expect(h.rewriter.counters.ackClamped).toBe(0);
+  });
+});
