@@ -9,21 +9,10 @@ import { CompareEngine } from '../../compare/engine.js';
 import type { Side } from '../../compare/types.js';
 import { buildArp, buildIcmp, buildIcmpv6, buildTcp, buildUdp } from '../../compare/wire/build.js';
 import { Harness, tcp, udp } from './support.js';
+import { cut } from '../support/stream-cuts.js';
 
 // COLO_FC_RUNS=5000 for a longer search than the default 100 runs per property.
 fc.configureGlobal({ numRuns: Number(process.env.COLO_FC_RUNS ?? 100) });
-
-/** Cut `stream` at the given sorted cut points into [offset, bytes] segments. */
-function cut(stream: Buffer, cuts: number[]): { offset: number; bytes: Buffer }[] {
-  const points = [...new Set(cuts.map((c) => c % stream.length))].filter((c) => c > 0).sort((a, b) => a - b);
-  const segments = [];
-  let from = 0;
-  for (const to of [...points, stream.length]) {
-    segments.push({ offset: from, bytes: stream.subarray(from, to) });
-    from = to;
-  }
-  return segments;
-}
 
 /**
  * Each side's segments: the first stays first (a stream's origin is its first-seen segment), the rest come in

@@ -9,6 +9,7 @@ import { describe, expect, it } from 'vitest';
 import { CompareEngine } from '../../compare/engine.js';
 import type { Side } from '../../compare/types.js';
 import { ACK, FIN, Harness, SYN, tcp } from './support.js';
+import { cut } from '../support/stream-cuts.js';
 
 fc.configureGlobal({ numRuns: Number(process.env.COLO_FC_RUNS ?? 100) });
 
@@ -263,18 +264,6 @@ describe("TCP alignment after a flush: 'sequence'", () => {
     expect(counters(h)).toMatchObject({ tcpUnverifiedBytes: 6 });
   });
 });
-
-/** Cut `stream` at the given points into [offset, bytes] segments, in stream order. */
-function cut(stream: Buffer, cuts: number[]): { offset: number; bytes: Buffer }[] {
-  const points = [...new Set(cuts.map((c) => c % stream.length))].filter((c) => c > 0).sort((a, b) => a - b);
-  const segments = [];
-  let from = 0;
-  for (const to of [...points, stream.length]) {
-    segments.push({ offset: from, bytes: stream.subarray(from, to) });
-    from = to;
-  }
-  return segments;
-}
 
 const ISN = 0xfffff800; // close to the wrap, so streams cross it
 
