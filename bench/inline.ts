@@ -14,23 +14,41 @@
  *     fps_no_loss is this path: client frames per second mirrored and compared with none lost.
  *   compare: the generator injects the same UDP frame on cpri and csec; the proxy releases one to ccli.
  * Throughput: offered rates rise step by step; the figure is the highest achieved rate at which every frame
- * arrived. Latency at a light load (1000/s): from sending (both copies, for compare) until the released
- * frame is captured on ccli; the generator's own libpcap costs are included, so it is an upper bound.
+ * arrived. Latency at a light load (1000/s): from the moment the send call returned (after both copies,
+ * for compare) until the released frame reached ccli. ring: both ends on CLOCK_REALTIME, the arrival being
+ * the kernel's receive time of the frame (taken as the proxy's send delivers it into the veth), so the
+ * generator's wake-up is not counted; pcap: the arrival is when the generator's callback runs (upper bound).
  * Each capture gets a ring deep enough that a starved process loses nothing to it for a few hundred
  * milliseconds: pcap 8192 frames (512 MiB: cap's slots are 64 KiB; about 3 GiB in all), ring 32768 frames
- * (64 MiB: 2 KiB slots).
- * Knobs: BENCH_BACKEND (ring or pcap), BENCH_QDISC_BYPASS=1 (ring ports skip the qdisc), BENCH_SELF_FRAMES (the generator's own timing, default 500000),
- * BENCH_RATES (per second, default "5000,10000,20000,50000,...,400000,500000"), BENCH_STEP_MS
- * (default 1000), BENCH_LATENCY_FRAMES (default 3000). The last line printed is one JSON object.
+ * (64 MiB: 2 KiB slots; BENCH_RX_FRAMES).
+ * Knobs (environment; every figure printed names them, with the load average):
+ *   BENCH_BACKEND        ring (default) or pcap.
+ *   BENCH_QDISC_BYPASS   1: ring ports skip the qdisc (PACKET_QDISC_BYPASS). Default 0.
+ *   BENCH_RX_FRAMES      receive ring per port, in frames. Default 32768 (ring), 8192 (pcap).
+ *   BENCH_PIN            "P,G": pin the proxy to CPU P and the generator to CPU G (taskset). Default
+ *                        "1,0" on a host with 2 or more CPUs; "off" leaves both to the scheduler.
+ *   BENCH_PROXY_RT       N: run the proxy at SCHED_FIFO priority N (chrt -f). Default 0 (off).
+ *   BENCH_BACKLOG        N: set net.core.netdev_max_backlog (global) for the run; the old value is put
+ *                        back at exit, on failure and on SIGINT/SIGTERM too. Default: unchanged.
+ *   BENCH_SEMI_SPACE_MB  N: the proxy's V8 young generation (--max-semi-space-size). Default: Node's.
+ *   BENCH_PROXY_PROFILE  DIR: write a CPU profile of the proxy there (node --cpu-prof).
+ *   BENCH_SELF_FRAMES    the generator's own timing, frames. Default 500000.
+ *   BENCH_RATES          offered rates per second. Default "5000,10000,20000,50000,...,400000,500000".
+ *   BENCH_STEP_MS        one throughput step. Default 1000.
+ *   BENCH_LATENCY_FRAMES frames in the latency step (1000/s). Default 3000.
+ * The last line printed is one JSON object; `softnet_dropped` is the kernel's backlog drops
+ * (/proc/net/softnet_stat, all CPUs) during the run: frames lost before any packet socket saw them.
  */
 import { execFileSync, spawn, type ChildProcess } from 'node:child_process';
+import { readFileSync, writeFileSync } from 'node:fs';
+import { availableParallelism, loadavg } from 'node:os';
 import { createInterface } from 'node:readline';
 import { buildUdp } from '../compare/wire/build.js';
 import { InlineProxy } from '../proxy/inline.js';
 import type { FramePort } from '../proxy/port.js';
 import type { FrameSink } from '../proxy/ports/framed.js';
 import { LivePort, liveCaptureAvailable } from '../proxy/ports/live.js';
-import { RingPort, ringCaptureAvailable } from '../proxy/ports/ring.js';
+import { RingPort, ringCaptureAvailable, ringClockUs } from '../proxy/ports/ring.js';
 
 const script = new URL(import.meta.url).pathname;
 const role = process.argv[2] ?? 'main';
@@ -39,12 +57,15 @@ const PAIRS = { proxy: ['xcli', 'xpri', 'xsec'], generator: ['ccli', 'cpri', 'cs
 const SELF_PAIR = ['gself', 'gpeer'] as const;
 const BACKEND = process.env.BENCH_BACKEND === 'pcap' ? 'pcap' : 'ring';
 
+const QDISC_BYPASS = process.env.BENCH_QDISC_BYPASS === '1';
+const RX_FRAMES = process.env.BENCH_RX_FRAMES ? Number(process.env.BENCH_RX_FRAMES) : undefined;
+
 type BenchPort = FramePort & { readonly counters: object };
 
-function openPort(name: string, iface: string, sink: FrameSink): BenchPort {
+function openPort(name: string, iface: string, sink: FrameSink, timestamps = false): BenchPort {
   return BACKEND === 'ring'
-    ? new RingPort({ name, iface, sink, bufferFrames: 32768, qdiscBypass: process.env.BENCH_QDISC_BYPASS === '1' })
-    : new LivePort({ name, iface, sink, bufferFrames: 8192 });
+    ? new RingPort({ name, iface, sink, bufferFrames: RX_FRAMES ?? 32768, qdiscBypass: QDISC_BYPASS, timestamps })
+    : new LivePort({ name, iface, sink, bufferFrames: RX_FRAMES ?? 8192 });
 }
 const CLIENT_MAC = '02:b0:00:00:00:01';
 const VM_MAC = '02:b0:00:00:00:02';
@@ -70,7 +91,15 @@ async function runProxy(): Promise<void> {
   print({ ready: true, mode: proxy.mode, backend: BACKEND });
   await new Promise<void>((resolve) => process.once('SIGTERM', () => resolve()));
   await proxy.stop();
+  const usage = process.resourceUsage();
   print({
+    // CPU time is the per-frame cost that scheduling noise from other processes does not inflate much;
+    // involuntary context switches count the times the proxy was preempted.
+    cpu: {
+      userUs: usage.userCPUTime,
+      systemUs: usage.systemCPUTime,
+      involuntarySwitches: usage.involuntaryContextSwitches,
+    },
     status: proxy.status(),
     ports: { client: client.counters, primary: primary.counters, secondary: secondary.counters },
   });
@@ -81,8 +110,17 @@ function sinkOf(proxy: InlineProxy, i: number): FrameSink {
   return [proxy.sinks.client, proxy.sinks.primary, proxy.sinks.secondary][i];
 }
 
+/**
+ * The latency clock, in milliseconds. ring: CLOCK_REALTIME, the clock of the kernel's receive time of each
+ * frame (RingPort.frameTimeUs), so an arrival is when the proxy's frame entered the client veth, not when
+ * the generator woke up to see it. pcap: performance.now() when the callback runs (an upper bound).
+ */
+const clockMs = (): number => (BACKEND === 'ring' ? ringClockUs() / 1000 : performance.now());
+
 /** Counts released frames on ccli and when each arrived; the index is the payload's first 4 bytes. */
 class ClientSink implements FrameSink {
+  /** The port it listens on: the source of kernel receive times (ring backend). */
+  port: BenchPort | null = null;
   received = 0;
   rejected = 0;
   arrived = new Float64Array(0);
@@ -100,7 +138,7 @@ class ClientSink implements FrameSink {
     const index = frame.readUInt32BE(frame.length - PAYLOAD) - this.base;
     if (index < 0 || index >= this.arrived.length) this.late++;
     else if (this.arrived[index] === 0) {
-      this.arrived[index] = performance.now();
+      this.arrived[index] = this.port instanceof RingPort ? this.port.frameTimeUs / 1000 : performance.now();
       this.received++;
     }
   }
@@ -196,7 +234,8 @@ async function runGenerator(): Promise<void> {
   const self = await timeGenerator(Number(process.env.BENCH_SELF_FRAMES ?? 500_000));
   print({ generator: self });
   const sink = new ClientSink();
-  const client = openPort('client', PAIRS.generator[0], sink);
+  const client = openPort('client', PAIRS.generator[0], sink, true);
+  sink.port = client;
   const echoes = [new EchoSink(), new EchoSink()];
   const primary = openPort('primary', PAIRS.generator[1], echoes[0]);
   const secondary = openPort('secondary', PAIRS.generator[2], echoes[1]);
@@ -227,13 +266,15 @@ async function runGenerator(): Promise<void> {
       const due = Math.min(total, Math.ceil(((performance.now() - started) / 1000) * rate));
       for (let n = 0; sent < due && n < 512; n++, sent++) {
         const frame = frames[sent];
+        // The time right after the send returns: the frame is in the kernel (with sendNow, through the
+        // veth and into the proxy's ring), so the generator's own work before the send is not counted.
         if (path === 'roundtrip') {
-          sentAt[sent] = performance.now();
           send(client, frame);
+          sentAt[sent] = clockMs();
         } else {
           send(primary, frame);
           send(secondary, frame);
-          sentAt[sent] = performance.now();
+          sentAt[sent] = clockMs();
         }
       }
       await new Promise((resolve) => (light ? setTimeout(resolve, 1) : setImmediate(resolve)));
@@ -293,8 +334,81 @@ interface GeneratorResult {
   latency: { p50: number; p99: number; max: number; frames: number; received: number };
 }
 
+interface ProxyReport {
+  cpu: { userUs: number; systemUs: number; involuntarySwitches: number };
+  ports: Record<string, { framesIn: number; framesOut: number }>;
+}
+
+function proxyCpuOf(line: string): { usPerFrame: number; involuntarySwitches: number } {
+  const { cpu, ports } = JSON.parse(line) as ProxyReport;
+  const frames = Object.values(ports).reduce((sum, port) => sum + port.framesIn + port.framesOut, 0);
+  return {
+    usPerFrame: Math.round(((cpu.userUs + cpu.systemUs) / Math.max(1, frames)) * 1000) / 1000,
+    involuntarySwitches: cpu.involuntarySwitches,
+  };
+}
+
 function sh(...args: string[]): void {
   execFileSync(args[0], args.slice(1), { stdio: 'ignore' });
+}
+
+/** How each child is started: CPU pinning, real-time priority, V8 flags (the knobs in the header). */
+interface Launch {
+  pin: { proxy: number; generator: number } | null;
+  proxyRt: number;
+  semiSpaceMb: number | null;
+  backlog: number | null;
+  proxyProfileDir: string | null;
+}
+
+function launchFromEnv(): Launch {
+  const cpus = availableParallelism();
+  const pinText = process.env.BENCH_PIN ?? (cpus >= 2 ? '1,0' : 'off');
+  const [p, g] = pinText.split(',').map(Number);
+  const pin = pinText === 'off' || !Number.isInteger(p) || !Number.isInteger(g) ? null : { proxy: p, generator: g };
+  const number = (name: string): number | null => (process.env[name] ? Number(process.env[name]) : null);
+  return {
+    pin,
+    proxyRt: number('BENCH_PROXY_RT') ?? 0,
+    semiSpaceMb: number('BENCH_SEMI_SPACE_MB'),
+    backlog: number('BENCH_BACKLOG'),
+    proxyProfileDir: process.env.BENCH_PROXY_PROFILE ?? null,
+  };
+}
+
+/** The command line of one child, inside the namespace: [taskset -c N] [chrt -f P] node [flags] script role. */
+function commandFor(ns: string, name: 'proxy' | 'generator', launch: Launch): string[] {
+  const command = ['ip', 'netns', 'exec', ns];
+  if (launch.pin) command.push('taskset', '-c', String(launch.pin[name]));
+  if (name === 'proxy' && launch.proxyRt > 0) command.push('chrt', '-f', String(launch.proxyRt));
+  command.push(process.execPath);
+  if (name === 'proxy' && launch.semiSpaceMb) command.push(`--max-semi-space-size=${launch.semiSpaceMb}`);
+  if (name === 'proxy' && launch.proxyProfileDir)
+    command.push('--cpu-prof', `--cpu-prof-dir=${launch.proxyProfileDir}`);
+  command.push('--import', 'tsx', script, name);
+  return command;
+}
+
+const BACKLOG_SYSCTL = '/proc/sys/net/core/netdev_max_backlog';
+
+/** Sets netdev_max_backlog; the returned function puts the old value back (idempotent). */
+function setBacklog(value: number): () => void {
+  const old = readFileSync(BACKLOG_SYSCTL, 'utf8').trim();
+  writeFileSync(BACKLOG_SYSCTL, String(value));
+  let restored = false;
+  return () => {
+    if (restored) return;
+    restored = true;
+    writeFileSync(BACKLOG_SYSCTL, old);
+  };
+}
+
+/** Frames the kernel dropped from full per-CPU backlogs, all CPUs (second column of softnet_stat). */
+function softnetDropped(): number {
+  return readFileSync('/proc/net/softnet_stat', 'utf8')
+    .trim()
+    .split('\n')
+    .reduce((sum, line) => sum + parseInt(line.split(/\s+/)[1], 16), 0);
 }
 
 function lines(child: ChildProcess): AsyncIterable<string> {
@@ -312,8 +426,27 @@ async function runMain(): Promise<void> {
     throw new Error('bench:inline needs the cap package built against libpcap (apt-get install libpcap-dev && npm ci)');
   const ns = `colobench${process.pid % 100000}`;
   const children: ChildProcess[] = [];
+  const launch = launchFromEnv();
+  const load = (): number[] => loadavg().map((value) => Math.round(value * 100) / 100);
+  const loadBefore = load();
+  let restoreBacklog = (): void => {};
+  // A signal must not leave the global sysctl changed or the namespace behind.
+  const onSignal = (signal: NodeJS.Signals): void => {
+    for (const child of children) if (child.exitCode === null) child.kill('SIGKILL');
+    restoreBacklog();
+    try {
+      sh('ip', 'netns', 'del', ns);
+    } catch {
+      // not created yet
+    }
+    process.exit(signal === 'SIGINT' ? 130 : 143);
+  };
+  process.once('SIGINT', onSignal);
+  process.once('SIGTERM', onSignal);
   sh('ip', 'netns', 'add', ns);
   try {
+    if (launch.backlog !== null) restoreBacklog = setBacklog(launch.backlog);
+    const softnetBefore = softnetDropped();
     const inNs = (...args: string[]): void => sh('ip', 'netns', 'exec', ns, ...args);
     inNs('sysctl', '-qw', 'net.ipv6.conf.all.disable_ipv6=1');
     inNs('sysctl', '-qw', 'net.ipv6.conf.default.disable_ipv6=1');
@@ -325,8 +458,9 @@ async function runMain(): Promise<void> {
         inNs('ip', 'link', 'set', end, 'up');
       }
     }
-    const spawnRole = (name: string): ChildProcess => {
-      const child = spawn('ip', ['netns', 'exec', ns, process.execPath, '--import', 'tsx', script, name], {
+    const spawnRole = (name: 'proxy' | 'generator'): ChildProcess => {
+      const [command, ...args] = commandFor(ns, name, launch);
+      const child = spawn(command, args, {
         stdio: ['ignore', 'pipe', 'inherit'],
         env: { ...process.env, COLO_LOG_LEVEL: 'warn' },
       });
@@ -355,8 +489,15 @@ async function runMain(): Promise<void> {
     }
     proxy.kill('SIGTERM');
     const status = await proxyLines.next();
+    // Let it exit on its own (bounded): a CPU profile is written at exit, and SIGKILL would lose it.
+    if (proxy.exitCode === null)
+      await Promise.race([
+        new Promise((resolve) => proxy.once('exit', resolve)),
+        new Promise((resolve) => setTimeout(resolve, 5000).unref()),
+      ]);
     if (!result) throw new Error('the generator gave no result');
     console.log(`proxy counters: ${status.done ? '(none)' : status.value}`);
+    const proxyCpu = status.done ? null : proxyCpuOf(String(status.value));
     const { compare, roundtrip } = result;
     const us = (value: number): number => Math.round(value * 10) / 10;
     console.log(
@@ -383,12 +524,22 @@ async function runMain(): Promise<void> {
         match_latency_p99_us: us(compare.latency.p99),
         match_latency_max_us: us(compare.latency.max),
         latency_frames: compare.latency.frames,
+        softnet_dropped: softnetDropped() - softnetBefore,
+        // The proxy's CPU (user + system, whole run) per frame it received or sent.
+        proxy_cpu_us_per_frame: proxyCpu?.usPerFrame ?? null,
+        proxy_involuntary_switches: proxyCpu?.involuntarySwitches ?? null,
+        knobs: { qdisc_bypass: QDISC_BYPASS, rx_frames: RX_FRAMES ?? null, ...launch },
+        load_before: loadBefore,
+        load_after: load(),
         steps: { roundtrip: roundtrip.throughput, compare: compare.throughput },
       }),
     );
   } finally {
     for (const child of children) if (child.exitCode === null) child.kill('SIGKILL');
+    restoreBacklog();
     sh('ip', 'netns', 'del', ns);
+    process.off('SIGINT', onSignal);
+    process.off('SIGTERM', onSignal);
   }
 }
 

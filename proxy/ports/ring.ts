@@ -14,9 +14,11 @@ import {
  * A live interface through our own AF_PACKET addon (native/packet-ring): the `ring` capture backend.
  *
  * Receive: a TPACKET_V2 ring (each frame visible as soon as the kernel writes it; V3 would hold a block
- * back for up to its retire timeout). On each wake-up the addon copies every ready frame into one new
- * Buffer and calls onBatch once; the frames are views of that Buffer, which nothing reuses, so the sink
- * may keep them. Frames this host sends out of the interface are not captured (PACKET_IGNORE_OUTGOING).
+ * back for up to its retire timeout). On each wake-up the addon copies every ready frame into the next
+ * free region of a 256 KiB slab (a batch over half a slab gets a Buffer of its own) and calls onBatch
+ * once; the frames are views of that memory, which nothing writes again, so the sink may keep them (a
+ * kept frame keeps its slab alive). Frames this host sends out of the interface are not captured
+ * (PACKET_IGNORE_OUTGOING).
  *
  * Send: send() copies the frame into a queue and returns; the queue goes to the kernel in one sendmmsg
  * batch from a microtask, i.e. after the current receive batch (or timer) has produced all its output.
@@ -51,6 +53,7 @@ export type PacketRingClass = new (
   meta: Int32Array,
   onBatch: (buffer: Buffer, entries: number, kernelDrops: number) => void,
   onWritable: () => void,
+  times?: Float64Array,
 ) => NativePacketRing;
 
 /** A LiveCaptureUnavailable, so `run` reports it the same way (exit status 4, what to install). */
@@ -68,24 +71,34 @@ export class RingCaptureUnavailable extends LiveCaptureUnavailable {
   }
 }
 
-let addon: { PacketRing: PacketRingClass } | undefined;
+interface PacketRingAddon {
+  PacketRing: PacketRingClass;
+  clockUs(): number;
+}
+
+let addon: PacketRingAddon | undefined;
 let addonError: unknown;
 
 /** The installed package first (npm links native/packet-ring there), then the build folder itself. */
-function loadAddon(): { PacketRing: PacketRingClass } {
+function loadAddon(): PacketRingAddon {
   if (addon) return addon;
   if (addonError !== undefined) throw new RingCaptureUnavailable(addonError);
   const require = createRequire(import.meta.url);
   const candidates = ['colo-packet-ring', '../../native/packet-ring/build/Release/packet_ring.node'];
   for (const candidate of candidates) {
     try {
-      addon = require(candidate) as { PacketRing: PacketRingClass };
+      addon = require(candidate) as PacketRingAddon;
       return addon;
     } catch (err) {
       addonError = err;
     }
   }
   throw new RingCaptureUnavailable(addonError);
+}
+
+/** CLOCK_REALTIME in microseconds: the clock of RingPort.frameTimeUs, for measuring against it. */
+export function ringClockUs(): number {
+  return loadAddon().clockUs();
 }
 
 /** Why the addon did not load, for messages; null when it did. */
@@ -130,12 +143,17 @@ export interface RingPortOptions extends LivePortOptions {
   maxBatch?: number;
   /**
    * Send straight to the driver, skipping the qdisc and local sniffers (PACKET_QDISC_BYPASS). Off by
-   * default: on veth (kernel 6.18) a TCP download through the proxy ran several times slower with it on
-   * and batched sends (test/inline/e2e.test.ts, matched traffic), and tcpdump could not see our output.
+   * default: tcpdump on the interface cannot see our output with it on, and on veth it measured no faster
+   * (docs/inline.md, Capture backends).
    */
   qdiscBypass?: boolean;
   /** The socket's send buffer (SO_SNDBUFFORCE as root): bytes in flight before the kernel says EAGAIN. */
   sndbufBytes?: number;
+  /**
+   * Keep each frame's kernel receive time (frameTimeUs, during the sink call). For measurements: it leaves
+   * this process's own wake-up out of a latency.
+   */
+  timestamps?: boolean;
   /** Tests: a stand-in for the addon's PacketRing class. */
   ringClass?: PacketRingClass;
 }
@@ -185,6 +203,12 @@ export class RingPort extends EventEmitter {
   private readonly sink: FrameSink;
   private readonly maxFrame: number;
   private readonly rxMeta: Int32Array;
+  private readonly rxTimes: Float64Array | undefined;
+  /**
+   * With `timestamps`: while the sink handles a frame, when the kernel received it (CLOCK_REALTIME, µs, as
+   * ringClockUs()); otherwise 0.
+   */
+  frameTimeUs = 0;
   private readonly txBuffer: Buffer;
   private readonly txMeta: Int32Array;
   private readonly txCapacity: number;
@@ -205,7 +229,9 @@ export class RingPort extends EventEmitter {
     this.sink = options.sink;
     this.maxFrame = mtu + 18;
     this.slotBytes = ringSlotBytes(mtu);
-    this.rxMeta = new Int32Array(2 * (options.maxBatch ?? DEFAULT_MAX_BATCH));
+    const maxBatch = options.maxBatch ?? DEFAULT_MAX_BATCH;
+    this.rxMeta = new Int32Array(2 * maxBatch);
+    this.rxTimes = options.timestamps ? new Float64Array(maxBatch) : undefined;
     this.txCapacity = options.txQueueFrames ?? DEFAULT_TX_QUEUE_FRAMES;
     this.txMeta = new Int32Array(2 * this.txCapacity);
     this.txBuffer = Buffer.allocUnsafe(this.txCapacity * this.maxFrame);
@@ -219,6 +245,7 @@ export class RingPort extends EventEmitter {
         this.rxMeta,
         this.onBatch,
         this.onWritable,
+        this.rxTimes,
       );
     } catch (err) {
       throw new Error(`interface ${options.iface} (${options.name}): ${(err as Error).message}`, { cause: err });
@@ -239,11 +266,13 @@ export class RingPort extends EventEmitter {
 
   private readonly onBatch = (buffer: Buffer, entries: number, kernelDrops: number): void => {
     const meta = this.rxMeta;
+    const times = this.rxTimes;
     const c = this.c;
     c.batchesIn++;
     for (let i = 0; i < entries && this.open; i++) {
       const offset = meta[2 * i];
       const length = meta[2 * i + 1];
+      if (times) this.frameTimeUs = times[i];
       if (length > this.maxFrame) this.noteOversized(length);
       if (offset === TRUNCATED) {
         c.truncated++;

@@ -1,6 +1,6 @@
 // Run inside a network namespace by ring.test.ts: argv = scenario ifaceA ifaceB [count]. Prints one JSON line.
 import type { FramingRejectReason } from '../../proxy/ports/framed.js';
-import { RingPort, type RingPortOptions } from '../../proxy/ports/ring.js';
+import { RingPort, ringClockUs, type RingPortOptions } from '../../proxy/ports/ring.js';
 
 const [scenario, ifaceA, ifaceB, countText] = process.argv.slice(2);
 const count = Number(countText ?? 0);
@@ -141,6 +141,43 @@ async function batch(): Promise<void> {
   b.close();
 }
 
+/**
+ * b keeps the frames it is handed without copying them while megabytes more arrive: a kept frame must never
+ * be overwritten (the addon carves batches out of slabs it never writes twice), and batches must share
+ * their memory (fewer Buffers than batches) and move on to new memory when a slab is used up. b also asks
+ * for each frame's kernel receive time.
+ */
+async function keep(): Promise<void> {
+  const a = new Recorder(ifaceA);
+  const b = new Recorder(ifaceB, { bufferFrames: 8192, timestamps: true });
+  const kept: Buffer[] = [];
+  const times: number[] = [];
+  b.onEach = (frame) => {
+    kept.push(frame);
+    times.push(b.port.frameTimeUs);
+  };
+  const startedUs = ringClockUs();
+  // Several turns, so that b sees many batches; frames of 60 to 1230 bytes, about 2.5 MB in all.
+  for (let sent = 0; sent < count;) {
+    for (let n = 0; n < 100 && sent < count; n++, sent++) a.port.send(frameFor(1, sent));
+    await new Promise((resolve) => setImmediate(resolve));
+  }
+  await until(() => kept.length >= count);
+  const memories = new Set(kept.map((f) => f.buffer));
+  const endedUs = ringClockUs();
+  done({
+    // Kernel receive times: within the run, on the same clock as ringClockUs(), in arrival order.
+    timesInRun: times.every((t, i) => t >= startedUs && t <= endedUs && (i === 0 || t >= times[i - 1])),
+    received: kept.length,
+    intact: kept.length === count && kept.every((f, i) => f.equals(frameFor(1, i))),
+    batchesIn: b.port.counters.batchesIn,
+    memories: memories.size,
+    kernelDrops: b.port.counters.kernelDrops,
+  });
+  a.close();
+  b.close();
+}
+
 async function sizes(): Promise<void> {
   const a = new Recorder(ifaceA, { mtu: 9000 });
   const b = new Recorder(ifaceB, { mtu: 1500 });
@@ -224,6 +261,7 @@ async function closeBusy(): Promise<void> {
 const scenarios: Record<string, () => Promise<void>> = {
   roundtrip,
   batch,
+  keep,
   sizes,
   'backpressure-fits': () => backpressure(count),
   'backpressure-overflow': () => backpressure(1024),

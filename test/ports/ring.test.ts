@@ -57,6 +57,14 @@ describeWith(
       expect(result.kernelDrops).toBe(0);
     });
 
+    it('frames a sink keeps stay intact while megabytes more arrive; batches share slab memory', async () => {
+      const result = await run('keep', 4000);
+      expect(result).toMatchObject({ received: 4000, intact: true, kernelDrops: 0, timesInRun: true });
+      // About 2.5 MB: more than one 256 KiB slab, and far fewer memories than batches.
+      expect(result.memories).toBeGreaterThan(1);
+      expect(result.memories as number).toBeLessThan((result.batchesIn as number) / 2);
+    });
+
     it('delivers an MTU+14 frame and a VLAN-tagged one exactly, and rejects a frame longer than its slot as truncated', async () => {
       const result = await run('sizes');
       expect(result.slotBytes).toBe(2048);

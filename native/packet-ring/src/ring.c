@@ -171,13 +171,15 @@ static uint32_t copy_with_vlan(uint8_t *dst, const uint8_t *src, uint32_t len, c
   return len + VLAN_TAG;
 }
 
-uint32_t ring_take(ring_t *r, uint32_t slots, uint8_t *dst, int32_t *meta) {
+uint32_t ring_take(ring_t *r, uint32_t slots, uint8_t *dst, size_t at, int32_t *meta, double *times) {
   uint32_t entries = 0;
-  size_t offset = 0;
+  size_t offset = at;
   for (uint32_t n = 0; n < slots; n++) {
     struct tpacket2_hdr *h = slot_at(r, r->head);
     uint32_t status = slot_status(h);
-    if (slot_is_outgoing(h)) {
+    int outgoing = slot_is_outgoing(h);
+    if (!outgoing && times != NULL) times[entries] = (double)h->tp_sec * 1e6 + (double)h->tp_nsec / 1e3;
+    if (outgoing) {
       r->outgoing_skipped++;
     } else if (h->tp_snaplen < h->tp_len) {
       meta[2 * entries] = RING_TRUNCATED;

@@ -55,8 +55,11 @@ void ring_close_fd(ring_t *r);
 void ring_unmap(ring_t *r);
 
 void ring_scan(ring_t *r, uint32_t max_slots, ring_scan_t *out);
-/* Copies the scanned slots into dst, fills meta with (offset, length) pairs, hands the slots back. */
-uint32_t ring_take(ring_t *r, uint32_t slots, uint8_t *dst, int32_t *meta);
+/*
+ * Copies the scanned slots to dst + at, fills meta with (offset from dst, length) pairs and, when times is
+ * not NULL, times with each frame's kernel receive time (CLOCK_REALTIME, microseconds); hands the slots back.
+ */
+uint32_t ring_take(ring_t *r, uint32_t slots, uint8_t *dst, size_t at, int32_t *meta, double *times);
 int ring_read_stats(ring_t *r);
 
 void ring_send_batch(ring_t *r, const uint8_t *buf, size_t buf_len, const int32_t *meta, uint32_t count,
