@@ -40,8 +40,7 @@
  * (/proc/net/softnet_stat, all CPUs) during the run: frames lost before any packet socket saw them.
  */
 import { execFileSync, spawn, type ChildProcess } from 'node:child_process';
-import { readFileSync, writeFileSync } from 'node:fs';
-import { availableParallelism, loadavg } from 'node:os';
+import { loadavg } from 'node:os';
 import { createInterface } from 'node:readline';
 import { buildUdp } from '../compare/wire/build.js';
 import { InlineProxy } from '../proxy/inline.js';
@@ -49,6 +48,7 @@ import type { FramePort } from '../proxy/port.js';
 import type { FrameSink } from '../proxy/ports/framed.js';
 import { LivePort, liveCaptureAvailable } from '../proxy/ports/live.js';
 import { RingPort, ringCaptureAvailable, ringClockUs } from '../proxy/ports/ring.js';
+import { commandFor, launchFromEnv, setBacklog, softnetDropped } from './inline-host.js';
 
 const script = new URL(import.meta.url).pathname;
 const role = process.argv[2] ?? 'main';
@@ -352,65 +352,6 @@ function sh(...args: string[]): void {
   execFileSync(args[0], args.slice(1), { stdio: 'ignore' });
 }
 
-/** How each child is started: CPU pinning, real-time priority, V8 flags (the knobs in the header). */
-interface Launch {
-  pin: { proxy: number; generator: number } | null;
-  proxyRt: number;
-  semiSpaceMb: number | null;
-  backlog: number | null;
-  proxyProfileDir: string | null;
-}
-
-function launchFromEnv(): Launch {
-  const cpus = availableParallelism();
-  const pinText = process.env.BENCH_PIN ?? (cpus >= 2 ? '1,0' : 'off');
-  const [p, g] = pinText.split(',').map(Number);
-  const pin = pinText === 'off' || !Number.isInteger(p) || !Number.isInteger(g) ? null : { proxy: p, generator: g };
-  const number = (name: string): number | null => (process.env[name] ? Number(process.env[name]) : null);
-  return {
-    pin,
-    proxyRt: number('BENCH_PROXY_RT') ?? 0,
-    semiSpaceMb: number('BENCH_SEMI_SPACE_MB'),
-    backlog: number('BENCH_BACKLOG'),
-    proxyProfileDir: process.env.BENCH_PROXY_PROFILE ?? null,
-  };
-}
-
-/** The command line of one child, inside the namespace: [taskset -c N] [chrt -f P] node [flags] script role. */
-function commandFor(ns: string, name: 'proxy' | 'generator', launch: Launch): string[] {
-  const command = ['ip', 'netns', 'exec', ns];
-  if (launch.pin) command.push('taskset', '-c', String(launch.pin[name]));
-  if (name === 'proxy' && launch.proxyRt > 0) command.push('chrt', '-f', String(launch.proxyRt));
-  command.push(process.execPath);
-  if (name === 'proxy' && launch.semiSpaceMb) command.push(`--max-semi-space-size=${launch.semiSpaceMb}`);
-  if (name === 'proxy' && launch.proxyProfileDir)
-    command.push('--cpu-prof', `--cpu-prof-dir=${launch.proxyProfileDir}`);
-  command.push('--import', 'tsx', script, name);
-  return command;
-}
-
-const BACKLOG_SYSCTL = '/proc/sys/net/core/netdev_max_backlog';
-
-/** Sets netdev_max_backlog; the returned function puts the old value back (idempotent). */
-function setBacklog(value: number): () => void {
-  const old = readFileSync(BACKLOG_SYSCTL, 'utf8').trim();
-  writeFileSync(BACKLOG_SYSCTL, String(value));
-  let restored = false;
-  return () => {
-    if (restored) return;
-    restored = true;
-    writeFileSync(BACKLOG_SYSCTL, old);
-  };
-}
-
-/** Frames the kernel dropped from full per-CPU backlogs, all CPUs (second column of softnet_stat). */
-function softnetDropped(): number {
-  return readFileSync('/proc/net/softnet_stat', 'utf8')
-    .trim()
-    .split('\n')
-    .reduce((sum, line) => sum + parseInt(line.split(/\s+/)[1], 16), 0);
-}
-
 function lines(child: ChildProcess): AsyncIterable<string> {
   return createInterface({ input: child.stdout! });
 }
@@ -459,7 +400,7 @@ async function runMain(): Promise<void> {
       }
     }
     const spawnRole = (name: 'proxy' | 'generator'): ChildProcess => {
-      const [command, ...args] = commandFor(ns, name, launch);
+      const [command, ...args] = commandFor(ns, name, launch, script);
       const child = spawn(command, args, {
         stdio: ['ignore', 'pipe', 'inherit'],
         env: { ...process.env, COLO_LOG_LEVEL: 'warn' },

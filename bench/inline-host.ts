@@ -1,0 +1,66 @@
+/**
+ * The host side of `npm run bench:inline`: how its two children are launched (CPU pinning, real-time
+ * priority, V8 flags) and the kernel settings and counters it sets and reads (netdev_max_backlog, softnet
+ * drops). The knobs are documented in bench/inline.ts's header.
+ */
+import { readFileSync, writeFileSync } from 'node:fs';
+import { availableParallelism } from 'node:os';
+
+/** How each child is started: CPU pinning, real-time priority, V8 flags (the knobs in the header). */
+export interface Launch {
+  pin: { proxy: number; generator: number } | null;
+  proxyRt: number;
+  semiSpaceMb: number | null;
+  backlog: number | null;
+  proxyProfileDir: string | null;
+}
+
+export function launchFromEnv(): Launch {
+  const cpus = availableParallelism();
+  const pinText = process.env.BENCH_PIN ?? (cpus >= 2 ? '1,0' : 'off');
+  const [p, g] = pinText.split(',').map(Number);
+  const pin = pinText === 'off' || !Number.isInteger(p) || !Number.isInteger(g) ? null : { proxy: p, generator: g };
+  const number = (name: string): number | null => (process.env[name] ? Number(process.env[name]) : null);
+  return {
+    pin,
+    proxyRt: number('BENCH_PROXY_RT') ?? 0,
+    semiSpaceMb: number('BENCH_SEMI_SPACE_MB'),
+    backlog: number('BENCH_BACKLOG'),
+    proxyProfileDir: process.env.BENCH_PROXY_PROFILE ?? null,
+  };
+}
+
+/** The command line of one child, inside the namespace: [taskset -c N] [chrt -f P] node [flags] script role. */
+export function commandFor(ns: string, name: 'proxy' | 'generator', launch: Launch, script: string): string[] {
+  const command = ['ip', 'netns', 'exec', ns];
+  if (launch.pin) command.push('taskset', '-c', String(launch.pin[name]));
+  if (name === 'proxy' && launch.proxyRt > 0) command.push('chrt', '-f', String(launch.proxyRt));
+  command.push(process.execPath);
+  if (name === 'proxy' && launch.semiSpaceMb) command.push(`--max-semi-space-size=${launch.semiSpaceMb}`);
+  if (name === 'proxy' && launch.proxyProfileDir)
+    command.push('--cpu-prof', `--cpu-prof-dir=${launch.proxyProfileDir}`);
+  command.push('--import', 'tsx', script, name);
+  return command;
+}
+
+const BACKLOG_SYSCTL = '/proc/sys/net/core/netdev_max_backlog';
+
+/** Sets netdev_max_backlog; the returned function puts the old value back (idempotent). */
+export function setBacklog(value: number): () => void {
+  const old = readFileSync(BACKLOG_SYSCTL, 'utf8').trim();
+  writeFileSync(BACKLOG_SYSCTL, String(value));
+  let restored = false;
+  return () => {
+    if (restored) return;
+    restored = true;
+    writeFileSync(BACKLOG_SYSCTL, old);
+  };
+}
+
+/** Frames the kernel dropped from full per-CPU backlogs, all CPUs (second column of softnet_stat). */
+export function softnetDropped(): number {
+  return readFileSync('/proc/net/softnet_stat', 'utf8')
+    .trim()
+    .split('\n')
+    .reduce((sum, line) => sum + parseInt(line.split(/\s+/)[1], 16), 0);
+}
