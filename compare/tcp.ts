@@ -103,19 +103,11 @@ function checkNewStream(conn: Connection, packet: HeldPacket, counters: TcpCount
   const pos = positionsOf(conn);
   if (!conn.alignedBySeq || (pos.hasSynSeq && packet.seq === pos.synSeq)) return;
   counters.streamRestarts++;
-  conn.alignedBySeq = false;
-  conn.hasResume = false;
-  conn.hasPrimaryBase = false;
-  conn.hasSecondaryBase = false;
-  conn.matched = 0;
-  conn.comparedAny = false;
-  conn.streamOrigin = 0;
-  conn.synUnits = 0;
-  conn.hasSecondaryAck = false;
-  conn.ackBlocked = false;
+  const diverged = conn.diverged;
+  conn.resetComparison();
+  conn.diverged = diverged;
   pos.hasPrimaryEnd = false;
   pos.hasSecondaryEnd = false;
-  conn.secondaryHeadCompared = false;
 }
 
 /**
