@@ -1,6 +1,7 @@
 import type { Divergence, Packet, Side } from '../../compare/types.js';
 import type { FrameInfo } from '../../compare/wire/frame-info.js';
 import type { CaptureReader } from '../capture/record.js';
+import { divergenceFrameLengths } from '../stats/events.js';
 import { ConnectionCounter } from './connections.js';
 import type { EngineDecision } from './engine-port.js';
 import { LatencyRecorder, round } from './latency.js';
@@ -118,8 +119,7 @@ export class Tally {
       reason: d.reason,
       offset: d.offset,
       detail: d.detail,
-      primaryLength: d.primary === null ? null : d.primary.frame.length - d.primary.start,
-      secondaryLength: d.secondary === null ? null : d.secondary.frame.length - d.secondary.start,
+      ...divergenceFrameLengths(d),
     });
     this.connections.counts[this.connections.byConnection(d.connection)].divergences++;
   }

@@ -20,6 +20,14 @@ export interface DivergenceEvent {
   secondaryLength: number | null;
 }
 
+/** Each side's frame length from the Ethernet header on (vnet header excluded); null when that side had none. */
+export function divergenceFrameLengths(d: Divergence): Pick<DivergenceEvent, 'primaryLength' | 'secondaryLength'> {
+  return {
+    primaryLength: d.primary === null ? null : d.primary.frame.length - d.primary.start,
+    secondaryLength: d.secondary === null ? null : d.secondary.frame.length - d.secondary.start,
+  };
+}
+
 export interface CheckpointEvent {
   type: 'checkpoint';
   time: number;
@@ -108,8 +116,7 @@ export class EventLog {
       reason: d.reason,
       offset: d.offset,
       detail: d.detail,
-      primaryLength: d.primary === null ? null : d.primary.frame.length - d.primary.start,
-      secondaryLength: d.secondary === null ? null : d.secondary.frame.length - d.secondary.start,
+      ...divergenceFrameLengths(d),
     };
     this.write(event);
   }
