@@ -10,8 +10,8 @@
  * BENCH_TLS_RUNS (default 4). Each figure is the best run: the first also pays for first-touch memory.
  * The last line printed is one JSON object.
  */
-import { execFileSync, spawn } from 'node:child_process';
-import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { spawn } from 'node:child_process';
+import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { Agent } from '../src/checkpoint/agent.js';
@@ -21,6 +21,7 @@ import { linkAgent, linkCoordinator } from '../src/checkpoint/link.js';
 import { loadControlSecurity } from '../src/checkpoint/tls.js';
 import { formatEndpoint, parseEndpoint } from '../src/checkpoint/transport.js';
 import { silentLogger } from '../src/log.js';
+import { makeCa, makeCert, pkiFiles } from '../test/support/pki.js';
 
 const GiB = 2 ** 30;
 const MiB = 2 ** 20;
@@ -45,31 +46,11 @@ const timeouts = {
   heartbeatLossMs: 10_000,
 };
 
-async function tlsFiles(dir: string): Promise<{ ca: string; cert: string; key: string } | null> {
+function tlsFiles(dir: string): { ca: string; cert: string; key: string } | null {
   try {
-    const run = (...args: string[]): void => void execFileSync('openssl', args, { cwd: dir, stdio: 'ignore' });
-    const ec = ['-newkey', 'ec', '-pkeyopt', 'ec_paramgen_curve:prime256v1', '-nodes'];
-    run('req', '-x509', ...ec, '-keyout', 'ca.key', '-out', 'ca.crt', '-subj', '/CN=bench CA', '-days', '1');
-    run('req', ...ec, '-keyout', 'node.key', '-out', 'node.csr', '-subj', '/CN=node');
-    writeFileSync(join(dir, 'ext.cnf'), 'subjectAltName=IP:127.0.0.1\nextendedKeyUsage=serverAuth,clientAuth\n');
-    run(
-      'x509',
-      '-req',
-      '-in',
-      'node.csr',
-      '-CA',
-      'ca.crt',
-      '-CAkey',
-      'ca.key',
-      '-CAcreateserial',
-      '-out',
-      'node.crt',
-      '-days',
-      '1',
-      '-extfile',
-      'ext.cnf',
-    );
-    return { ca: join(dir, 'ca.crt'), cert: join(dir, 'node.crt'), key: join(dir, 'node.key') };
+    makeCa(dir, 'bench');
+    makeCert(dir, 'bench', 'node');
+    return pkiFiles(dir, 'bench', 'node');
   } catch {
     return null;
   }
@@ -179,7 +160,7 @@ async function main(): Promise<void> {
     console.log(
       `sync-point round trip, empty state, ${count} checkpoints: p50 ${rtt.p50.toFixed(1)} µs, p99 ${rtt.p99.toFixed(1)} µs`,
     );
-    const files = await tlsFiles(dir);
+    const files = tlsFiles(dir);
     const plain: Record<string, number> = {};
     const tls: Record<string, number | null> = {};
     for (const size of sizes) {

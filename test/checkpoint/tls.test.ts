@@ -1,6 +1,5 @@
-import { execFileSync } from 'node:child_process';
 import { once } from 'node:events';
-import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { Writable } from 'node:stream';
@@ -13,6 +12,7 @@ import { TlsRefusedError } from '../../src/checkpoint/errors.js';
 import { clientTlsOptions, loadControlSecurity, type TlsMaterial } from '../../src/checkpoint/tls.js';
 import { connectControl, listenControl, parseEndpoint, type ControlListener } from '../../src/checkpoint/transport.js';
 import { silentLogger } from '../../src/log.js';
+import { makeCa, makeCert, pkiFiles } from '../support/pki.js';
 import { describeWith, hasCommand } from '../support/prerequisites.js';
 import { FakeDriver } from './fake-driver.js';
 import { fastTimeouts, protectedPair, withTimeout, type Pair } from './harness.js';
@@ -23,82 +23,19 @@ afterEach(async () => {
   for (const step of cleanup.splice(0).reverse()) await step();
 });
 
-function openssl(...args: string[]): void {
-  execFileSync('openssl', args, { cwd: dir, stdio: 'ignore' });
-}
-
-/** A throwaway CA and a certificate it signs, usable as TLS server and client. */
-function makeCa(name: string): void {
-  openssl(
-    'req',
-    '-x509',
-    '-newkey',
-    'ec',
-    '-pkeyopt',
-    'ec_paramgen_curve:prime256v1',
-    '-nodes',
-    '-keyout',
-    `${name}-ca.key`,
-    '-out',
-    `${name}-ca.crt`,
-    '-subj',
-    `/CN=${name} test CA`,
-    '-days',
-    '1',
-  );
-}
-
-function makeCert(ca: string, name: string): void {
-  openssl(
-    'req',
-    '-newkey',
-    'ec',
-    '-pkeyopt',
-    'ec_paramgen_curve:prime256v1',
-    '-nodes',
-    '-keyout',
-    `${name}.key`,
-    '-out',
-    `${name}.csr`,
-    '-subj',
-    `/CN=${name}`,
-  );
-  openssl(
-    'x509',
-    '-req',
-    '-in',
-    `${name}.csr`,
-    '-CA',
-    `${ca}-ca.crt`,
-    '-CAkey',
-    `${ca}-ca.key`,
-    '-CAcreateserial',
-    '-out',
-    `${name}.crt`,
-    '-days',
-    '1',
-    '-extfile',
-    'ext.cnf',
-  );
-}
-
 async function material(ca: string, name: string): Promise<TlsMaterial> {
-  const loaded = await loadControlSecurity(
-    { kind: 'tls', ca: join(dir, `${ca}-ca.crt`), cert: join(dir, `${name}.crt`), key: join(dir, `${name}.key`) },
-    silentLogger,
-  );
+  const loaded = await loadControlSecurity({ kind: 'tls', ...pkiFiles(dir, ca, name) }, silentLogger);
   return loaded as TlsMaterial;
 }
 
 describeWith([hasCommand('openssl', 'openssl')], 'TLS with mutual certificate authentication', () => {
   beforeAll(() => {
     dir = mkdtempSync(join(tmpdir(), 'colo-tls-'));
-    writeFileSync(join(dir, 'ext.cnf'), 'subjectAltName=IP:127.0.0.1\nextendedKeyUsage=serverAuth,clientAuth\n');
-    makeCa('good');
-    makeCa('rogue');
-    makeCert('good', 'primary');
-    makeCert('good', 'secondary');
-    makeCert('rogue', 'intruder');
+    makeCa(dir, 'good');
+    makeCa(dir, 'rogue');
+    makeCert(dir, 'good', 'primary');
+    makeCert(dir, 'good', 'secondary');
+    makeCert(dir, 'rogue', 'intruder');
   });
   afterAll(() => rmSync(dir, { recursive: true, force: true }));
 
