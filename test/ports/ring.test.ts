@@ -28,6 +28,9 @@ describeWith(
       const out = await ns.exec(process.execPath, '--import', 'tsx', peer, scenario, 'ra', 'rb', String(count));
       return JSON.parse(out.trim().split('\n').pop() as string) as Record<string, unknown>;
     };
+    /** A token-bucket qdisc on the sending end, so a flood meets a full device queue (removed by the test). */
+    const slowQdisc = (rate: string, burst: string): Promise<string> =>
+      ns.exec('tc', 'qdisc', 'replace', 'dev', 'ra', 'root', 'tbf', 'rate', rate, 'burst', burst, 'limit', '30kb');
     beforeAll(async () => {
       ns = await createNetns(name);
       await ns.exec('ip', 'link', 'add', 'ra', 'type', 'veth', 'peer', 'name', 'rb');
@@ -79,21 +82,7 @@ describeWith(
     });
 
     it('a flood through a slow qdisc: every accepted frame arrives in order, the rest are counted as refused', async () => {
-      await ns.exec(
-        'tc',
-        'qdisc',
-        'replace',
-        'dev',
-        'ra',
-        'root',
-        'tbf',
-        'rate',
-        '50mbit',
-        'burst',
-        '8kb',
-        'limit',
-        '30kb',
-      );
+      await slowQdisc('50mbit', '8kb');
       try {
         for (const scenario of ['backpressure-fits', 'backpressure-overflow']) {
           const result = await run(scenario, 20000);
@@ -110,21 +99,7 @@ describeWith(
     });
 
     it('close while busy: no sink call after close, queued frames counted, nothing left polling', async () => {
-      await ns.exec(
-        'tc',
-        'qdisc',
-        'replace',
-        'dev',
-        'ra',
-        'root',
-        'tbf',
-        'rate',
-        '10mbit',
-        'burst',
-        '4kb',
-        'limit',
-        '30kb',
-      );
+      await slowQdisc('10mbit', '4kb');
       try {
         // The peer prints only at 'beforeExit': a poll that outlived close() would hang it (and fail here).
         const result = await run('close-busy', 20000);
