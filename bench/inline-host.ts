@@ -1,10 +1,9 @@
 /**
  * The host side of `npm run bench:inline`: how its two children are launched (CPU pinning, real-time
  * priority, V8 flags) and the kernel settings and counters it sets and reads (netdev_max_backlog, softnet
- * drops). The knobs are documented in bench/inline.ts's header.
+ * drops, the kernel echo). The knobs are documented in bench/inline.ts's header.
  */
 import { readFileSync, writeFileSync } from 'node:fs';
-import { availableParallelism } from 'node:os';
 
 /** How each child is started: CPU pinning, real-time priority, V8 flags (the knobs in the header). */
 export interface Launch {
@@ -16,8 +15,7 @@ export interface Launch {
 }
 
 export function launchFromEnv(): Launch {
-  const cpus = availableParallelism();
-  const pinText = process.env.BENCH_PIN ?? (cpus >= 2 ? '1,0' : 'off');
+  const pinText = process.env.BENCH_PIN ?? 'off';
   const [p, g] = pinText.split(',').map(Number);
   const pin = pinText === 'off' || !Number.isInteger(p) || !Number.isInteger(g) ? null : { proxy: p, generator: g };
   const number = (name: string): number | null => (process.env[name] ? Number(process.env[name]) : null);
@@ -41,6 +39,26 @@ export function commandFor(ns: string, name: 'proxy' | 'generator', launch: Laun
     command.push('--cpu-prof', `--cpu-prof-dir=${launch.proxyProfileDir}`);
   command.push('--import', 'tsx', script, name);
   return command;
+}
+
+/**
+ * Makes each device send every frame that arrives on it straight back out, unchanged (tc clsact ingress, a
+ * match-all u32 filter, mirred redirect): a VM that echoes, played by the kernel. `run` runs one command.
+ */
+export function echoInKernel(run: (...args: string[]) => void, devices: readonly string[]): void {
+  const bounce = (device: string): string[] =>
+    `ingress protocol all u32 match u32 0 0 action mirred egress redirect dev ${device}`.split(' ');
+  for (const device of devices) {
+    try {
+      run('tc', 'qdisc', 'add', 'dev', device, 'clsact');
+      run('tc', 'filter', 'add', 'dev', device, ...bounce(device));
+    } catch (err) {
+      throw new Error(
+        `BENCH_ECHO=kernel needs tc (iproute2) and the kernel's clsact, u32 and mirred; ` +
+          `BENCH_ECHO=generator does without (${(err as Error).message})`,
+      );
+    }
+  }
 }
 
 const BACKLOG_SYSCTL = '/proc/sys/net/core/netdev_max_backlog';
