@@ -147,8 +147,14 @@ export async function startInlineApp(
     const sync = new CounterSync(proxy, metrics);
     wireObservers({ proxy, coordinator, metrics, events, recorder, logger, emit, loadedAt: () => loadedAt });
 
-    const capture = deps.openPort ? null : chooseCapture(config.capture);
-    const openPort = deps.openPort ?? ((options: LivePortOptions) => openLivePort(capture ?? 'ring', options));
+    // null: the caller's ports (tests), no capture backend.
+    let capture: CaptureBackend | null = null;
+    let openPort = deps.openPort;
+    if (openPort === undefined) {
+      const backend = chooseCapture(config.capture);
+      capture = backend;
+      openPort = (options: LivePortOptions) => openLivePort(backend, options);
+    }
     const ports = {} as Record<'client' | 'primary' | 'secondary', PortLike>;
     for (const role of ['client', 'primary', 'secondary'] as const) {
       const port = openPort({
