@@ -67,6 +67,17 @@ class Child {
     return new Child(fork(file, [], { env: { ...process.env, COLO_BENCH_ROLE: role }, stdio: 'inherit' }));
   }
 
+  /** Lets the child exit (it exits when its IPC channel closes) and waits for it, bounded. */
+  async stop(): Promise<void> {
+    if (this.proc.exitCode !== null || this.proc.signalCode !== null) return;
+    const exited = new Promise<void>((resolve) => this.proc.once('exit', () => resolve()));
+    if (this.proc.connected) this.proc.disconnect();
+    await bounded<void>('load process exit', 10_000, (done) => {
+      void exited.then(done);
+      return () => {};
+    });
+  }
+
   send(m: ToChild, socket?: Socket): void {
     this.proc.send(m, socket);
   }
@@ -375,12 +386,13 @@ try {
     };
   }
   if (wanted('latency')) {
+    // The load processes are not needed for it, and idle ones still wake (V8's own threads): stopped first.
+    await Promise.all([gen.stop(), reader.stop()]);
     const samples = Math.round(10_000 * scale);
     result.latency_us = { ...(await latency(samples)), samples, warm_up_pairs: WARM_UP_PAIRS };
   }
 } finally {
-  gen.proc.disconnect();
-  reader.proc.disconnect();
+  await Promise.all([gen.stop(), reader.stop()]);
 }
 result.load_average = loadavg().map((x) => +x.toFixed(2));
 if (invalid) result.invalid = 'a run saw DO_CHECKPOINT: some frames did not match';

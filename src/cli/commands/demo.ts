@@ -8,7 +8,22 @@ import { replayFiles } from '../../replay/run.js';
 /** The bundled example pairs (examples/README.md), in the order the demo shows them. */
 export const exampleNames = ['http', 'http-nondeterministic', 'resegmented'] as const;
 
-const examplesDir = join(dirname(fileURLToPath(import.meta.url)), '../../../examples');
+/**
+ * The checkout's examples/: the nearest one up from this module, which runs from src/cli/commands/ (tsx) or
+ * from dist/ (the bundle).
+ */
+function findExamplesDir(): string {
+  let dir = dirname(fileURLToPath(import.meta.url));
+  for (;;) {
+    const candidate = join(dir, 'examples');
+    if (existsSync(join(candidate, 'README.md'))) return candidate;
+    const parent = dirname(dir);
+    if (parent === dir) return join(process.cwd(), 'examples');
+    dir = parent;
+  }
+}
+
+const examplesDir = findExamplesDir();
 
 /** The README's main job: replay the bundled example captures and summarise what the engine decided. */
 export function registerDemo(program: Command): void {
