@@ -9,9 +9,9 @@
  *   Rounds alternate QEMU and ours (and which goes first), and the median of the rounds is reported.
  * - CPU per released frame of the compare process (all its threads, from /proc/PID/task/TID/schedstat),
  *   and the generator's and reader's CPU share, so a reader can tell who was busy.
- * - Latency: QEMU and ours run at once and take turns, one pair in flight, paced ~1 ms apart (a low rate:
- *   each process goes idle between pairs). Timed from writing the later frame of a pair (the secondary's)
- *   to reading its release; p50/p99 over the samples. Before them, 20000 unrecorded warm-up pairs go
+ * - Latency: QEMU and ours run at once and take turns in blocks of 500 pairs, one pair in flight, paced
+ *   ~1 ms apart (a low rate: each process goes idle between pairs). The load processes are stopped first.
+ *   Timed from writing the later frame of a pair (the secondary's) to reading its release; p50/p99 over the samples. Before them, 20000 unrecorded warm-up pairs go
  *   through unpaced: V8 optimises a function after enough calls, not after enough time, so at 1 pair/ms
  *   our hot path would still be compiling (on worker threads that preempt the main thread) for the first
  *   ten-odd seconds, and that start-up tail is not the steady state of a proxy that runs for days.
@@ -269,7 +269,7 @@ const WARM_UP_PAIRS = Number(process.env.COLO_BENCH_WARM_UP ?? '20000');
 const LATENCY_BLOCK = 500;
 
 /**
- * Every implementation at once, taking turns: one pair in flight at a time, ~1 ms between pairs. Time from
+ * Every implementation at once, taking turns in blocks: one pair in flight at a time, ~1 ms between pairs. Time from
  * writing the secondary's frame (the later of the pair) to the release arriving.
  */
 async function latency(samples: number): Promise<Record<string, number>> {
