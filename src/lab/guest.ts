@@ -2,6 +2,7 @@ import { randomBytes } from 'node:crypto';
 import { EventEmitter, once } from 'node:events';
 import { createServer, type AddressInfo, type Server, type Socket } from 'node:net';
 import { silentLogger, type Logger } from '../log.js';
+import { DOWNLOAD_REPLY, RequestStream, isStreamPosition, type StreamPosition } from './guest-streams.js';
 
 /**
  * The lab guest: a small line-based key-value service standing in for a VM's application in tests.
@@ -12,7 +13,8 @@ import { silentLogger, type Logger } from '../log.js';
  *   DEL k       -> 1 | 0
  *   DOWNLOAD n  -> exactly n bytes of downloadPattern(0, n), no line ending
  *   PING -> PONG, QUIT -> BYE (then the connection closes)
- * The application state (the key-value map) can be saved and loaded, and the service suspended: while
+ * The application state (the key-value map, and where each connection's requests stand: ./guest-streams.ts)
+ * can be saved and loaded, and the service suspended: while
  * suspended it reads requests but answers none (a download in progress stops writing); on resume the held
  * requests are answered in order. In nondeterministic mode every line reply gets ` ~TOKEN` appended, a fresh
  * random token each time, so two guests with the same state answer differently (downloads stay exact so
@@ -147,7 +149,8 @@ export class LabGuest extends EventEmitter {
 
   /** The application state: every key and value, in insertion order. */
   save(): Buffer {
-    return Buffer.from(JSON.stringify({ format: STATE_FORMAT, kv: [...this.kv] }), 'utf8');
+    const streams = [...this.connections].map((connection) => connection.stream.position());
+    return Buffer.from(JSON.stringify({ format: STATE_FORMAT, kv: [...this.kv], streams }), 'utf8');
   }
 
   /** Replaces the whole application state; on a bad state nothing changes and the reason is returned. */
@@ -158,15 +161,23 @@ export class LabGuest extends EventEmitter {
     } catch {
       return 'not-json';
     }
-    const pairs = (parsed as { format?: unknown; kv?: unknown } | null)?.kv;
-    if ((parsed as { format?: unknown }).format !== STATE_FORMAT || !Array.isArray(pairs)) return 'bad-format';
+    const saved = parsed as { format?: unknown; kv?: unknown; streams?: unknown } | null;
+    const pairs = saved?.kv;
+    if (saved?.format !== STATE_FORMAT || !Array.isArray(pairs)) return 'bad-format';
     const valid = pairs.every(
       (pair: unknown) =>
         Array.isArray(pair) && pair.length === 2 && typeof pair[0] === 'string' && typeof pair[1] === 'string',
     );
-    if (!valid) return 'bad-format';
+    // streams is optional: a state saved before it existed still loads.
+    const streams = saved.streams ?? [];
+    if (!valid || !Array.isArray(streams) || !streams.every(isStreamPosition)) return 'bad-format';
     this.kv.clear();
     for (const [key, value] of pairs as Array<[string, string]>) this.kv.set(key, value);
+    const positions = new Map((streams as StreamPosition[]).map((p) => [p.peer, p]));
+    for (const connection of this.connections) {
+      const primary = positions.get(connection.stream.peer);
+      if (primary) for (const line of connection.stream.adopt(primary)) this.execute(line, false);
+    }
     this.emit('loaded', this.kv.size);
     return null;
   }
@@ -186,13 +197,16 @@ export class LabGuest extends EventEmitter {
     return new Promise((resolve) => this.resumeWaiters.push(resolve));
   }
 
-  /** Answers one request line; null means "no reply" (empty line). */
-  execute(line: string): string | null {
+  /**
+   * Answers one request line; null means "no reply" (empty line). `counted` false: a request applied again
+   * after a load (./guest-streams.ts), which the statistics already hold.
+   */
+  execute(line: string, counted = true): string | null {
     const space = line.indexOf(' ');
     const verb = (space === -1 ? line : line.slice(0, space)).toUpperCase();
     const rest = space === -1 ? '' : line.slice(space + 1);
     const key = rest.split(' ', 1)[0];
-    this.stats.requests++;
+    if (counted) this.stats.requests++;
     switch (verb) {
       case 'SET': {
         if (key === '' || rest.length === key.length) return this.bad('usage: SET key value');
@@ -249,6 +263,7 @@ export class LabGuest extends EventEmitter {
 
 /** One client: splits its bytes into request lines and answers them in order, one at a time. */
 class GuestConnection {
+  readonly stream: RequestStream;
   private partial = '';
   private readonly queue: string[] = [];
   private queuedBytes = 0;
@@ -259,6 +274,7 @@ class GuestConnection {
     private readonly guest: LabGuest,
     readonly socket: Socket,
   ) {
+    this.stream = new RequestStream(`${socket.remoteAddress}:${socket.remotePort}`);
     socket.setNoDelay(true);
     socket.on('data', (chunk: Buffer) => this.receive(chunk));
   }
@@ -304,6 +320,7 @@ class GuestConnection {
       const download = /^DOWNLOAD (\d{1,16})$/i.exec(line);
       if (download) {
         this.guest.stats.requests++;
+        this.stream.record(line, DOWNLOAD_REPLY);
         this.busy = true;
         this.download(Number(download[1])).then(
           () => {
@@ -319,7 +336,10 @@ class GuestConnection {
         this.socket.end(`ERR line longer than ${this.guest.maxLineBytes} bytes\n`);
         return;
       }
-      const reply = this.guest.execute(line);
+      const owed = this.stream.takeOwed();
+      if (owed !== undefined) this.guest.stats.requests++;
+      const reply = owed === undefined ? this.guest.execute(line) : owed;
+      this.stream.record(line, reply);
       if (reply === 'BYE') {
         this.socket.end('BYE\n', 'latin1');
         return;

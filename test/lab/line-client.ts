@@ -22,8 +22,9 @@ export class LineClient {
     socket.on('error', () => undefined);
   }
 
-  static async open(port: number, host = '127.0.0.1'): Promise<LineClient> {
-    const socket = connect(port, host);
+  /** localPort: connect from this port (a second connection from the same address and port, to another guest). */
+  static async open(port: number, host = '127.0.0.1', localPort?: number): Promise<LineClient> {
+    const socket = connect({ port, host, localAddress: localPort === undefined ? undefined : host, localPort });
     await once(socket, 'connect');
     return new LineClient(socket);
   }
