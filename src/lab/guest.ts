@@ -147,7 +147,7 @@ export class LabGuest extends EventEmitter {
     this.emit('resumed');
   }
 
-  /** The application state: every key and value, in insertion order. */
+  /** The state: every key and value in insertion order, and where each connection stands (./guest-streams.ts). */
   save(): Buffer {
     const streams = [...this.connections].map((connection) => connection.stream.position());
     return Buffer.from(JSON.stringify({ format: STATE_FORMAT, kv: [...this.kv], streams }), 'utf8');
