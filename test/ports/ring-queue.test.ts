@@ -1,5 +1,5 @@
 import { constants } from 'node:os';
-import { describe, expect, it } from 'vitest';
+import { describe, expect, it, vi } from 'vitest';
 import type { FramingRejectReason } from '../../proxy/ports/framed.js';
 import { RingPort, type NativePacketRing, type PacketRingClass } from '../../proxy/ports/ring.js';
 
@@ -157,10 +157,12 @@ describe('ring port send queue', () => {
     ring.script = [{ take: 1, blocked: ENOBUFS }];
     p.send(frame(0));
     p.send(frame(1));
-    await microtasks();
+    // Only the flush microtask queued by send() runs first: a 1 ms retry timer cannot fire before this check,
+    // however slow the machine (a setImmediate here could come after it).
+    await Promise.resolve();
     expect(ring.wire).toHaveLength(1);
     expect(ring.watching).toBe(false);
-    await new Promise((resolve) => setTimeout(resolve, 20));
+    await vi.waitFor(() => expect(ring.wire).toHaveLength(2), { timeout: 2000, interval: 1 });
     expect(ring.wire.map((f) => f.readUInt32BE(0))).toEqual([0, 1]);
     expect(p.lastBlockedErrno).toBe(ENOBUFS);
   });
