@@ -89,17 +89,14 @@ export interface LivePortCounters {
   sendErrors: number;
 }
 
+/** Every counter a live port keeps, at zero (the ring port's extend these). */
+export function zeroLivePortCounters(): LivePortCounters {
+  return { framesIn: 0, bytesIn: 0, framesOut: 0, bytesOut: 0, truncated: 0, oversized: 0, sendErrors: 0 };
+}
+
 /** Events: 'oversized' (message: string) once, when the first frame larger than the MTU arrives. */
 export class LivePort extends EventEmitter {
-  readonly counters: LivePortCounters = {
-    framesIn: 0,
-    bytesIn: 0,
-    framesOut: 0,
-    bytesOut: 0,
-    truncated: 0,
-    oversized: 0,
-    sendErrors: 0,
-  };
+  readonly counters: LivePortCounters = zeroLivePortCounters();
   private readonly handle: CapHandle;
   private readonly shared = Buffer.alloc(RING_SLOT_BYTES);
   private readonly maxFrame: number;

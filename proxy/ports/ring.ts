@@ -6,6 +6,7 @@ import {
   DEFAULT_BUFFER_FRAMES,
   LiveCaptureUnavailable,
   oversizedMessage,
+  zeroLivePortCounters,
   type LivePortCounters,
   type LivePortOptions,
 } from './live.js';
@@ -179,13 +180,7 @@ export interface RingPortCounters extends LivePortCounters {
  */
 export class RingPort extends EventEmitter {
   private readonly c: RingPortCounters = {
-    framesIn: 0,
-    bytesIn: 0,
-    framesOut: 0,
-    bytesOut: 0,
-    truncated: 0,
-    oversized: 0,
-    sendErrors: 0,
+    ...zeroLivePortCounters(),
     kernelDrops: 0,
     batchesIn: 0,
     batchesOut: 0,
