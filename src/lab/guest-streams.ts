@@ -63,15 +63,16 @@ export class RequestStream {
 
   /**
    * Squares this stream with the primary's after a load. Returns the requests to apply again (this guest was
-   * ahead); when it was behind, the primary's replies are kept for takeOwed(). A gap wider than the history
-   * (or a download in the way) is left as it is.
+   * ahead); when it was behind, the primary's replies are kept for takeOwed(). null: a gap wider than the
+   * history, left as it is (the caller says so). A download in the way ends the owed replies before it.
    */
-  adopt(primary: StreamPosition): string[] {
+  adopt(primary: StreamPosition): string[] | null {
     this.owed = [];
     const ahead = this.answered - primary.answered;
-    if (ahead > 0) return ahead <= this.lines.length ? this.lines.slice(-ahead) : [];
+    if (ahead > 0) return ahead <= this.lines.length ? this.lines.slice(-ahead) : null;
     const behind = -ahead;
-    if (behind === 0 || behind > primary.replies.length) return [];
+    if (behind === 0) return [];
+    if (behind > primary.replies.length) return null;
     const owed = primary.replies.slice(primary.replies.length - behind);
     const download = owed.indexOf(DOWNLOAD_REPLY);
     this.owed = download === -1 ? owed : owed.slice(0, download);

@@ -176,7 +176,14 @@ export class LabGuest extends EventEmitter {
     const positions = new Map((streams as StreamPosition[]).map((p) => [p.peer, p]));
     for (const connection of this.connections) {
       const primary = positions.get(connection.stream.peer);
-      if (primary) for (const line of connection.stream.adopt(primary)) this.execute(line, false);
+      if (primary === undefined) continue;
+      const again = connection.stream.adopt(primary);
+      if (again === null) {
+        this.log.warn(
+          { peer: primary.peer, answered: connection.stream.answered, primaryAnswered: primary.answered },
+          'lab guest: a connection is further from the loaded state than its history reaches; left as it is',
+        );
+      } else for (const line of again) this.execute(line, false);
     }
     this.emit('loaded', this.kv.size);
     return null;

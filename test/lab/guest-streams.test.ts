@@ -1,5 +1,7 @@
 import { once } from 'node:events';
+import type { Logger } from 'pino';
 import { afterEach, describe, expect, it } from 'vitest';
+import { STREAM_HISTORY } from '../../src/lab/guest-streams.js';
 import { LabGuest } from '../../src/lab/guest.js';
 import { freePorts } from '../support/qemu.js';
 import { LineClient } from './line-client.js';
@@ -16,7 +18,7 @@ afterEach(async () => {
  * A primary and a secondary guest and one client connected to both from the same address and port, the way
  * both VMs see a client behind the proxy; `mirror` sends the same bytes to both.
  */
-async function mirroredPair(): Promise<{
+async function mirroredPair(secondaryOptions: ConstructorParameters<typeof LabGuest>[0] = {}): Promise<{
   primary: LabGuest;
   secondary: LabGuest;
   toPrimary: LineClient;
@@ -24,7 +26,7 @@ async function mirroredPair(): Promise<{
   mirror: (text: string) => void;
 }> {
   const primary = new LabGuest();
-  const secondary = new LabGuest();
+  const secondary = new LabGuest(secondaryOptions);
   guests.push(primary, secondary);
   const p = await primary.listen('127.0.0.1', 0);
   const s = await secondary.listen('127.0.0.1', 0);
@@ -91,6 +93,18 @@ describe('lab guest snapshot: where each connection stands', () => {
     expect((await toPrimary.lines(2))[1]).toBe('1');
     expect((await toSecondary.lines(2))[1]).toBe('1');
     expect((await other.lines(2))[1]).toBe('1'); // the load replaced solo's count, and owed nothing
+  });
+
+  it('a gap wider than the history is left as it is, and said in the log', async () => {
+    const warnings: unknown[] = [];
+    const logger = { warn: (fields: unknown) => warnings.push(fields), info: () => {}, debug: () => {} };
+    const { primary, secondary, toPrimary, mirror } = await mirroredPair({ logger: logger as unknown as Logger });
+    secondary.suspend();
+    const requests = STREAM_HISTORY + 1;
+    mirror('INCR n\n'.repeat(requests));
+    await toPrimary.lines(1 + requests);
+    expect(secondary.load(primary.save())).toBeNull();
+    expect(warnings).toEqual([expect.objectContaining({ answered: 1, primaryAnswered: 1 + requests })]);
   });
 
   it('refuses a state whose stream positions are malformed, and keeps its own', async () => {
