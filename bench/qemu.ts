@@ -28,6 +28,8 @@
  *   COLO_BENCH_WARM_UP=500 (unrecorded pairs before the latency samples; 500 shows the start-up tail)
  *   COLO_BENCH_NODE_ARGS="--max-semi-space-size=32" (extra node options for ours)
  *   COLO_BENCH_STDERR=/tmp/lat (after the latency round, each process's stderr goes to /tmp/lat.IMPL)
+ *   COLO_BENCH_SAMPLES=/tmp/s (each latency sample, in order, with its start time in ms: /tmp/s.IMPL.json)
+ *   COLO_BENCH_LATENCY_BLOCK=500 (pairs per turn in the latency round; 1 alternates pair by pair)
  *
  * Output: progress lines on stderr; the last line on stdout is one JSON object.
  */
@@ -40,6 +42,7 @@ import { buildTcp } from '../compare/wire/build.js';
 import { TcpFlag } from '../compare/wire/frame-info.js';
 import { bounded, encodeFrame } from '../test/support/framed-client.js';
 import { CompareSession, startCompare, type CompareSettings, type Implementation } from '../test/support/qemu.js';
+import { chooseEntry } from '../bin/entry.js';
 import { FrameCounter, type FromChild, type ToChild, type WorkloadSpec } from './qemu-load.js';
 
 const scale = Number(process.env.COLO_BENCH_SCALE ?? '1');
@@ -265,19 +268,26 @@ async function generatorRate(frames: number, bytes: number, gen: Child, reader: 
   }
 }
 
+const samplesFile = process.env.COLO_BENCH_SAMPLES;
 const WARM_UP_PAIRS = Number(process.env.COLO_BENCH_WARM_UP ?? '20000');
-const LATENCY_BLOCK = 500;
+const LATENCY_BLOCK = Number(process.env.COLO_BENCH_LATENCY_BLOCK ?? '500');
 
 /**
  * Every implementation at once, taking turns in blocks: one pair in flight at a time, ~1 ms between pairs. Time from
  * writing the secondary's frame (the later of the pair) to the release arriving.
  */
 async function latency(samples: number): Promise<Record<string, number>> {
-  const sessions: { impl: Implementation; session: CompareSession; counter: FrameCounter; micros: number[] }[] = [];
+  const sessions: {
+    impl: Implementation;
+    session: CompareSession;
+    counter: FrameCounter;
+    micros: number[];
+    at: number[];
+  }[] = [];
   try {
     for (const impl of impls) {
       const session = await CompareSession.open(await startCompare(impl, settingsFor(impl)), settings);
-      sessions.push({ impl, session, counter: new FrameCounter(), micros: [] });
+      sessions.push({ impl, session, counter: new FrameCounter(), micros: [], at: [] });
     }
     let waiting: (() => void) | null = null;
     for (const s of sessions) {
@@ -311,12 +321,14 @@ async function latency(samples: number): Promise<Record<string, number>> {
           await released;
           if (i < WARM_UP_PAIRS) continue;
           s.micros.push((performance.now() - t0) * 1000);
+          s.at.push(t0);
           await new Promise((r) => setTimeout(r, 1));
         }
       }
     }
     const figures: Record<string, number> = {};
     for (const s of sessions) {
+      if (samplesFile) writeFileSync(`${samplesFile}.${s.impl}.json`, JSON.stringify({ at: s.at, micros: s.micros }));
       const sorted = s.micros.sort((a, b) => a - b);
       const at = (q: number): number => Math.round(sorted[Math.min(sorted.length - 1, Math.floor(q * sorted.length))]);
       figures[`${s.impl}_p50`] = at(0.5);
@@ -394,6 +406,9 @@ try {
 } finally {
   await Promise.all([gen.stop(), reader.stop()]);
 }
+// `npm run bench:qemu` builds the bundle first; run otherwise, a stale bundle means ours ran from the sources
+// through tsx, with its loader thread and a slower start: the figures would not be the CLI's.
+result.ours_entry = chooseEntry(fileURLToPath(new URL('..', import.meta.url)));
 result.load_average = loadavg().map((x) => +x.toFixed(2));
 if (invalid) result.invalid = 'a run saw DO_CHECKPOINT: some frames did not match';
 console.log(JSON.stringify(result));
