@@ -82,3 +82,26 @@ export function softnetDropped(): number {
     .split('\n')
     .reduce((sum, line) => sum + parseInt(line.split(/\s+/)[1], 16), 0);
 }
+
+/** Each CPU's busy and total time so far (/proc/stat, in clock ticks; busy is all but idle and iowait). */
+export function cpuTicks(): { busy: number; total: number }[] {
+  return readFileSync('/proc/stat', 'utf8')
+    .split('\n')
+    .filter((line) => /^cpu\d/.test(line))
+    .map((line) => {
+      const ticks = line.trim().split(/\s+/).slice(1, 9).map(Number);
+      const total = ticks.reduce((a, b) => a + b, 0);
+      return { busy: total - ticks[3] - ticks[4], total };
+    });
+}
+
+/** Each CPU's busy share between two cpuTicks() readings, in percent. */
+export function busyPercent(
+  before: { busy: number; total: number }[],
+  after: { busy: number; total: number }[],
+): number[] {
+  return after.map((a, i) => {
+    const total = a.total - before[i].total;
+    return total > 0 ? Math.round(((a.busy - before[i].busy) * 100) / total) : 0;
+  });
+}
