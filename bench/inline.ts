@@ -40,6 +40,10 @@
  *                        back at exit, on failure and on SIGINT/SIGTERM too. Default: unchanged.
  *   BENCH_SEMI_SPACE_MB  N: the proxy's V8 young generation (--max-semi-space-size). Default: Node's.
  *   BENCH_PROXY_PROFILE  DIR: write a CPU profile of the proxy there (node --cpu-prof).
+ *   BENCH_PACING         sleep (default): between batches the generator sleeps when ahead of its schedule (about
+ *                        1 ms, then a batch of rate/1000 frames); spin: it polls, keeping one vCPU busy. Each step
+ *                        prints cpuBusyPct, every CPU's busy share while it sent, which is the proxy's and the
+ *                        kernel's load only when the generator sleeps.
  *   BENCH_SELF_FRAMES    the generator's own timing, frames. Default 500000.
  *   BENCH_RATES          offered rates per second. Default "5000,10000,20000,50000,...,350000,400000,500000".
  *   BENCH_STEP_MS        one throughput step. Default 1000.
@@ -56,7 +60,17 @@ import { liveCaptureAvailable } from '../proxy/ports/live.js';
 import { ringCaptureAvailable } from '../proxy/ports/ring.js';
 import { runGenerator, type GeneratorResult, type Path, type SelfRate } from './inline-generator.js';
 import { commandFor, echoInKernel, launchFromEnv, setBacklog, softnetDropped } from './inline-host.js';
-import { BACKEND, KERNEL_ECHO, PAIRS, QDISC_BYPASS, RX_FRAMES, SELF_PAIR, openPort, print } from './inline-ports.js';
+import {
+  BACKEND,
+  KERNEL_ECHO,
+  PACING,
+  PAIRS,
+  QDISC_BYPASS,
+  RX_FRAMES,
+  SELF_PAIR,
+  openPort,
+  print,
+} from './inline-ports.js';
 
 const script = new URL(import.meta.url).pathname;
 const role = process.argv[2] ?? 'main';
@@ -234,6 +248,7 @@ async function runMain(): Promise<void> {
         proxy_involuntary_switches: proxyCpu?.involuntarySwitches ?? null,
         knobs: {
           echo: KERNEL_ECHO ? 'kernel' : 'generator',
+          pacing: PACING,
           qdisc_bypass: QDISC_BYPASS,
           rx_frames: RX_FRAMES ?? null,
           ...launch,
