@@ -28,7 +28,7 @@
  *   COLO_BENCH_WARM_UP=500 (unrecorded pairs before the latency samples; 500 shows the start-up tail)
  *   COLO_BENCH_NODE_ARGS="--max-semi-space-size=32" (extra node options for ours)
  *   COLO_BENCH_STDERR=/tmp/lat (after the latency round, each process's stderr goes to /tmp/lat.IMPL)
- *   COLO_BENCH_SAMPLES=/tmp/s (each latency sample, in order, with its start time in ms: /tmp/s.IMPL.json)
+ *   COLO_BENCH_SAMPLES=/tmp/s (each latency sample in µs, in order, with its start on CLOCK_MONOTONIC in µs: /tmp/s.IMPL.json)
  *   COLO_BENCH_LATENCY_BLOCK=500 (pairs per turn in the latency round; 1 alternates pair by pair)
  *
  * Output: progress lines on stderr; the last line on stdout is one JSON object.
@@ -317,11 +317,12 @@ async function latency(samples: number): Promise<Record<string, number>> {
           });
           s.session.pri.socket.write(frame);
           const t0 = performance.now();
+          const startUs = Number(process.hrtime.bigint() / 1000n);
           s.session.sec.socket.write(frame);
           await released;
           if (i < WARM_UP_PAIRS) continue;
           s.micros.push((performance.now() - t0) * 1000);
-          s.at.push(t0);
+          s.at.push(startUs);
           await new Promise((r) => setTimeout(r, 1));
         }
       }
