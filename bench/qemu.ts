@@ -43,6 +43,7 @@ import { TcpFlag } from '../compare/wire/frame-info.js';
 import { bounded, encodeFrame } from '../test/support/framed-client.js';
 import { CompareSession, startCompare, type CompareSettings, type Implementation } from '../test/support/qemu.js';
 import { chooseEntry } from '../bin/entry.js';
+import { WireClock, wireClockUnavailable } from './qemu-wire.js';
 import { FrameCounter, type FromChild, type ToChild, type WorkloadSpec } from './qemu-load.js';
 
 const scale = Number(process.env.COLO_BENCH_SCALE ?? '1');
@@ -272,23 +273,42 @@ const samplesFile = process.env.COLO_BENCH_SAMPLES;
 const WARM_UP_PAIRS = Number(process.env.COLO_BENCH_WARM_UP ?? '20000');
 const LATENCY_BLOCK = Number(process.env.COLO_BENCH_LATENCY_BLOCK ?? '500');
 
+/** p50, p90, p99, p99.9 and max of `values`, rounded to whole µs. */
+function percentiles(values: number[]): { p50: number; p90: number; p99: number; p999: number; max: number } {
+  const sorted = Float64Array.from(values).sort();
+  const at = (q: number): number => Math.round(sorted[Math.min(sorted.length - 1, Math.floor(q * sorted.length))]);
+  return { p50: at(0.5), p90: at(0.9), p99: at(0.99), p999: at(0.999), max: at(1) };
+}
+
+interface LatencySession {
+  impl: Implementation;
+  session: CompareSession;
+  counter: FrameCounter;
+  /** Per recorded pair: the bench's own timing (write returned to release read), its start, the inner seq. */
+  micros: number[];
+  at: number[];
+  seqs: number[];
+}
+
 /**
- * Every implementation at once, taking turns in blocks: one pair in flight at a time, ~1 ms between pairs. Time from
- * writing the secondary's frame (the later of the pair) to the release arriving.
+ * Every implementation at once, taking turns in blocks: one pair in flight at a time, ~1 ms between pairs.
+ * Timed on the wire (bench/qemu-wire.ts) when this process may open a packet socket on lo: from the
+ * secondary's frame (the later of the pair) crossing lo to its release crossing lo. Otherwise, and also
+ * alongside, by the bench: from writing the secondary's frame to reading the release, which adds the bench's
+ * own write call and wake-up to both implementations alike.
  */
-async function latency(samples: number): Promise<Record<string, number>> {
-  const sessions: {
-    impl: Implementation;
-    session: CompareSession;
-    counter: FrameCounter;
-    micros: number[];
-    at: number[];
-  }[] = [];
+async function latency(samples: number): Promise<Record<string, unknown>> {
+  const sessions: LatencySession[] = [];
+  const wireUnavailable = wireClockUnavailable();
+  let wire: WireClock | null = null;
   try {
     for (const impl of impls) {
       const session = await CompareSession.open(await startCompare(impl, settingsFor(impl)), settings);
-      sessions.push({ impl, session, counter: new FrameCounter(), micros: [], at: [] });
+      sessions.push({ impl, session, counter: new FrameCounter(), micros: [], at: [], seqs: [] });
     }
+    if (wireUnavailable === null) {
+      wire = new WireClock(new Set(sessions.flatMap((s) => [s.session.proc.ports.sec, s.session.proc.ports.out])));
+    } else log(`latency: timed by the bench, not on the wire: ${wireUnavailable}`);
     let waiting: (() => void) | null = null;
     for (const s of sessions) {
       s.session.out.detach().on('data', (chunk: Buffer) => {
@@ -306,7 +326,8 @@ async function latency(samples: number): Promise<Record<string, number>> {
       const order = block % 2 === 0 ? sessions : [...sessions].reverse();
       for (const s of order) {
         for (let i = first; i < Math.min(total, first + LATENCY_BLOCK); i++) {
-          const spec = { src: '10.0.0.1', dst: '10.0.0.2', srcPort: 80, dstPort: 40000, seq: 1000 + i * 64, ack: 7777 };
+          const seq = 1000 + i * 64;
+          const spec = { src: '10.0.0.1', dst: '10.0.0.2', srcPort: 80, dstPort: 40000, seq, ack: 7777 };
           const frame = encodeFrame(buildTcp({ ...spec, flags: TcpFlag.ACK | TcpFlag.PSH, payload }));
           const target = i + 1;
           const released = bounded<void>(`${s.impl} latency pair ${target}`, 10_000, (done) => {
@@ -323,24 +344,45 @@ async function latency(samples: number): Promise<Record<string, number>> {
           if (i < WARM_UP_PAIRS) continue;
           s.micros.push((performance.now() - t0) * 1000);
           s.at.push(startUs);
+          s.seqs.push(seq);
           await new Promise((r) => setTimeout(r, 1));
         }
       }
     }
-    const figures: Record<string, number> = {};
+    // The ring hands segments over on its own poll: give the last release a moment to be read from it.
+    await new Promise((r) => setTimeout(r, 50));
+    const bench: Record<string, number> = {};
+    const onWire: Record<string, number> = {};
     for (const s of sessions) {
       if (samplesFile) writeFileSync(`${samplesFile}.${s.impl}.json`, JSON.stringify({ at: s.at, micros: s.micros }));
-      const sorted = s.micros.sort((a, b) => a - b);
-      const at = (q: number): number => Math.round(sorted[Math.min(sorted.length - 1, Math.floor(q * sorted.length))]);
-      figures[`${s.impl}_p50`] = at(0.5);
-      figures[`${s.impl}_p99`] = at(0.99);
+      const b = percentiles(s.micros);
+      bench[`${s.impl}_p50`] = b.p50;
+      bench[`${s.impl}_p99`] = b.p99;
       log(
-        `latency ${s.impl}: p50 ${at(0.5)} us, p90 ${at(0.9)} us, p99 ${at(0.99)} us, p99.9 ${at(0.999)} us, ` +
-          `max ${at(1)} us (${samples} pairs)`,
+        `latency ${s.impl}, by the bench: p50 ${b.p50} us, p90 ${b.p90} us, p99 ${b.p99} us, p99.9 ${b.p999} us, ` +
+          `max ${b.max} us (${samples} pairs)`,
+      );
+      if (wire === null) continue;
+      const { sec, out } = s.session.proc.ports;
+      const wireMicros: number[] = [];
+      for (const seq of s.seqs) {
+        const from = wire.timeUs(sec, seq);
+        const to = wire.timeUs(out, seq);
+        if (from !== undefined && to !== undefined) wireMicros.push(to - from);
+      }
+      const w = percentiles(wireMicros);
+      onWire[`${s.impl}_p50`] = w.p50;
+      onWire[`${s.impl}_p99`] = w.p99;
+      onWire[`${s.impl}_missing`] = s.seqs.length - wireMicros.length;
+      log(
+        `latency ${s.impl}, on the wire: p50 ${w.p50} us, p90 ${w.p90} us, p99 ${w.p99} us, p99.9 ${w.p999} us, ` +
+          `max ${w.max} us (${wireMicros.length} of ${s.seqs.length} pairs seen on lo)`,
       );
     }
-    return figures;
+    if (wire === null) return { latency_us: bench, latency_clock: `bench (${wireUnavailable})` };
+    return { latency_us: onWire, latency_clock: 'wire', latency_bench_us: bench, wire_gaps: wire.gaps };
   } finally {
+    wire?.close();
     if (process.env.COLO_BENCH_STDERR) {
       for (const s of sessions) writeFileSync(`${process.env.COLO_BENCH_STDERR}.${s.impl}`, s.session.proc.stderr());
     }
@@ -402,7 +444,9 @@ try {
     // The load processes are not needed for it, and idle ones still wake (V8's own threads): stopped first.
     await Promise.all([gen.stop(), reader.stop()]);
     const samples = Math.round(10_000 * scale);
-    result.latency_us = { ...(await latency(samples)), samples, warm_up_pairs: WARM_UP_PAIRS };
+    const { latency_us, ...how } = await latency(samples);
+    result.latency_us = { ...(latency_us as object), samples, warm_up_pairs: WARM_UP_PAIRS };
+    Object.assign(result, how);
   }
 } finally {
   await Promise.all([gen.stop(), reader.stop()]);
