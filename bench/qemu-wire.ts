@@ -25,12 +25,16 @@ export function wireClockUnavailable(): string | null {
 /** One direction of one TCP connection: the bytes of a frame not yet whole, and the next sequence number. */
 interface Stream {
   pending: Buffer;
+  /** When the first of the pending bytes crossed. */
+  pendingSince: number;
   nextSeq: number;
 }
 
 export class WireClock implements FrameSink {
   /** `port * 2^32 + inner seq` (both fit in 53 bits) -> kernel time in µs (CLOCK_REALTIME). */
   private readonly seen = new Map<number, number>();
+  /** The same key -> when the frame's first bytes (its length) crossed, where that was earlier. */
+  private readonly begun = new Map<number, number>();
   private readonly streams = new Map<number, Stream>();
   private readonly ring: RingPort;
   /** Segments that did not follow on from the last one seen in their stream: its framing is lost from there. */
@@ -47,6 +51,12 @@ export class WireClock implements FrameSink {
    */
   timeUs(port: number, seq: number): number | undefined {
     return this.seen.get(port * 2 ** 32 + seq);
+  }
+
+  /** When the first bytes of that frame crossed lo: earlier than timeUs() only for a frame written in parts. */
+  firstBytesUs(port: number, seq: number): number | undefined {
+    const id = port * 2 ** 32 + seq;
+    return this.begun.get(id) ?? this.seen.get(id);
   }
 
   close(): void {
@@ -69,7 +79,7 @@ export class WireClock implements FrameSink {
     let stream = this.streams.get(key);
     if (stream === undefined) {
       // Watching starts between frames (the sessions are idle then), so the first segment starts one.
-      stream = { pending: Buffer.alloc(0), nextSeq: seq };
+      stream = { pending: Buffer.alloc(0), pendingSince: 0, nextSeq: seq };
       this.streams.set(key, stream);
     }
     if (seq !== stream.nextSeq) {
@@ -77,17 +87,23 @@ export class WireClock implements FrameSink {
       stream.pending = Buffer.alloc(0);
     }
     stream.nextSeq = (seq + payload.length) >>> 0;
-    let bytes = stream.pending.length === 0 ? payload : Buffer.concat([stream.pending, payload]);
     const time = this.ring.frameTimeUs;
+    let firstBytes = stream.pending.length === 0 ? time : stream.pendingSince;
+    let bytes = stream.pending.length === 0 ? payload : Buffer.concat([stream.pending, payload]);
     while (bytes.length >= FRAMING && bytes.length >= FRAMING + bytes.readUInt32BE(0)) {
       const length = bytes.readUInt32BE(0);
       if (length >= INNER_SEQ + 4) {
         const id = port * 2 ** 32 + bytes.readUInt32BE(FRAMING + INNER_SEQ);
-        if (!this.seen.has(id)) this.seen.set(id, time);
+        if (!this.seen.has(id)) {
+          this.seen.set(id, time);
+          if (firstBytes !== time) this.begun.set(id, firstBytes);
+        }
       }
       bytes = bytes.subarray(FRAMING + length);
+      firstBytes = time;
     }
     stream.pending = Buffer.from(bytes);
+    stream.pendingSince = firstBytes;
   }
 
   onReject(): void {}
