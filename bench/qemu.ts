@@ -17,9 +17,10 @@
  *   (from writing the secondary's frame to reading the release, printed alongside, and the fallback), the
  *   bench's own wake-up counts, and it differs between the two: QEMU writes the length and the frame
  *   separately, and the first segment wakes the bench before the release is whole. p50/p99 over the
- *   samples. Before them, 20000 unrecorded warm-up pairs go through unpaced: V8 optimises a function after enough calls, not after enough time, so at 1 pair/ms
- *   our hot path would still be compiling (on worker threads that preempt the main thread) for the first
- *   ten-odd seconds, and that start-up tail is not the steady state of a proxy that runs for days.
+ *   samples. Before them, 20000 unrecorded warm-up pairs go through unpaced: V8 optimises a function after
+ *   enough calls, not after enough time, so at 1 pair/ms our hot path would still be compiling (on worker
+ *   threads that preempt the main thread) for the first ten-odd seconds, and that start-up tail is not the
+ *   steady state of a proxy that runs for days.
  *
  * Both run with compare_timeout 60000 (no timer checkpoint during a run) and max_queue_size 65536 (a queue
  * limit is a correctness feature, not under test here). A run whose DO_CHECKPOINT count is not 0 is
@@ -301,7 +302,7 @@ interface LatencySession {
  * Timed on the wire (bench/qemu-wire.ts) when this process may open a packet socket on lo: from the
  * secondary's frame (the later of the pair) crossing lo to its release crossing lo. Otherwise, and also
  * alongside, by the bench: from writing the secondary's frame to reading the release, which adds the bench's
- * own write call and wake-up to both implementations alike.
+ * own write call and wake-up, and not alike to both (the header above).
  */
 async function latency(samples: number): Promise<Record<string, unknown>> {
   const sessions: LatencySession[] = [];
@@ -384,6 +385,9 @@ async function latency(samples: number): Promise<Record<string, unknown>> {
       onWire[`${s.impl}_p50`] = w.p50;
       onWire[`${s.impl}_p99`] = w.p99;
       onWire[`${s.impl}_missing`] = s.seqs.length - wireMicros.length;
+      if (wireMicros.length < s.seqs.length) {
+        log(`latency ${s.impl}: ${s.seqs.length - wireMicros.length} pairs not seen whole on lo (${wire.gaps} gaps)`);
+      }
       log(
         `latency ${s.impl}, on the wire: p50 ${w.p50} us, p90 ${w.p90} us, p99 ${w.p99} us, p99.9 ${w.p999} us, ` +
           `max ${w.max} us (${wireMicros.length} of ${s.seqs.length} pairs seen on lo); ` +
