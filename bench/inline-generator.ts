@@ -195,9 +195,9 @@ export async function runGenerator(): Promise<void> {
           sentAt[sent] = clockMs();
         }
       }
-      // Ahead of its schedule the generator sleeps about a millisecond (then sends a batch of rate/1000), so
-      // cpuBusyPct shows what the proxy and the kernel use; BENCH_PACING=spin polls instead (one vCPU always
-      // busy). Side by side the two gave the same throughput within this machine's noise.
+      // The generator polls (one vCPU always busy) unless BENCH_PACING=sleep: then, ahead of its schedule, it
+      // sleeps about a millisecond and sends a batch of rate/1000, so cpuBusyPct shows what the proxy and the
+      // kernel use. Sleeping cost the proxy throughput: each release then wakes a halted vCPU (docs/inline.md).
       const behind = sent < Math.min(total, Math.ceil(((performance.now() - started) / 1000) * rate));
       const spin = !light && (behind || PACING === 'spin');
       await new Promise((resolve) => (spin ? setImmediate(resolve) : setTimeout(resolve, 1)));

@@ -14,7 +14,7 @@ export const BACKEND = process.env.BENCH_BACKEND === 'pcap' ? 'pcap' : 'ring';
 
 export const QDISC_BYPASS = process.env.BENCH_QDISC_BYPASS === '1';
 export const KERNEL_ECHO = process.env.BENCH_ECHO !== 'generator';
-export const PACING = process.env.BENCH_PACING === 'spin' ? 'spin' : 'sleep';
+export const PACING = process.env.BENCH_PACING === 'sleep' ? 'sleep' : 'spin';
 export const RX_FRAMES = process.env.BENCH_RX_FRAMES ? Number(process.env.BENCH_RX_FRAMES) : undefined;
 
 export type BenchPort = FramePort & { readonly counters: object };

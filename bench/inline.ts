@@ -40,10 +40,10 @@
  *                        back at exit, on failure and on SIGINT/SIGTERM too. Default: unchanged.
  *   BENCH_SEMI_SPACE_MB  N: the proxy's V8 young generation (--max-semi-space-size). Default: Node's.
  *   BENCH_PROXY_PROFILE  DIR: write a CPU profile of the proxy there (node --cpu-prof).
- *   BENCH_PACING         sleep (default): between batches the generator sleeps when ahead of its schedule (about
- *                        1 ms, then a batch of rate/1000 frames); spin: it polls, keeping one vCPU busy. Each step
- *                        prints cpuBusyPct, every CPU's busy share while it sent, which is the proxy's and the
- *                        kernel's load only when the generator sleeps.
+ *   BENCH_PACING         spin (default): between batches the generator polls, keeping one vCPU busy; sleep: it
+ *                        sleeps when ahead of its schedule (about 1 ms, then a batch of rate/1000 frames). Each
+ *                        step prints cpuBusyPct, every CPU's busy share while it sent, which is the proxy's and
+ *                        the kernel's load only when the generator sleeps.
  *   BENCH_SELF_FRAMES    the generator's own timing, frames. Default 500000.
  *   BENCH_RATES          offered rates per second. Default "5000,10000,20000,50000,...,350000,400000,500000".
  *   BENCH_STEP_MS        one throughput step. Default 1000.
