@@ -48,7 +48,7 @@ import { fileURLToPath } from 'node:url';
 import { buildTcp } from '../compare/wire/build.js';
 import { TcpFlag } from '../compare/wire/frame-info.js';
 import { bounded, encodeFrame } from '../test/support/framed-client.js';
-import { CompareSession, startCompare, type CompareSettings, type Implementation } from '../test/support/qemu.js';
+import { openCompare, type CompareSession, type CompareSettings, type Implementation } from '../test/support/qemu.js';
 import { chooseEntry } from '../bin/entry.js';
 import { WireClock, wireClockUnavailable } from './qemu-wire.js';
 import { FrameCounter, type FromChild, type ToChild, type WorkloadSpec } from './qemu-load.js';
@@ -199,8 +199,8 @@ function settingsFor(impl: Implementation): CompareSettings {
 }
 
 async function throughput(impl: Implementation, frames: number, gen: Child, reader: Child): Promise<Run> {
-  const proc = await startCompare(impl, settingsFor(impl));
-  const session = await CompareSession.open(proc, settings);
+  const session = await openCompare(impl, settingsFor(impl));
+  const proc = session.proc;
   try {
     // The session's connections are handed to the load processes; nothing was left unread on them.
     await gen.give('pri', session.pri.socket);
@@ -310,7 +310,7 @@ async function latency(samples: number): Promise<Record<string, unknown>> {
   let wire: WireClock | null = null;
   try {
     for (const impl of impls) {
-      const session = await CompareSession.open(await startCompare(impl, settingsFor(impl)), settings);
+      const session = await openCompare(impl, settingsFor(impl));
       sessions.push({ impl, session, counter: new FrameCounter(), micros: [], at: [], seqs: [] });
     }
     if (wireUnavailable === null) {

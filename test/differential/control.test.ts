@@ -4,8 +4,8 @@ import {
   CompareSession,
   defaultVnetHeader,
   freePorts,
+  openCompare,
   qemuBinary,
-  startCompare,
   XEN,
   type ExitStatus,
   type Implementation,
@@ -125,23 +125,19 @@ scenarioSuite('differential: flush, queue limit, vnet (QEMU colo-compare vs colo
 
 /** Run `body` against each implementation concurrently, with a session that is always closed. */
 async function each<T>(
-  settings: Parameters<typeof startCompare>[1],
+  settings: Parameters<typeof openCompare>[1],
   body: (session: CompareSession, impl: Implementation) => Promise<T>,
 ): Promise<Map<Implementation, T>> {
   const results = await Promise.all(
     implementations.map(async (impl) => {
-      const proc = await startCompare(impl, { ...quietTimers, ...settings });
-      let session: CompareSession | undefined;
+      const session = await openCompare(impl, { ...quietTimers, ...settings });
       try {
-        session = await CompareSession.open(proc, { ...quietTimers, ...settings });
         return [impl, await body(session, impl)] as const;
       } catch (err) {
-        throw new Error(`${impl}: ${(err as Error).message}\n--- stderr ---\n${proc.stderr().slice(-3000)}`, {
-          cause: err,
-        });
+        const stderr = session.proc.stderr().slice(-3000);
+        throw new Error(`${impl}: ${(err as Error).message}\n--- stderr ---\n${stderr}`, { cause: err });
       } finally {
-        if (session) await session.close();
-        else await proc.stop();
+        await session.close();
       }
     }),
   );

@@ -2,13 +2,7 @@ import { buildIcmp, buildIpRaw, buildTcp, buildUdp, type TcpSpec } from '../../c
 import { TcpFlag } from '../../compare/wire/frame-info.js';
 import { expect, it } from 'vitest';
 import { describeWith, hasCommand } from '../support/prerequisites.js';
-import {
-  CompareSession,
-  qemuBinary,
-  startCompare,
-  type CompareSettings,
-  type Implementation,
-} from '../support/qemu.js';
+import { openCompare, qemuBinary, type CompareSettings, type Implementation } from '../support/qemu.js';
 
 /**
  * Scenarios fed to QEMU's colo-compare and to `colo-proxy compare` alike. A scenario names its frames,
@@ -75,13 +69,10 @@ function nameReleased(scenario: Scenario, sentOnPri: Set<string>, frame: Buffer)
 
 export async function runScenario(impl: Implementation, scenario: Scenario): Promise<ScenarioResult> {
   const settings = { ...quietTimers, ...scenario.settings };
-  const proc = await startCompare(impl, settings);
+  const s = await openCompare(impl, settings);
   const snapshots: Snapshot[] = [];
   const sentOnPri = new Set<string>();
-  let session: CompareSession | undefined;
   try {
-    session = await CompareSession.open(proc, settings);
-    const s = session;
     const snapshot = (): void => {
       snapshots.push({
         released: s.releasedFrames().map((f) => nameReleased(scenario, sentOnPri, f)),
@@ -107,13 +98,12 @@ export async function runScenario(impl: Implementation, scenario: Scenario): Pro
         snapshot();
       }
     }
-    return { snapshots, stderr: proc.stderr() };
+    return { snapshots, stderr: s.proc.stderr() };
   } catch (err) {
     const detail = `${impl}: ${(err as Error).message}\nsnapshots so far: ${JSON.stringify(snapshots)}`;
-    throw new Error(`${detail}\n--- ${impl} stderr ---\n${proc.stderr().slice(-3000)}`, { cause: err });
+    throw new Error(`${detail}\n--- ${impl} stderr ---\n${s.proc.stderr().slice(-3000)}`, { cause: err });
   } finally {
-    if (session) await session.close();
-    else await proc.stop();
+    await s.close();
   }
 }
 
