@@ -273,14 +273,8 @@ export async function openCompare(
       const stderr = proc.stderr().slice(-3000);
       await proc.stop();
       if (impl !== 'qemu' || attempt >= 1) {
-        throw new Error(
-          `${impl}: session did not open: ${(err as Error).message}
---- stderr ---
-${stderr}`,
-          {
-            cause: err,
-          },
-        );
+        const message = `${impl}: session did not open: ${(err as Error).message}\n--- stderr ---\n${stderr}`;
+        throw new Error(message, { cause: err });
       }
       process.stderr.write(`qemu: session did not open (${(err as Error).message}); starting a fresh QEMU\n`);
     }
