@@ -1,24 +1,40 @@
 /**
  * bench:qemu's wire clock: the kernel's time for each framed frame as its TCP segment crosses the loopback
- * interface, from a packet ring on `lo` (the packet-ring addon, root). The latency round measures a pair from
- * the secondary's frame on the wire to its release on the wire: neither the bench's write call nor its own
- * wake-up to read the release is counted, only what the implementation did in between.
+ * interface. The latency round measures a pair from the secondary's frame on the wire to its release on the
+ * wire: neither the bench's write call nor its own wake-up to read the release is counted, only what the
+ * implementation did in between.
+ *
+ * tcpdump takes the timestamps (root): a kernel filter keeps only the data segments of the watched
+ * connections, and without immediate mode it wakes about once a second, so the clock disturbs what it
+ * measures as little as it can. (A packet ring read by the bench itself woke the bench at every segment,
+ * and that doubled both implementations' latency.) The file is read when the round is over.
  *
  * A frame is known by the TCP stream it travels in (the implementation's listening port, either direction)
  * and by its own inner TCP sequence number, which the latency round makes unique per pair.
  */
-import type { FrameSink } from '../proxy/ports/framed.js';
-import { RingPort, ringCaptureAvailable } from '../proxy/ports/ring.js';
+import { execFileSync, spawn, type ChildProcess } from 'node:child_process';
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { openCaptureFile } from '../src/capture/open.js';
 
 const ETHERNET = 14;
 const FRAMING = 4;
 /** Inner frames are Ethernet + IPv4 (20 bytes, no options) + TCP: the sequence number is 4 bytes into TCP. */
 const INNER_SEQ = ETHERNET + 20 + 4;
+const READY_TIMEOUT_MS = 10_000;
+/** tcpdump's capture timeout: the kernel hands it a block of packets at least this often. */
+const BLOCK_TIMEOUT_MS = 1000;
 
 /** Why the wire clock cannot run here, or null when it can. */
 export function wireClockUnavailable(): string | null {
-  if (process.getuid?.() !== 0) return 'not root (a packet socket on lo needs CAP_NET_RAW)';
-  if (!ringCaptureAvailable()) return 'the packet-ring addon did not load';
+  if (process.env.COLO_BENCH_WIRE === '0') return 'COLO_BENCH_WIRE=0';
+  if (process.getuid?.() !== 0) return 'not root (tcpdump on lo needs CAP_NET_RAW)';
+  try {
+    execFileSync('sh', ['-c', 'command -v tcpdump'], { stdio: 'ignore' });
+  } catch {
+    return 'tcpdump not found (apt-get install tcpdump)';
+  }
   return null;
 }
 
@@ -30,18 +46,86 @@ interface Stream {
   nextSeq: number;
 }
 
-export class WireClock implements FrameSink {
+export class WireClock {
   /** `port * 2^32 + inner seq` (both fit in 53 bits) -> kernel time in µs (CLOCK_REALTIME). */
   private readonly seen = new Map<number, number>();
   /** The same key -> when the frame's first bytes (its length) crossed, where that was earlier. */
   private readonly begun = new Map<number, number>();
   private readonly streams = new Map<number, Stream>();
-  private readonly ring: RingPort;
   /** Segments that did not follow on from the last one seen in their stream: its framing is lost from there. */
   gaps = 0;
+  /** Segments tcpdump kept, and what it said it dropped (its summary line). */
+  segments = 0;
+  dropped: string | null = null;
+  private stopped = false;
 
-  constructor(private readonly ports: ReadonlySet<number>) {
-    this.ring = new RingPort({ name: 'wire-clock', iface: 'lo', sink: this, bufferFrames: 65536, timestamps: true });
+  private constructor(
+    private readonly ports: ReadonlySet<number>,
+    private readonly dir: string,
+    private readonly tcpdump: ChildProcess,
+    private readonly stderr: () => string,
+  ) {}
+
+  /** Starts tcpdump on lo for the data segments to and from `ports`; resolves once it is capturing. */
+  static async start(ports: ReadonlySet<number>): Promise<WireClock> {
+    const dir = mkdtempSync(join(tmpdir(), 'colo-wire-'));
+    const portFilter = [...ports].map((p) => `port ${p}`).join(' or ');
+    const hasPayload = '(ip[2:2] - ((ip[0] & 0xf) << 2) - ((tcp[12] & 0xf0) >> 2)) != 0';
+    const args = ['-i', 'lo', '-n', '-B', '65536', '--time-stamp-precision=nano', '-w', join(dir, 'lo.pcap')];
+    const tcpdump = spawn('tcpdump', [...args, `tcp and (${portFilter}) and ${hasPayload}`], {
+      stdio: ['ignore', 'ignore', 'pipe'],
+    });
+    let stderr = '';
+    tcpdump.stderr!.on('data', (chunk: Buffer) => (stderr += chunk.toString()));
+    const clock = new WireClock(ports, dir, tcpdump, () => stderr);
+    await new Promise<void>((resolve, reject) => {
+      const timer = setTimeout(
+        () => done(new Error(`tcpdump not capturing after ${READY_TIMEOUT_MS} ms: ${stderr}`)),
+        READY_TIMEOUT_MS,
+      );
+      const check = (): void => {
+        if (stderr.includes('listening on')) done();
+      };
+      const exited = (): void => done(new Error(`tcpdump exited: ${stderr}`));
+      function done(err?: Error): void {
+        clearTimeout(timer);
+        tcpdump.stderr!.off('data', check);
+        tcpdump.off('exit', exited);
+        if (err) {
+          rmSync(dir, { recursive: true, force: true });
+          reject(err);
+        } else resolve();
+      }
+      tcpdump.stderr!.on('data', check);
+      tcpdump.once('exit', exited);
+    });
+    return clock;
+  }
+
+  /**
+   * Stops tcpdump and reads its file. Once; later calls do nothing. tcpdump reads the kernel's buffer a block
+   * at a time, and a block goes to it when full or after its timeout (tcpdump's 1 s); what is still in the
+   * current block when tcpdump is stopped is lost, so the last segments get two timeouts to arrive first.
+   */
+  async stop(): Promise<void> {
+    if (this.stopped) return;
+    this.stopped = true;
+    if (this.tcpdump.exitCode === null && this.tcpdump.signalCode === null) {
+      await new Promise((resolve) => setTimeout(resolve, 2 * BLOCK_TIMEOUT_MS));
+      const exited = new Promise<void>((resolve) => this.tcpdump.once('exit', () => resolve()));
+      this.tcpdump.kill('SIGINT');
+      await exited;
+    }
+    this.dropped = /(\d+) packets dropped by kernel/.exec(this.stderr())?.[1] ?? null;
+    try {
+      const reader = openCaptureFile(join(this.dir, 'lo.pcap'));
+      const record = reader.record;
+      while (reader.next()) this.onSegment(record.data, record.seconds * 1e6 + record.nanoseconds / 1e3);
+      reader.close();
+      if (reader.error) throw new Error(`reading tcpdump's file: ${reader.error.message}`);
+    } finally {
+      rmSync(this.dir, { recursive: true, force: true });
+    }
   }
 
   /**
@@ -59,11 +143,7 @@ export class WireClock implements FrameSink {
     return this.begun.get(id) ?? this.seen.get(id);
   }
 
-  close(): void {
-    this.ring.close();
-  }
-
-  onFrame(frame: Buffer): void {
+  private onSegment(frame: Buffer, time: number): void {
     if (frame.length < ETHERNET + 20 + 20 || frame.readUInt16BE(12) !== 0x0800) return;
     const ip = ETHERNET;
     if (frame[ip + 9] !== 6) return;
@@ -73,7 +153,8 @@ export class WireClock implements FrameSink {
     const port = this.ports.has(dst) ? dst : this.ports.has(src) ? src : -1;
     if (port < 0) return;
     const payload = frame.subarray(tcp + (frame[tcp + 12] >> 4) * 4, ip + frame.readUInt16BE(ip + 2));
-    if (payload.length === 0) return; // an ACK
+    if (payload.length === 0) return;
+    this.segments++;
     const seq = frame.readUInt32BE(tcp + 4);
     const key = src * 65536 + dst;
     let stream = this.streams.get(key);
@@ -87,7 +168,6 @@ export class WireClock implements FrameSink {
       stream.pending = Buffer.alloc(0);
     }
     stream.nextSeq = (seq + payload.length) >>> 0;
-    const time = this.ring.frameTimeUs;
     let firstBytes = stream.pending.length === 0 ? time : stream.pendingSince;
     let bytes = stream.pending.length === 0 ? payload : Buffer.concat([stream.pending, payload]);
     while (bytes.length >= FRAMING && bytes.length >= FRAMING + bytes.readUInt32BE(0)) {
@@ -105,6 +185,4 @@ export class WireClock implements FrameSink {
     stream.pending = Buffer.from(bytes);
     stream.pendingSince = firstBytes;
   }
-
-  onReject(): void {}
 }

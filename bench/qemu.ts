@@ -11,7 +11,7 @@
  *   and the generator's and reader's CPU share, so a reader can tell who was busy.
  * - Latency: QEMU and ours run at once and take turns in blocks of 500 pairs, one pair in flight, paced
  *   ~1 ms apart (a low rate: each process goes idle between pairs). The load processes are stopped first.
- *   Timed on the wire (as root, with the packet-ring addon; bench/qemu-wire.ts): from the kernel's time for
+ *   Timed on the wire (as root, with tcpdump; bench/qemu-wire.ts): from the kernel's time for
  *   the later frame of a pair (the secondary's) crossing lo to its time for the release crossing lo, whole.
  *   That is the latency the implementation adds, and nothing of the bench's: timed by the bench instead
  *   (from writing the secondary's frame to reading the release, printed alongside, and the fallback), the
@@ -37,6 +37,7 @@
  *   COLO_BENCH_SAMPLES=/tmp/s (each latency sample as the bench timed it, in µs, in order, with its start on
  *     CLOCK_MONOTONIC in µs: /tmp/s.IMPL.json)
  *   COLO_BENCH_LATENCY_BLOCK=500 (pairs per turn in the latency round; 1 alternates pair by pair)
+ *   COLO_BENCH_WIRE=0 (no tcpdump on lo: the latency is timed by the bench only)
  *
  * Output: progress lines on stderr; the last line on stdout is one JSON object.
  */
@@ -299,7 +300,7 @@ interface LatencySession {
 
 /**
  * Every implementation at once, taking turns in blocks: one pair in flight at a time, ~1 ms between pairs.
- * Timed on the wire (bench/qemu-wire.ts) when this process may open a packet socket on lo: from the
+ * Timed on the wire (bench/qemu-wire.ts) when this process may run tcpdump on lo: from the
  * secondary's frame (the later of the pair) crossing lo to its release crossing lo. Otherwise, and also
  * alongside, by the bench: from writing the secondary's frame to reading the release, which adds the bench's
  * own write call and wake-up, and not alike to both (the header above).
@@ -314,7 +315,8 @@ async function latency(samples: number): Promise<Record<string, unknown>> {
       sessions.push({ impl, session, counter: new FrameCounter(), micros: [], at: [], seqs: [] });
     }
     if (wireUnavailable === null) {
-      wire = new WireClock(new Set(sessions.flatMap((s) => [s.session.proc.ports.sec, s.session.proc.ports.out])));
+      const ports = new Set(sessions.flatMap((s) => [s.session.proc.ports.sec, s.session.proc.ports.out]));
+      wire = await WireClock.start(ports);
     } else log(`latency: timed by the bench, not on the wire: ${wireUnavailable}`);
     let waiting: (() => void) | null = null;
     for (const s of sessions) {
@@ -356,8 +358,7 @@ async function latency(samples: number): Promise<Record<string, unknown>> {
         }
       }
     }
-    // The ring hands segments over on its own poll: give the last release a moment to be read from it.
-    await new Promise((r) => setTimeout(r, 50));
+    await wire?.stop();
     const bench: Record<string, number> = {};
     const onWire: Record<string, number> = {};
     for (const s of sessions) {
@@ -395,9 +396,11 @@ async function latency(samples: number): Promise<Record<string, unknown>> {
       );
     }
     if (wire === null) return { latency_us: bench, latency_clock: `bench (${wireUnavailable})` };
-    return { latency_us: onWire, latency_clock: 'wire', latency_bench_us: bench, wire_gaps: wire.gaps };
+    const { gaps, segments, dropped } = wire;
+    const clock = { segments, gaps, tcpdump_dropped: dropped };
+    return { latency_us: onWire, latency_clock: 'wire', latency_bench_us: bench, wire_clock: clock };
   } finally {
-    wire?.close();
+    await wire?.stop();
     if (process.env.COLO_BENCH_STDERR) {
       for (const s of sessions) writeFileSync(`${process.env.COLO_BENCH_STDERR}.${s.impl}`, s.session.proc.stderr());
     }

@@ -1,5 +1,4 @@
 // Run inside a network namespace by ring.test.ts: argv = scenario ifaceA ifaceB [count]. Prints one JSON line.
-import { createSocket } from 'node:dgram';
 import type { FramingRejectReason } from '../../proxy/ports/framed.js';
 import { RingPort, ringClockUs, type RingPortOptions } from '../../proxy/ports/ring.js';
 
@@ -259,51 +258,7 @@ async function closeBusy(): Promise<void> {
   process.once('beforeExit', () => done({ ...result, afterCloseA: a.afterClose, afterCloseB: b.afterClose }));
 }
 
-/**
- * A port on lo: a UDP datagram to 127.0.0.1 arrives once (the outgoing copy is skipped), with the
- * Ethernet header loopback gives (zero addresses, IPv4) and its kernel receive time.
- */
-async function loopback(): Promise<void> {
-  const seen: { frame: Buffer; timeUs: number }[] = [];
-  const payload = Buffer.from(`ring on lo ${process.pid}`);
-  const port: RingPort = new RingPort({
-    name: 'lo',
-    iface: 'lo',
-    bufferFrames: 256,
-    timestamps: true,
-    sink: {
-      onFrame: (frame) => {
-        if (frame.includes(payload)) seen.push({ frame: Buffer.from(frame), timeUs: port.frameTimeUs });
-      },
-      onReject: () => {},
-    },
-  });
-  // A bound receiver, so that no ICMP port-unreachable (which quotes the datagram) comes back.
-  const receiver = createSocket('udp4');
-  await new Promise<void>((resolve) => receiver.bind(0, '127.0.0.1', resolve));
-  const socket = createSocket('udp4');
-  const before = ringClockUs();
-  await new Promise<void>((resolve, reject) =>
-    socket.send(payload, receiver.address().port, '127.0.0.1', (err) => (err ? reject(err) : resolve())),
-  );
-  const after = ringClockUs();
-  await until(() => seen.length > 0);
-  await until(() => false, 100); // a second copy, were outgoing frames captured, would come now
-  socket.close();
-  receiver.close();
-  port.close();
-  const first = seen[0];
-  done({
-    copies: seen.length,
-    macsZero: first !== undefined && first.frame.subarray(0, 12).every((b) => b === 0),
-    etherType: first?.frame.readUInt16BE(12),
-    endsWithPayload: first?.frame.subarray(first.frame.length - payload.length).equals(payload),
-    timeInRange: first !== undefined && first.timeUs >= before && first.timeUs <= after,
-  });
-}
-
 const scenarios: Record<string, () => Promise<void>> = {
-  loopback,
   roundtrip,
   batch,
   keep,

@@ -98,18 +98,6 @@ describeWith(
       }
     });
 
-    it('opens on the loopback interface: each frame once, with its Ethernet header and its kernel receive time', async () => {
-      await ns.exec('ip', 'link', 'set', 'lo', 'up');
-      const result = await run('loopback');
-      expect(result).toEqual({
-        copies: 1,
-        macsZero: true,
-        etherType: 0x0800,
-        endsWithPayload: true,
-        timeInRange: true,
-      });
-    });
-
     it('close while busy: no sink call after close, queued frames counted, nothing left polling', async () => {
       await slowQdisc('10mbit', '4kb');
       try {

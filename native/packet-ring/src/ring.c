@@ -68,9 +68,8 @@ int ring_open(ring_t *r, const char *ifname, uint32_t frame_size, uint32_t frame
   memset(&ifr, 0, sizeof ifr);
   strncpy(ifr.ifr_name, ifname, IFNAMSIZ - 1);
   if (ioctl(r->fd, SIOCGIFHWADDR, &ifr) < 0) goto failed_ioctl;
-  /* Loopback frames carry an Ethernet header too (zero addresses), as libpcap's DLT_EN10MB on lo says. */
-  if (ifr.ifr_hwaddr.sa_family != ARPHRD_ETHER && ifr.ifr_hwaddr.sa_family != ARPHRD_LOOPBACK) {
-    *step = "link type (not an Ethernet or loopback interface)";
+  if (ifr.ifr_hwaddr.sa_family != ARPHRD_ETHER) {
+    *step = "link type (not an Ethernet interface)";
     err = EPROTONOSUPPORT;
     goto failed;
   }
