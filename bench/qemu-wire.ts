@@ -12,11 +12,12 @@
  * A frame is known by the TCP stream it travels in (the implementation's listening port, either direction)
  * and by its own inner TCP sequence number, which the latency round makes unique per pair.
  */
-import { execFileSync, spawn, type ChildProcess } from 'node:child_process';
+import { spawn, type ChildProcess } from 'node:child_process';
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { openCaptureFile } from '../src/capture/open.js';
+import { hasCommand } from '../test/support/prerequisites.js';
 
 const ETHERNET = 14;
 const FRAMING = 4;
@@ -30,12 +31,8 @@ const BLOCK_TIMEOUT_MS = 1000;
 export function wireClockUnavailable(): string | null {
   if (process.env.COLO_BENCH_WIRE === '0') return 'COLO_BENCH_WIRE=0';
   if (process.getuid?.() !== 0) return 'not root (tcpdump on lo needs CAP_NET_RAW)';
-  try {
-    execFileSync('sh', ['-c', 'command -v tcpdump'], { stdio: 'ignore' });
-  } catch {
-    return 'tcpdump not found (apt-get install tcpdump)';
-  }
-  return null;
+  const tcpdump = hasCommand('tcpdump', 'tcpdump');
+  return tcpdump.ok ? null : `tcpdump not found (${tcpdump.fix})`;
 }
 
 /** One direction of one TCP connection: the bytes of a frame not yet whole, and the next sequence number. */
