@@ -83,8 +83,14 @@ export function softnetDropped(): number {
     .reduce((sum, line) => sum + parseInt(line.split(/\s+/)[1], 16), 0);
 }
 
-/** Each CPU's busy and total time so far (/proc/stat, in clock ticks; busy is all but idle and iowait). */
-export function cpuTicks(): { busy: number; total: number }[] {
+/** One CPU's busy and total time so far (/proc/stat, in clock ticks; busy is all but idle and iowait). */
+export interface CpuTicks {
+  busy: number;
+  total: number;
+}
+
+/** Every CPU's ticks so far. */
+export function cpuTicks(): CpuTicks[] {
   return readFileSync('/proc/stat', 'utf8')
     .split('\n')
     .filter((line) => /^cpu\d/.test(line))
@@ -96,10 +102,7 @@ export function cpuTicks(): { busy: number; total: number }[] {
 }
 
 /** Each CPU's busy share between two cpuTicks() readings, in percent. */
-export function busyPercent(
-  before: { busy: number; total: number }[],
-  after: { busy: number; total: number }[],
-): number[] {
+export function busyPercent(before: CpuTicks[], after: CpuTicks[]): number[] {
   return after.map((a, i) => {
     const total = a.total - before[i].total;
     return total > 0 ? Math.round(((a.busy - before[i].busy) * 100) / total) : 0;
