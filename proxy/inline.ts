@@ -242,8 +242,9 @@ export class InlineProxy extends EventEmitter {
     this.counters.framesIn.primary++;
     switch (this.currentMode) {
       case 'protected': {
-        if (dissect(frame, start, frame.length, this.info) === null) this.rewriter.fromPrimary(this.info, this.clock());
-        this.apply(this.engine.push('primary', frame, start, this.clock()));
+        const now = this.clock();
+        if (dissect(frame, start, frame.length, this.info) === null) this.rewriter.fromPrimary(this.info, now);
+        this.apply(this.engine.push('primary', frame, start, now));
         return;
       }
       case 'failover':
@@ -262,14 +263,14 @@ export class InlineProxy extends EventEmitter {
       this.counters.secondaryUnprotected++;
       return;
     }
-    const parsed = dissect(frame, start, frame.length, this.info) === null;
-    if (parsed) this.rewriter.fromSecondary(frame, this.info, this.clock());
+    const now = this.clock();
+    if (dissect(frame, start, frame.length, this.info) === null) this.rewriter.fromSecondary(frame, this.info, now);
     if (mode === 'failover') {
       this.counters.failoverReleased++;
       this.gate?.pass(frame, start);
       return;
     }
-    this.apply(this.engine.push('secondary', frame, start, this.clock()));
+    this.apply(this.engine.push('secondary', frame, start, now));
   }
 
   private apply(decision: Decision): void {
