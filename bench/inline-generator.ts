@@ -239,6 +239,8 @@ export async function runGenerator(): Promise<void> {
     const throughput: Omit<Step, 'latenciesUs'>[] = [];
     let best = 0;
     for (const rate of rates) {
+      // Announced, so that the bench can record the proxy's CPU during one step (BENCH_PERF_STEP).
+      print({ path, starting: rate });
       const result = await step(path, rate, Math.round((rate * stepMs) / 1000));
       const { latenciesUs: _unused, ...row } = result;
       throughput.push(row);

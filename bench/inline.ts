@@ -40,6 +40,9 @@
  *                        back at exit, on failure and on SIGINT/SIGTERM too. Default: unchanged.
  *   BENCH_SEMI_SPACE_MB  N: the proxy's V8 young generation (--max-semi-space-size). Default: Node's.
  *   BENCH_PROXY_PROFILE  DIR: write a CPU profile of the proxy there (node --cpu-prof).
+ *   BENCH_PERF_STEP      RATE: record the proxy with `perf record -g` (linux-perf) during the round-trip step
+ *                        offered at RATE, to bench/out/inline-perf.data, and print where its CPU went
+ *                        (bench/inline-perf.ts; `proxy_perf_split` in the JSON).
  *   BENCH_PACING         spin (default): between batches the generator polls, keeping one vCPU busy; sleep: it
  *                        sleeps when ahead of its schedule (about 1 ms, then a batch of rate/1000 frames). Each
  *                        step prints cpuBusyPct, every CPU's busy share while it sent, which is the proxy's and
@@ -52,7 +55,9 @@
  * (/proc/net/softnet_stat, all CPUs) during the run: frames lost before any packet socket saw them.
  */
 import { execFileSync, spawn, type ChildProcess } from 'node:child_process';
+import { mkdirSync } from 'node:fs';
 import { loadavg } from 'node:os';
+import { dirname } from 'node:path';
 import { createInterface } from 'node:readline';
 import { InlineProxy } from '../proxy/inline.js';
 import type { FrameSink } from '../proxy/ports/framed.js';
@@ -60,6 +65,7 @@ import { liveCaptureAvailable } from '../proxy/ports/live.js';
 import { ringCaptureAvailable } from '../proxy/ports/ring.js';
 import { runGenerator, type GeneratorResult, type Path, type SelfRate } from './inline-generator.js';
 import { commandFor, echoInKernel, launchFromEnv, setBacklog, softnetDropped } from './inline-host.js';
+import { checkPerf, recordPerf, splitPerf, type PerfRecording, type PerfSplit } from './inline-perf.js';
 import {
   BACKEND,
   KERNEL_ECHO,
@@ -73,6 +79,8 @@ import {
 } from './inline-ports.js';
 
 const script = new URL(import.meta.url).pathname;
+const PERF_STEP = process.env.BENCH_PERF_STEP ? Number(process.env.BENCH_PERF_STEP) : null;
+const PERF_FILE = new URL('./out/inline-perf.data', import.meta.url).pathname;
 const role = process.argv[2] ?? 'main';
 
 /** The proxy under test, inside the namespace. Prints {"ready":true}; on SIGTERM prints its counters. */
@@ -140,6 +148,10 @@ async function runMain(): Promise<void> {
       'bench:inline needs the packet-ring addon (apt-get install build-essential python3 && npm ci), ' +
         'or BENCH_BACKEND=pcap',
     );
+  if (PERF_STEP !== null) {
+    checkPerf();
+    mkdirSync(dirname(PERF_FILE), { recursive: true });
+  }
   if (BACKEND === 'pcap' && !liveCaptureAvailable())
     throw new Error('bench:inline needs the cap package built against libpcap (apt-get install libpcap-dev && npm ci)');
   const ns = `colobench${process.pid % 100000}`;
@@ -194,8 +206,29 @@ async function runMain(): Promise<void> {
     type Results = { compare: GeneratorResult; roundtrip: GeneratorResult };
     let result = null as Results | null;
     let self = null as SelfRate | null;
+    let recording: PerfRecording | null = null;
+    let perfSplit: PerfSplit | null = null;
     for await (const line of lines(generator)) {
-      const parsed = JSON.parse(line) as { step?: number; path?: Path; result?: Results; generator?: SelfRate };
+      const parsed = JSON.parse(line) as {
+        step?: number;
+        starting?: number;
+        path?: Path;
+        result?: Results;
+        generator?: SelfRate;
+      };
+      if (parsed.starting !== undefined) {
+        if (PERF_STEP !== null && parsed.path === 'roundtrip' && parsed.starting === PERF_STEP)
+          recording = recordPerf(proxy.pid!, PERF_FILE);
+        continue;
+      }
+      if (recording && parsed.path === 'roundtrip' && parsed.step === PERF_STEP) {
+        await recording.stop();
+        perfSplit = await splitPerf(recording.file);
+        console.log(
+          `proxy's CPU during the ${PERF_STEP}/s round-trip step (${recording.file}): ${JSON.stringify(perfSplit)}`,
+        );
+        recording = null;
+      }
       if (parsed.result) result = parsed.result;
       else if (parsed.generator) {
         self = parsed.generator;
@@ -213,7 +246,12 @@ async function runMain(): Promise<void> {
         new Promise((resolve) => proxy.once('exit', resolve)),
         new Promise((resolve) => setTimeout(resolve, 5000).unref()),
       ]);
+    await recording?.stop();
     if (!result) throw new Error('the generator gave no result');
+    if (PERF_STEP !== null && perfSplit === null)
+      console.log(
+        `BENCH_PERF_STEP=${PERF_STEP}: no round-trip step offered that rate (not in BENCH_RATES, or an earlier step lost frames)`,
+      );
     console.log(`proxy counters: ${status.done ? '(none)' : status.value}`);
     const proxyCpu = status.done ? null : proxyCpuOf(String(status.value));
     const { compare, roundtrip } = result;
@@ -246,6 +284,8 @@ async function runMain(): Promise<void> {
         // The proxy's CPU (user + system, whole run) per frame it received or sent.
         proxy_cpu_us_per_frame: proxyCpu?.usPerFrame ?? null,
         proxy_involuntary_switches: proxyCpu?.involuntarySwitches ?? null,
+        // BENCH_PERF_STEP: where the proxy's CPU went during that round-trip step (null: not asked, or not reached).
+        proxy_perf_split: perfSplit,
         knobs: {
           echo: KERNEL_ECHO ? 'kernel' : 'generator',
           pacing: PACING,
