@@ -8,7 +8,17 @@ import type { FramePort } from '../proxy/port.js';
 import type { FrameSink } from '../proxy/ports/framed.js';
 import { RingPort, ringClockUs } from '../proxy/ports/ring.js';
 import { busyPercent, cpuTicks } from './inline-host.js';
-import { BACKEND, KERNEL_ECHO, PACING, PAIRS, SELF_PAIR, openPort, print, type BenchPort } from './inline-ports.js';
+import {
+  BACKEND,
+  KERNEL_ECHO,
+  PACING,
+  PAIRS,
+  SELF_PAIR,
+  STEP_MS,
+  openPort,
+  print,
+  type BenchPort,
+} from './inline-ports.js';
 
 const CLIENT_MAC = '02:b0:00:00:00:01';
 const VM_MAC = '02:b0:00:00:00:02';
@@ -156,7 +166,6 @@ export async function runGenerator(): Promise<void> {
   const secondary = openPort('secondary', PAIRS.generator[2], echoes[1]);
   echoes[0].port = primary;
   echoes[1].port = secondary;
-  const stepMs = Number(process.env.BENCH_STEP_MS ?? 1000);
   const rates = (
     process.env.BENCH_RATES ?? '5000,10000,20000,50000,100000,150000,200000,250000,300000,350000,400000,500000'
   )
@@ -241,7 +250,7 @@ export async function runGenerator(): Promise<void> {
     for (const rate of rates) {
       // Announced, so that the bench can record the proxy's CPU during one step (BENCH_PERF_STEP).
       print({ path, starting: rate });
-      const result = await step(path, rate, Math.round((rate * stepMs) / 1000));
+      const result = await step(path, rate, Math.round((rate * STEP_MS) / 1000));
       const { latenciesUs: _unused, ...row } = result;
       throughput.push(row);
       const lossless = result.received === result.sent;

@@ -49,7 +49,8 @@
  *                        the kernel's load only when the generator sleeps.
  *   BENCH_SELF_FRAMES    the generator's own timing, frames. Default 500000.
  *   BENCH_RATES          offered rates per second. Default "5000,10000,20000,50000,...,350000,400000,500000".
- *   BENCH_STEP_MS        one throughput step. Default 1000.
+ *   BENCH_STEP_MS        one throughput step. Default 5000: long enough that the receive rings cannot hide
+ *                        a shortfall (a 32768-frame ring holds about 0.1 s at 300 k/s).
  *   BENCH_LATENCY_FRAMES frames in the latency step (1000/s). Default 3000.
  * The last line printed is one JSON object; `softnet_dropped` is the kernel's backlog drops
  * (/proc/net/softnet_stat, all CPUs) during the run: frames lost before any packet socket saw them.
@@ -74,6 +75,7 @@ import {
   QDISC_BYPASS,
   RX_FRAMES,
   SELF_PAIR,
+  STEP_MS,
   openPort,
   print,
 } from './inline-ports.js';
@@ -291,6 +293,7 @@ async function runMain(): Promise<void> {
           pacing: PACING,
           qdisc_bypass: QDISC_BYPASS,
           rx_frames: RX_FRAMES ?? null,
+          step_ms: STEP_MS,
           ...launch,
         },
         load_before: loadBefore,
