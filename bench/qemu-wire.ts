@@ -16,6 +16,8 @@ import { spawn, type ChildProcess } from 'node:child_process';
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { dissect } from '../compare/wire/dissect.js';
+import { FrameInfo, IpProtocol } from '../compare/wire/frame-info.js';
 import { openCaptureFile } from '../src/capture/open.js';
 import { hasCommand } from '../test/support/prerequisites.js';
 
@@ -49,6 +51,7 @@ export class WireClock {
   /** The same key -> when the frame's first bytes (its length) crossed, where that was earlier. */
   private readonly begun = new Map<number, number>();
   private readonly streams = new Map<number, Stream>();
+  private readonly info = new FrameInfo();
   /** Segments that did not follow on from the last one seen in their stream: its framing is lost from there. */
   gaps = 0;
   /** Segments tcpdump kept, and what it said it dropped (its summary line). */
@@ -141,18 +144,14 @@ export class WireClock {
   }
 
   private onSegment(frame: Buffer, time: number): void {
-    if (frame.length < ETHERNET + 20 + 20 || frame.readUInt16BE(12) !== 0x0800) return;
-    const ip = ETHERNET;
-    if (frame[ip + 9] !== 6) return;
-    const tcp = ip + (frame[ip] & 0x0f) * 4;
-    const src = frame.readUInt16BE(tcp);
-    const dst = frame.readUInt16BE(tcp + 2);
+    const info = this.info;
+    if (dissect(frame, 0, frame.length, info) !== null || info.ipProtocol !== IpProtocol.TCP) return;
+    const { srcPort: src, dstPort: dst } = info;
     const port = this.ports.has(dst) ? dst : this.ports.has(src) ? src : -1;
-    if (port < 0) return;
-    const payload = frame.subarray(tcp + (frame[tcp + 12] >> 4) * 4, ip + frame.readUInt16BE(ip + 2));
-    if (payload.length === 0) return;
+    if (port < 0 || info.payloadLength === 0) return;
+    const payload = frame.subarray(info.payloadOffset, info.payloadOffset + info.payloadLength);
     this.segments++;
-    const seq = frame.readUInt32BE(tcp + 4);
+    const seq = info.tcpSeq;
     const key = src * 65536 + dst;
     let stream = this.streams.get(key);
     if (stream === undefined) {
