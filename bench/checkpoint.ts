@@ -22,6 +22,7 @@ import { loadControlSecurity } from '../src/checkpoint/tls.js';
 import { formatEndpoint, parseEndpoint } from '../src/checkpoint/transport.js';
 import { silentLogger } from '../src/log.js';
 import { makeCa, makeCert, pkiFiles } from '../test/support/pki.js';
+import { percentileOfSorted } from './percentile.js';
 
 const GiB = 2 ** 30;
 const MiB = 2 ** 20;
@@ -97,10 +98,6 @@ async function withPair<T>(
   }
 }
 
-function percentile(sorted: number[], p: number): number {
-  return sorted[Math.min(sorted.length - 1, Math.floor((p / 100) * sorted.length))];
-}
-
 async function syncPointRtt(count: number): Promise<{ p50: number; p99: number }> {
   return withPair(null, new NullDriver(), async (coordinator) => {
     const samples: number[] = [];
@@ -112,7 +109,7 @@ async function syncPointRtt(count: number): Promise<{ p50: number; p99: number }
       if (i >= 100) samples.push(elapsed * 1000); // the first 100 warm the JIT and the socket
     }
     samples.sort((a, b) => a - b);
-    return { p50: percentile(samples, 50), p99: percentile(samples, 99) };
+    return { p50: percentileOfSorted(samples, 0.5), p99: percentileOfSorted(samples, 0.99) };
   });
 }
 

@@ -19,6 +19,7 @@ import {
   print,
   type BenchPort,
 } from './inline-ports.js';
+import { percentileOfSorted } from './percentile.js';
 
 const CLIENT_MAC = '02:b0:00:00:00:01';
 const VM_MAC = '02:b0:00:00:00:02';
@@ -237,12 +238,11 @@ export async function runGenerator(): Promise<void> {
     // Light load (1000/s), before any step can leave a backlog: the latency of a match, not of a queue.
     const light = await step(path, 1000, latencyFrames, true);
     const sorted = Float64Array.from(light.latenciesUs).sort();
-    const pct = (p: number): number => sorted[Math.min(sorted.length - 1, Math.floor((p / 100) * sorted.length))];
     const latency = {
       frames: light.sent,
       received: light.received,
-      p50: pct(50),
-      p99: pct(99),
+      p50: percentileOfSorted(sorted, 0.5),
+      p99: percentileOfSorted(sorted, 0.99),
       max: sorted[sorted.length - 1],
     };
     const throughput: Omit<Step, 'latenciesUs'>[] = [];

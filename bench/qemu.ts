@@ -51,6 +51,7 @@ import { TcpFlag } from '../compare/wire/frame-info.js';
 import { bounded, encodeFrame } from '../test/support/framed-client.js';
 import { openCompare, type CompareSession, type CompareSettings, type Implementation } from '../test/support/qemu.js';
 import { chooseEntry } from '../bin/entry.js';
+import { percentileOfSorted } from './percentile.js';
 import { WireClock, wireClockUnavailable } from './qemu-wire.js';
 import { FrameCounter, type FromChild, type ToChild, type WorkloadSpec } from './qemu-load.js';
 
@@ -284,7 +285,7 @@ const LATENCY_BLOCK = Number(process.env.COLO_BENCH_LATENCY_BLOCK ?? '500');
 /** p50, p90, p99, p99.9 and max of `values`, rounded to whole µs. */
 function percentiles(values: number[]): { p50: number; p90: number; p99: number; p999: number; max: number } {
   const sorted = Float64Array.from(values).sort();
-  const at = (q: number): number => Math.round(sorted[Math.min(sorted.length - 1, Math.floor(q * sorted.length))]);
+  const at = (q: number): number => Math.round(percentileOfSorted(sorted, q));
   return { p50: at(0.5), p90: at(0.9), p99: at(0.99), p999: at(0.999), max: at(1) };
 }
 
