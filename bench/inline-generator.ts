@@ -190,8 +190,9 @@ export async function runGenerator(): Promise<void> {
     const ticksBefore = cpuTicks();
     const started = performance.now();
     let sent = 0;
+    const dueNow = (): number => Math.min(total, Math.ceil(((performance.now() - started) / 1000) * rate));
     while (sent < total) {
-      const due = Math.min(total, Math.ceil(((performance.now() - started) / 1000) * rate));
+      const due = dueNow();
       for (let n = 0; sent < due && n < 512; n++, sent++) {
         const frame = frames[sent];
         // The time right after the send returns: the frame is in the kernel (with sendNow, through the
@@ -208,7 +209,7 @@ export async function runGenerator(): Promise<void> {
       // The generator polls (one vCPU always busy) unless BENCH_PACING=sleep: then, ahead of its schedule, it
       // sleeps about a millisecond and sends a batch of rate/1000, so cpuBusyPct shows what the proxy and the
       // kernel use. Sleeping cost the proxy throughput: each release then wakes a halted vCPU (docs/inline.md).
-      const behind = sent < Math.min(total, Math.ceil(((performance.now() - started) / 1000) * rate));
+      const behind = sent < dueNow();
       const spin = !light && (behind || PACING === 'spin');
       await new Promise((resolve) => (spin ? setImmediate(resolve) : setTimeout(resolve, 1)));
     }
