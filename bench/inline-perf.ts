@@ -111,9 +111,15 @@ export class PerfSampleCounter {
   }
 }
 
+/** Throws with perf's own words when `perf script` fails, rather than report an empty split. */
 export async function splitPerf(file: string): Promise<PerfSplit> {
-  const script = spawn('perf', ['script', '-i', file, '-F', 'pid,ip,sym,dso'], { stdio: ['ignore', 'pipe', 'ignore'] });
+  const script = spawn('perf', ['script', '-i', file, '-F', 'pid,ip,sym,dso'], { stdio: ['ignore', 'pipe', 'pipe'] });
+  let stderr = '';
+  script.stderr.on('data', (chunk: Buffer) => (stderr += chunk.toString()));
+  const exited = new Promise<number | null>((resolve) => script.once('close', (code) => resolve(code)));
   const counter = new PerfSampleCounter();
   for await (const line of createInterface({ input: script.stdout })) counter.line(line);
+  const code = await exited;
+  if (code !== 0) throw new Error(`perf script -i ${file} exited with ${code}: ${stderr.trim().slice(-500)}`);
   return counter.split();
 }
