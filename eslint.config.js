@@ -13,6 +13,9 @@ const nodeIo = [
   'node:http',
 ];
 
+/** test/ (frame builders, fixtures, lab helpers) serves tests, benches and examples, never what colo-proxy runs. */
+const noTestImports = { group: ['**/test/**'], message: 'test/ is for tests, benches and examples only' };
+
 export default tseslint.config(
   { ignores: ['node_modules', 'dist', 'coverage', 'examples/**/*.pcap*', '.ci'] },
   js.configs.recommended,
@@ -31,7 +34,10 @@ export default tseslint.config(
         'error',
         {
           paths: nodeIo.map((name) => ({ name, message: 'compare/ is pure: no I/O' })),
-          patterns: [{ group: ['**/proxy/**', '**/src/**'], message: 'compare/ imports nothing from proxy/ or src/' }],
+          patterns: [
+            { group: ['**/proxy/**', '**/src/**'], message: 'compare/ imports nothing from proxy/ or src/' },
+            noTestImports,
+          ],
         },
       ],
       'no-restricted-globals': [
@@ -51,8 +57,14 @@ export default tseslint.config(
     rules: {
       'no-restricted-imports': [
         'error',
-        { patterns: [{ group: ['**/src/**'], message: 'proxy/ never imports src/' }] },
+        { patterns: [{ group: ['**/src/**'], message: 'proxy/ never imports src/' }, noTestImports] },
       ],
+    },
+  },
+  {
+    files: ['src/**/*.ts'],
+    rules: {
+      'no-restricted-imports': ['error', { patterns: [noTestImports] }],
     },
   },
   {

@@ -15,7 +15,7 @@ import { loadavg } from 'node:os';
 import { setFlagsFromString } from 'node:v8';
 import { runInNewContext } from 'node:vm';
 import { CompareEngine } from '../compare/engine.js';
-import { buildTcp, buildUdp } from '../compare/wire/build.js';
+import { buildTcp, buildUdp } from '../test/support/wire-build.js';
 import { TcpFlag } from '../compare/wire/frame-info.js';
 
 // global.gc without requiring the caller to pass --expose-gc: the flag is set, then a fresh context exposes gc.

@@ -3,7 +3,7 @@
  * client, and the VMs for the compare path, times itself first, then runs the latency and throughput steps
  * of both paths and prints the results as one JSON line. bench/inline.ts's header describes what it measures.
  */
-import { buildUdp } from '../compare/wire/build.js';
+import { buildUdp } from '../test/support/wire-build.js';
 import type { FramePort } from '../proxy/port.js';
 import type { FrameSink } from '../proxy/ports/framed.js';
 import { RingPort, ringClockUs } from '../proxy/ports/ring.js';

@@ -11,7 +11,7 @@
  *   forked by bench/qemu.ts with COLO_BENCH_ROLE=generator or COLO_BENCH_ROLE=reader
  */
 import type { Socket } from 'node:net';
-import { buildTcp, buildUdp } from '../compare/wire/build.js';
+import { buildTcp, buildUdp } from '../test/support/wire-build.js';
 import { TcpFlag } from '../compare/wire/frame-info.js';
 import { encodeFrame } from '../test/support/framed-client.js';
 

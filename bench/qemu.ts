@@ -46,7 +46,7 @@ import { readdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { createServer, connect, type Socket } from 'node:net';
 import { loadavg } from 'node:os';
 import { fileURLToPath } from 'node:url';
-import { buildTcp } from '../compare/wire/build.js';
+import { buildTcp } from '../test/support/wire-build.js';
 import { TcpFlag } from '../compare/wire/frame-info.js';
 import { bounded, encodeFrame } from '../test/support/framed-client.js';
 import { openCompare, type CompareSession, type CompareSettings, type Implementation } from '../test/support/qemu.js';

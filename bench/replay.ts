@@ -8,7 +8,7 @@
 import { mkdtempSync, rmSync, statSync } from 'node:fs';
 import { loadavg, tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { buildTcp } from '../compare/wire/build.js';
+import { buildTcp } from '../test/support/wire-build.js';
 import { checksumUpdate32 } from '../compare/wire/checksum.js';
 import { TcpFlag } from '../compare/wire/frame-info.js';
 import { openCaptureFile } from '../src/capture/open.js';

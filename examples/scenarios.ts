@@ -4,7 +4,7 @@
  * clients: what colo-proxy would compare. `npm run examples` writes them; a test checks the files on
  * disk equal a fresh build byte for byte.
  */
-import { buildTcp } from '../compare/wire/build.js';
+import { buildTcp } from '../test/support/wire-build.js';
 import { TcpFlag } from '../compare/wire/frame-info.js';
 import { BufferSink } from '../src/capture/sink.js';
 import { PcapWriter } from '../src/capture/pcap.js';

@@ -2,7 +2,7 @@ import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
-import { buildTcp } from '../../compare/wire/build.js';
+import { buildTcp } from '../support/wire-build.js';
 import { TcpFlag } from '../../compare/wire/frame-info.js';
 import type { Divergence, Packet } from '../../compare/types.js';
 import { DivergenceRecorder } from '../../src/capture/divergence-recorder.js';

@@ -3,7 +3,7 @@ import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, expect, it } from 'vitest';
-import { buildTcp, buildUdp } from '../../compare/wire/build.js';
+import { buildTcp, buildUdp } from '../support/wire-build.js';
 import { TcpFlag } from '../../compare/wire/frame-info.js';
 import { PcapWriter } from '../../src/capture/pcap.js';
 import { PcapngWriter } from '../../src/capture/pcapng-writer.js';

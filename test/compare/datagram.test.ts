@@ -3,7 +3,7 @@
  * says whether we match QEMU or deliberately differ, and why.
  */
 import { describe, expect, it } from 'vitest';
-import { buildIcmp, buildIcmpv6, buildIpRaw, buildUdp } from '../../compare/wire/build.js';
+import { buildIcmp, buildIcmpv6, buildIpRaw, buildUdp } from '../support/wire-build.js';
 import { Harness, udp } from './support.js';
 
 const GRE = 47;

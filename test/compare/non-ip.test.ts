@@ -3,7 +3,7 @@
  * Each test says whether we match QEMU or deliberately differ, and why.
  */
 import { describe, expect, it } from 'vitest';
-import { buildArp, buildEthernet, buildTcp } from '../../compare/wire/build.js';
+import { buildArp, buildEthernet, buildTcp } from '../support/wire-build.js';
 import { Harness, tcp } from './support.js';
 
 const arpReply = (over = {}) =>

@@ -7,7 +7,7 @@ import { describe, expect, it } from 'vitest';
 import fc from 'fast-check';
 import { CompareEngine } from '../../compare/engine.js';
 import type { Side } from '../../compare/types.js';
-import { buildArp, buildIcmp, buildIcmpv6, buildTcp, buildUdp } from '../../compare/wire/build.js';
+import { buildArp, buildIcmp, buildIcmpv6, buildTcp, buildUdp } from '../support/wire-build.js';
 import { Harness, tcp, udp } from './support.js';
 import { cut } from '../support/stream-cuts.js';
 

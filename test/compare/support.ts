@@ -1,6 +1,6 @@
 import { CompareEngine, type CompareOptions, type Decision } from '../../compare/engine.js';
 import type { Divergence, Packet, Side } from '../../compare/types.js';
-import { buildTcp, buildUdp, type TcpSpec, type UdpSpec } from '../../compare/wire/build.js';
+import { buildTcp, buildUdp, type TcpSpec, type UdpSpec } from '../support/wire-build.js';
 import { TcpFlag } from '../../compare/wire/frame-info.js';
 
 export const { ACK, SYN, FIN, RST, PSH } = TcpFlag;

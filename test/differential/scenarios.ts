@@ -1,4 +1,4 @@
-import { buildIcmp, buildIpRaw, buildTcp, buildUdp, type TcpSpec } from '../../compare/wire/build.js';
+import { buildIcmp, buildIpRaw, buildTcp, buildUdp, type TcpSpec } from '../support/wire-build.js';
 import { TcpFlag } from '../../compare/wire/frame-info.js';
 import { expect, it } from 'vitest';
 import { describeWith, hasCommand } from '../support/prerequisites.js';

@@ -1,4 +1,4 @@
-import { buildArp } from '../../compare/wire/build.js';
+import { buildArp } from '../support/wire-build.js';
 import { buildIpRaw, icmp, scenarioSuite, udp, type Scenario } from './scenarios.js';
 
 /** UDP, ICMP and other-protocol comparison (reference 1.2 and 1.6), QEMU vs colo-proxy. */

@@ -1,5 +1,5 @@
 import { afterEach, describe, expect, it } from 'vitest';
-import { buildTcp, buildUdp } from '../../compare/wire/build.js';
+import { buildTcp, buildUdp } from '../support/wire-build.js';
 import { TcpFlag } from '../../compare/wire/frame-info.js';
 import { parseSocketAddress } from '../../proxy/ports/socket-address.js';
 import { startCompareService, type CompareService } from '../../src/dropin/compare-service.js';

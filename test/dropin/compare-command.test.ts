@@ -5,7 +5,7 @@ import net from 'node:net';
 import os from 'node:os';
 import path from 'node:path';
 import { afterEach, describe, expect, it } from 'vitest';
-import { buildUdp } from '../../compare/wire/build.js';
+import { buildUdp } from '../support/wire-build.js';
 import { encodeFrame } from '../../proxy/ports/framed.js';
 import { frameOf, Peer } from '../ports/support.js';
 import { CompareProcess, XEN } from './support.js';

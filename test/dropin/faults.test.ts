@@ -1,5 +1,5 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { buildUdp } from '../../compare/wire/build.js';
+import { buildUdp } from '../support/wire-build.js';
 import { encodeFrame } from '../../proxy/ports/framed.js';
 import { frameOf, lengthOnly, withTimeout, type Peer } from '../ports/support.js';
 import { CompareProcess, XEN } from './support.js';

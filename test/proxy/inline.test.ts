@@ -1,6 +1,6 @@
 import { EventEmitter } from 'node:events';
 import { describe, expect, it } from 'vitest';
-import { buildTcp, buildUdp } from '../../compare/wire/build.js';
+import { buildTcp, buildUdp } from '../support/wire-build.js';
 import { dissect } from '../../compare/wire/dissect.js';
 import { FrameInfo, TcpFlag } from '../../compare/wire/frame-info.js';
 import { InlineProxy, type InlineCheckpointEngine } from '../../proxy/inline.js';

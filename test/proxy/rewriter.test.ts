@@ -1,7 +1,7 @@
 import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
 import { encodeTcpOptions } from '../../compare/wire/tcp.js';
-import { buildTcp } from '../../compare/wire/build.js';
+import { buildTcp } from '../support/wire-build.js';
 import { transportChecksumOk } from '../../compare/wire/checksum.js';
 import { dissect } from '../../compare/wire/dissect.js';
 import { FrameInfo, TcpFlag } from '../../compare/wire/frame-info.js';

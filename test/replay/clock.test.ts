@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { buildUdp } from '../../compare/wire/build.js';
+import { buildUdp } from '../support/wire-build.js';
 import type { Divergence, Packet, Side } from '../../compare/types.js';
 import { openCaptureBuffer } from '../../src/capture/open.js';
 import { PcapWriter } from '../../src/capture/pcap.js';

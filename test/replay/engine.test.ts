@@ -1,6 +1,6 @@
 import { describe, expect, it } from 'vitest';
 import { CompareEngine } from '../../compare/engine.js';
-import { buildTcp, buildUdp } from '../../compare/wire/build.js';
+import { buildTcp, buildUdp } from '../support/wire-build.js';
 import { TcpFlag } from '../../compare/wire/frame-info.js';
 import { openCaptureBuffer } from '../../src/capture/open.js';
 import { PcapWriter } from '../../src/capture/pcap.js';

@@ -2,7 +2,7 @@ import { Registry } from 'prom-client';
 import { describe, expect, it } from 'vitest';
 import { CompareEngine } from '../../compare/engine.js';
 import type { Divergence, Packet, Side } from '../../compare/types.js';
-import { buildUdp } from '../../compare/wire/build.js';
+import { buildUdp } from '../support/wire-build.js';
 import { ColoMetrics, MetricName, metricNames, type DecisionLike } from '../../src/stats/metrics.js';
 
 function packet(side: Side, arrivedAt: number, length = 60): Packet {

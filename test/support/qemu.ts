@@ -2,7 +2,7 @@ import { spawn, type ChildProcess } from 'node:child_process';
 import { connect, createServer, type Server, type Socket } from 'node:net';
 import { tmpdir } from 'node:os';
 import { fileURLToPath } from 'node:url';
-import { buildUdp } from '../../compare/wire/build.js';
+import { buildUdp } from './wire-build.js';
 import { bounded, encodeFrame, FramedConnection, type WireFrame } from './framed-client.js';
 
 /**

@@ -1,6 +1,6 @@
 /** fast-check generators for frame specs shared by the property tests. */
 import fc from 'fast-check';
-import type { EthernetSpec, IcmpSpec, TcpSpec, UdpSpec } from '../../../compare/wire/build.js';
+import type { EthernetSpec, IcmpSpec, TcpSpec, UdpSpec } from '../../support/wire-build.js';
 import { encodeTcpOptions } from '../../../compare/wire/tcp.js';
 
 const u16 = fc.integer({ min: 0, max: 0xffff });

@@ -1,6 +1,6 @@
 import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
-import { buildTcp } from '../../../compare/wire/build.js';
+import { buildTcp } from '../../support/wire-build.js';
 import {
   checksumUpdate16,
   checksumUpdate32,

@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { buildEthernet, buildIpRaw } from '../../../compare/wire/build.js';
+import { buildEthernet, buildIpRaw } from '../../support/wire-build.js';
 import { connectionIdOf, protocolOf } from '../../../compare/wire/connection-id.js';
 import { dissect } from '../../../compare/wire/dissect.js';
 import { FrameInfo } from '../../../compare/wire/frame-info.js';

@@ -1,6 +1,6 @@
 import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
-import { buildArp, buildIcmp, buildIcmpv6, buildIpRaw, buildTcp, buildUdp } from '../../../compare/wire/build.js';
+import { buildArp, buildIcmp, buildIcmpv6, buildIpRaw, buildTcp, buildUdp } from '../../support/wire-build.js';
 import { dissect } from '../../../compare/wire/dissect.js';
 import { FrameInfo, type MalformedReason } from '../../../compare/wire/frame-info.js';
 import { allFixtures } from './fixtures.js';

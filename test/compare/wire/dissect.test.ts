@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { buildEthernet, buildIpRaw, buildTcp, buildUdp } from '../../../compare/wire/build.js';
+import { buildEthernet, buildIpRaw, buildTcp, buildUdp } from '../../support/wire-build.js';
 import { dissect, MAX_FRAME_LENGTH } from '../../../compare/wire/dissect.js';
 import { FrameInfo, type MalformedReason } from '../../../compare/wire/frame-info.js';
 import {

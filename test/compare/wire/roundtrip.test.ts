@@ -1,7 +1,7 @@
 import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
 import { ipBytes } from '../../../compare/wire/address.js';
-import { buildIcmp, buildIcmpv6, buildTcp, buildUdp } from '../../../compare/wire/build.js';
+import { buildIcmp, buildIcmpv6, buildTcp, buildUdp } from '../../support/wire-build.js';
 import { transportChecksumOk } from '../../../compare/wire/checksum.js';
 import { connectionIdOf } from '../../../compare/wire/connection-id.js';
 import { dissect } from '../../../compare/wire/dissect.js';

@@ -4,7 +4,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import fc from 'fast-check';
 import { afterAll, expect, it } from 'vitest';
-import { buildIcmp, buildIcmpv6, buildTcp, buildUdp } from '../../../compare/wire/build.js';
+import { buildIcmp, buildIcmpv6, buildTcp, buildUdp } from '../../support/wire-build.js';
 import { connectionIdOf } from '../../../compare/wire/connection-id.js';
 import { dissect } from '../../../compare/wire/dissect.js';
 import { FrameInfo } from '../../../compare/wire/frame-info.js';

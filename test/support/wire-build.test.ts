@@ -1,16 +1,8 @@
 import { describe, expect, it } from 'vitest';
-import {
-  buildArp,
-  buildEthernet,
-  buildIcmp,
-  buildIcmpv6,
-  buildIpRaw,
-  buildTcp,
-  buildUdp,
-} from '../../../compare/wire/build.js';
-import { TcpFlag } from '../../../compare/wire/frame-info.js';
-import { encodeTcpOptions } from '../../../compare/wire/tcp.js';
-import * as fx from './fixtures.js';
+import { buildArp, buildEthernet, buildIcmp, buildIcmpv6, buildIpRaw, buildTcp, buildUdp } from './wire-build.js';
+import { TcpFlag } from '../../compare/wire/frame-info.js';
+import { encodeTcpOptions } from '../../compare/wire/tcp.js';
+import * as fx from '../compare/wire/fixtures.js';
 
 const v4 = { src: '192.0.2.1', dst: '192.0.2.2' };
 const v6 = { src: '2001:db8::1', dst: '2001:db8::2' };

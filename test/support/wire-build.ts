@@ -1,27 +1,28 @@
 /**
- * Frame builders for tests, examples and the lab: plain specs in, full Ethernet frames (offset 0) out,
+ * Frame builders for tests, benches and examples: plain specs in, full Ethernet frames (offset 0) out,
  * with correct IP header and transport checksums. IPv4 or IPv6 is chosen from the address form.
- * Builders allocate freely and throw on bad specs: they are never on the hot path.
+ * Builders allocate freely and throw on bad specs, so they stay out of compare/, proxy/ and src/ (the lint
+ * keeps those from importing test/).
  */
-import { ipFamily } from './address.js';
-import { emitArp } from './arp.js';
-import { put16 } from './bytes.js';
-import { transportChecksum } from './checksum.js';
-import { ETHERNET_HEADER_LENGTH, emitEthernet } from './ethernet.js';
-import { EtherType, IpProtocol } from './frame-info.js';
-import { emitIcmp, emitIcmpMessage, IcmpType } from './icmp.js';
-import { Icmpv6Type } from './icmpv6.js';
-import { emitIpv4, ipv4HeaderLength } from './ipv4.js';
+import { ipFamily } from '../../compare/wire/address.js';
+import { emitArp } from '../../compare/wire/arp.js';
+import { put16 } from '../../compare/wire/bytes.js';
+import { transportChecksum } from '../../compare/wire/checksum.js';
+import { ETHERNET_HEADER_LENGTH, emitEthernet } from '../../compare/wire/ethernet.js';
+import { EtherType, IpProtocol } from '../../compare/wire/frame-info.js';
+import { emitIcmp, emitIcmpMessage, IcmpType } from '../../compare/wire/icmp.js';
+import { Icmpv6Type } from '../../compare/wire/icmpv6.js';
+import { emitIpv4, ipv4HeaderLength } from '../../compare/wire/ipv4.js';
 import {
   emitIpv6,
   emitIpv6Extensions,
   IPV6_HEADER_LENGTH,
   ipv6ExtensionLength,
   type Ipv6ExtensionRepr,
-} from './ipv6.js';
-import { emitTcp, tcpHeaderLength } from './tcp.js';
-import { emitUdp } from './udp.js';
-import { emitVlan, VLAN_TAG_LENGTH } from './vlan.js';
+} from '../../compare/wire/ipv6.js';
+import { emitTcp, tcpHeaderLength } from '../../compare/wire/tcp.js';
+import { emitUdp } from '../../compare/wire/udp.js';
+import { emitVlan, VLAN_TAG_LENGTH } from '../../compare/wire/vlan.js';
 
 export const DEFAULT_SRC_MAC = '52:54:00:00:00:01';
 export const DEFAULT_DST_MAC = '52:54:00:00:00:02';
