@@ -1,8 +1,8 @@
 import { readFileSync } from 'node:fs';
-import type { Command } from 'commander';
+import { Option, type Command } from 'commander';
 import { parse as parseYaml, YAMLParseError } from 'yaml';
 import type { z } from 'zod';
-import { ConfigError } from './errors.js';
+import { ConfigError, ConfigErrors } from './errors.js';
 
 /**
  * Generic config loading for every command: an optional YAML file, command-line flags merged over it
@@ -33,6 +33,8 @@ export interface FlagSpec {
   readonly parse?: (raw: string) => unknown;
   /** Other fields this flag sets, e.g. `{ 'driver.kind': 'exec' }` for the exec hook flags. */
   readonly implies?: Readonly<Record<string, unknown>>;
+  /** Earlier spellings ('--heartbeat-timeout'): still accepted, hidden from --help, warned about when used. */
+  readonly formerly?: readonly string[];
 }
 
 /** commander's attribute name for a flag: '--exec-suspend <cmd>' -> 'execSuspend'. */
@@ -44,8 +46,22 @@ export function flagAttribute(flag: string): string {
 
 /** Declares every flag on a commander command (values stay strings; the schema validates them). */
 export function declareFlags(command: Command, specs: readonly FlagSpec[]): Command {
-  for (const spec of specs) command.option(spec.flag, spec.description);
+  for (const spec of specs) {
+    command.option(spec.flag, spec.description);
+    const argument = spec.flag.split(' ').slice(1).join(' ');
+    for (const old of spec.formerly ?? []) {
+      command.addOption(new Option(`${old} ${argument}`.trim(), `same as ${longFlag(spec.flag)}`).hideHelp());
+    }
+  }
   return command;
+}
+
+function longFlag(flag: string): string {
+  return flag.split(' ')[0];
+}
+
+function warnToStderr(message: string): void {
+  process.stderr.write(`colo-proxy: ${message}\n`);
 }
 
 type Tree = Record<string, unknown>;
@@ -86,12 +102,23 @@ export function mergeOver(base: unknown, over: unknown): unknown {
  * belong to the command itself (e.g. `config`) and are left alone; commander already refused unknown flags.
  * Keys containing a dot are taken as config paths directly (embedding code and tests use this).
  */
-export function flagsToOverrides(specs: readonly FlagSpec[], flags: Record<string, unknown>): Tree {
+export function flagsToOverrides(
+  specs: readonly FlagSpec[],
+  flags: Record<string, unknown>,
+  warn: (message: string) => void = warnToStderr,
+): Tree {
   const byAttribute = new Map(specs.map((spec) => [flagAttribute(spec.flag), spec]));
+  const former = new Map<string, [string, FlagSpec]>();
+  for (const spec of specs) for (const old of spec.formerly ?? []) former.set(flagAttribute(old), [old, spec]);
   const overrides: Tree = {};
   for (const [key, raw] of Object.entries(flags)) {
     if (raw === undefined) continue;
-    const spec = byAttribute.get(key);
+    let spec = byAttribute.get(key);
+    const old = former.get(key);
+    if (spec === undefined && old !== undefined) {
+      spec = old[1];
+      warn(`${old[0]} is deprecated: use ${longFlag(spec.flag)}`);
+    }
     if (spec === undefined) {
       if (key.includes('.')) setPath(overrides, key, raw);
       continue;
@@ -122,21 +149,38 @@ export function readConfigFile(file: string): Tree {
   return tree;
 }
 
-/** The first zod issue as a ConfigError: the dotted field path, what the schema expected, what it got. */
-export function issueToConfigError(schema: z.ZodType, issue: z.core.$ZodIssue, input: unknown): ConfigError {
+/** One zod issue as ConfigErrors (one per unknown key): the dotted field path, what was expected, what came. */
+export function issueToConfigErrors(schema: z.ZodType, issue: z.core.$ZodIssue, input: unknown): ConfigError[] {
   const path = issue.path.map(String);
   if (issue.code === 'unrecognized_keys') {
-    const key = issue.keys[0];
     const known = knownFields(schema, issue.path, input);
     const hint = known.length > 0 ? ` (known fields here: ${known.join(', ')})` : '';
-    return new ConfigError(
-      [...path, key].join('.'),
-      `no field of this name: it is unknown${hint}`,
-      getPath(input, [...issue.path, key]),
+    return issue.keys.map(
+      (key) =>
+        new ConfigError(
+          [...path, key].join('.'),
+          `no field of this name: it is unknown${hint}`,
+          getPath(input, [...issue.path, key]),
+        ),
     );
   }
   const field = path.length > 0 ? path.join('.') : '(root)';
-  return new ConfigError(field, issue.message, getPath(input, issue.path));
+  return [new ConfigError(field, issue.message, getPath(input, issue.path))];
+}
+
+/** Every zod issue, at most one per field (the first the schema raised), as one ConfigErrors. */
+export function issuesToConfigError(
+  schema: z.ZodType,
+  issues: readonly z.core.$ZodIssue[],
+  input: unknown,
+): ConfigErrors {
+  const byField = new Map<string, ConfigError>();
+  for (const issue of issues) {
+    for (const error of issueToConfigErrors(schema, issue, input)) {
+      if (!byField.has(error.field)) byField.set(error.field, error);
+    }
+  }
+  return new ConfigErrors([...byField.values()]);
 }
 
 /** Best effort: the field names the schema allows at `path` (used to make "unknown field" errors useful). */
@@ -186,14 +230,19 @@ export interface LoadOptions {
   flagSpecs?: readonly FlagSpec[];
   /** Runs on the merged tree before validation, e.g. to drop a file section a flag replaced wholesale. */
   prepare?: (file: Tree, overrides: Tree) => Tree;
+  /** Where a deprecated flag's warning goes (stderr by default). */
+  warn?: (message: string) => void;
 }
 
-/** File, then flags over it, then the schema. Throws ConfigError (or ConfigFileError) on the first problem. */
+/**
+ * File, then flags over it, then the schema. Throws ConfigFileError for a file it cannot use, else
+ * ConfigErrors naming every field the schema refused.
+ */
 export function loadConfig<S extends z.ZodType>(schema: S, options: LoadOptions = {}): z.output<S> {
   const fromFile = options.file === undefined ? {} : readConfigFile(options.file);
-  const overrides = flagsToOverrides(options.flagSpecs ?? [], options.flags ?? {});
+  const overrides = flagsToOverrides(options.flagSpecs ?? [], options.flags ?? {}, options.warn);
   const merged = options.prepare ? options.prepare(fromFile, overrides) : mergeOver(fromFile, overrides);
   const result = schema.safeParse(merged);
-  if (!result.success) throw issueToConfigError(schema, result.error.issues[0], merged);
+  if (!result.success) throw issuesToConfigError(schema, result.error.issues, merged);
   return result.data;
 }

@@ -6,6 +6,7 @@ import { afterAll, describe, expect, it } from 'vitest';
 import { ExecDriver } from '../../src/checkpoint/drivers/exec.js';
 import { LabDriver } from '../../src/checkpoint/drivers/lab.js';
 import {
+  checkpointConfigSchema,
   checkpointEndpoint,
   checkpointFlags,
   checkpointSecurity,
@@ -14,7 +15,7 @@ import {
   parseSize,
 } from '../../src/config/checkpoint.js';
 import { ConfigError } from '../../src/config/errors.js';
-import { declareFlags } from '../../src/config/load.js';
+import { declareFlags, loadConfig } from '../../src/config/load.js';
 
 const dir = mkdtempSync(join(tmpdir(), 'colo-ckpt-config-'));
 afterAll(() => rmSync(dir, { recursive: true, force: true }));
@@ -79,7 +80,7 @@ describe('checkpoint config', () => {
   it('starts from flags alone, as in `colo-proxy secondary --listen ... --plaintext`', () => {
     const config = loadCheckpointConfig(
       undefined,
-      { listen: '127.0.0.1:7000', execSuspend: 's', execLoad: 'l', execResume: 'r', plaintext: true },
+      { listen: '127.0.0.1:7000', driverSuspend: 's', driverLoad: 'l', driverResume: 'r', plaintext: true },
       'secondary',
     );
     expect(config.endpoint).toBe('listen:127.0.0.1:7000');
@@ -91,14 +92,12 @@ describe('checkpoint config', () => {
   it('flags override file values', () => {
     const config = loadCheckpointConfig(yaml(SECONDARY), {
       connect: 'connect:10.0.0.2:9100',
-      checkpointTimer: '500',
-      waitTimeout: '250',
-      loadTimeout: '1000',
-      execLoad: 'other-load',
-      maxStateSize: '64MiB',
+      waitMs: '250',
+      driverLoadMs: '1000',
+      driverLoad: 'other-load',
+      maxStateBytes: '64MiB',
     });
     expect(config.endpoint).toBe('connect:10.0.0.2:9100');
-    expect(config.checkpointTimerMs).toBe(500);
     expect(config.timeouts.waitMs).toBe(250);
     expect(config.maxStateBytes).toBe(64 * 2 ** 20);
     expect(config.driver).toMatchObject({ kind: 'exec', load: 'other-load', suspend: 'virsh suspend vm' });
@@ -106,7 +105,7 @@ describe('checkpoint config', () => {
   });
 
   it('a flag choosing another driver kind replaces the file driver; --plaintext replaces the file tls', () => {
-    const config = loadCheckpointConfig(yaml(SECONDARY), { labControl: '/run/guest.sock', plaintext: true });
+    const config = loadCheckpointConfig(yaml(SECONDARY), { driverControl: '/run/guest.sock', plaintext: true });
     expect(config.driver).toEqual({
       kind: 'lab',
       control: '/run/guest.sock',
@@ -126,7 +125,7 @@ describe('checkpoint config', () => {
       ],
       [
         undefined,
-        { listen: '127.0.0.1:99999', plaintext: true, labControl: 'x' },
+        { listen: '127.0.0.1:99999', plaintext: true, driverControl: 'x' },
         'endpoint',
         /got "listen:127\.0\.0\.1:99999"/,
       ],
@@ -143,8 +142,8 @@ describe('checkpoint config', () => {
         'timeouts.waitMs',
         /in milliseconds \(a positive integer\), got -5/,
       ],
-      [yaml(SECONDARY), { checkpointTimer: 'soon' }, 'checkpointTimerMs', /got "soon"/],
-      [yaml(SECONDARY), { maxStateSize: 'lots' }, 'maxStateBytes', /"64MiB"/],
+      [yaml(SECONDARY), { heartbeatLossMs: 'soon' }, 'timeouts.heartbeatLossMs', /got "soon"/],
+      [yaml(SECONDARY), { maxStateBytes: 'lots' }, 'maxStateBytes', /"64MiB"/],
       [
         yaml(SECONDARY.replace('kind: exec', 'kind: exec\n  suspnd: typo')),
         {},
@@ -162,7 +161,7 @@ describe('checkpoint config', () => {
       ],
       [
         undefined,
-        { listen: '127.0.0.1:1', plaintext: true, driver: 'lab', labControl: 'tcp:nohost' },
+        { listen: '127.0.0.1:1', plaintext: true, driverKind: 'lab', driverControl: 'tcp:nohost' },
         'driver.control',
         /tcp:HOST:PORT/,
       ],
@@ -174,14 +173,14 @@ describe('checkpoint config', () => {
   });
 
   it('checks the hooks each role needs: the primary saves, the secondary loads', () => {
-    const flags = { listen: '127.0.0.1:7000', plaintext: true, execSuspend: 's', execResume: 'r' };
-    const primary = error(() => loadCheckpointConfig(undefined, { ...flags, execLoad: 'l' }, 'primary'));
+    const flags = { listen: '127.0.0.1:7000', plaintext: true, driverSuspend: 's', driverResume: 'r' };
+    const primary = error(() => loadCheckpointConfig(undefined, { ...flags, driverLoad: 'l' }, 'primary'));
     expect(primary.message).toBe(
       'config field "driver.save": expected a shell command string (the primary runs the save hook), got undefined',
     );
-    const secondary = error(() => loadCheckpointConfig(undefined, { ...flags, execSave: 'v' }, 'secondary'));
+    const secondary = error(() => loadCheckpointConfig(undefined, { ...flags, driverSave: 'v' }, 'secondary'));
     expect(secondary.field).toBe('driver.load');
-    expect(loadCheckpointConfig(undefined, { ...flags, execSave: 'v' }, 'primary').driver.kind).toBe('exec');
+    expect(loadCheckpointConfig(undefined, { ...flags, driverSave: 'v' }, 'primary').driver.kind).toBe('exec');
   });
 
   it('hands the protocol its endpoint and security, and reads sizes', () => {
@@ -191,7 +190,7 @@ describe('checkpoint config', () => {
     const plain = loadCheckpointConfig(undefined, {
       connect: 'unix:/run/colo.sock',
       plaintext: true,
-      labControl: 'g.sock',
+      driverControl: 'g.sock',
     });
     expect(checkpointEndpoint(plain)).toEqual({ mode: 'connect', kind: 'unix', path: '/run/colo.sock' });
     expect(checkpointSecurity(plain)).toEqual({ kind: 'plaintext' });
@@ -209,13 +208,13 @@ describe('checkpoint config', () => {
         '--listen',
         'unix:/tmp/x.sock',
         '--plaintext',
-        '--lab-control',
+        '--driver-control',
         'tcp:127.0.0.1:7001',
-        '--heartbeat-interval',
+        '--heartbeat-interval-ms',
         '200',
-        '--heartbeat-timeout',
+        '--heartbeat-loss-ms',
         '900',
-        '--resume-timeout',
+        '--driver-resume-ms',
         '77',
       ],
       { from: 'user' },
@@ -225,6 +224,41 @@ describe('checkpoint config', () => {
     expect(config.timeouts).toMatchObject({ heartbeatIntervalMs: 200, heartbeatLossMs: 900 });
     expect(config.driver).toMatchObject({ kind: 'lab', control: 'tcp:127.0.0.1:7001' });
     expect(config.driver.timeouts.resumeMs).toBe(77);
+  });
+
+  it('each flag is its field path in kebab-case without the timeouts group (docs/configuration.md)', () => {
+    const kebab = (path: string): string =>
+      '--' +
+      path
+        .split('.')
+        .filter((key) => key !== 'timeouts')
+        .join('-')
+        .replace(/[A-Z]/g, (c) => `-${c.toLowerCase()}`);
+    for (const spec of checkpointFlags) {
+      if (spec.path === 'endpoint') continue; // --listen and --connect carry the mode as well
+      expect(spec.flag.split(' ')[0], spec.path).toBe(kebab(spec.path));
+    }
+    expect(checkpointFlags.map((spec) => spec.path)).not.toContain('checkpointTimerMs');
+  });
+
+  it('an old flag spelling still works, with a deprecation warning naming the new one', () => {
+    const command = declareFlags(new Command('secondary').exitOverride(), checkpointFlags);
+    const old = ['--lab-control', 'g.sock', '--heartbeat-timeout', '900', '--load-wait-timeout', '400'];
+    command.parse(['--listen', '127.0.0.1:7000', '--plaintext', ...old], { from: 'user' });
+    const warnings: string[] = [];
+    const config = loadConfig(checkpointConfigSchema, {
+      flags: command.opts(),
+      flagSpecs: checkpointFlags,
+      warn: (message) => warnings.push(message),
+    });
+    expect(config.timeouts).toMatchObject({ heartbeatLossMs: 900, loadMs: 400 });
+    expect(config.driver).toMatchObject({ kind: 'lab', control: 'g.sock' });
+    expect(warnings.sort()).toEqual([
+      '--heartbeat-timeout is deprecated: use --heartbeat-loss-ms',
+      '--lab-control is deprecated: use --driver-control',
+      '--load-wait-timeout is deprecated: use --load-ms',
+    ]);
+    expect(command.helpInformation()).not.toContain('--heartbeat-timeout');
   });
 
   it('createDriver builds the configured driver', async () => {

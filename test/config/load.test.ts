@@ -4,7 +4,7 @@ import { join } from 'node:path';
 import { Command } from 'commander';
 import { afterAll, describe, expect, it } from 'vitest';
 import { z } from 'zod';
-import { ConfigError } from '../../src/config/errors.js';
+import { ConfigError, ConfigErrors } from '../../src/config/errors.js';
 import {
   ConfigFileError,
   declareFlags,
@@ -87,6 +87,23 @@ describe('config loading', () => {
     );
     expect(deep.field).toBe('nested.colour');
     expect(deep.message).toContain('known fields here: depth, label');
+  });
+
+  it('a config with several mistakes reports every one, one line per field', () => {
+    const text = 'name: 42\nport: eighty\nprot: 80\ncolour: red\nnested: { depth: deep }\n';
+    const err = thrown(() => loadConfig(schema, { file: file('g.yaml', text) }));
+    expect(err).toBeInstanceOf(ConfigErrors);
+    expect((err as ConfigErrors).problems.map((p) => p.field).sort()).toEqual([
+      'colour',
+      'name',
+      'nested.depth',
+      'port',
+      'prot',
+    ]);
+    const lines = err.message.split('\n');
+    expect(lines).toHaveLength(5);
+    expect(lines).toContain('config field "name": expected a name, got 42');
+    expect(lines).toContain('config field "port": expected a port number, got "eighty"');
   });
 
   it('a missing file, bad YAML or a non-mapping is a ConfigFileError naming the file', () => {
