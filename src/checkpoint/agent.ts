@@ -4,23 +4,26 @@ import { silentLogger, type Logger } from '../log.js';
 import type { DriverHook, VmDriver } from './driver.js';
 import type { LossEvent, ReadyEvent } from './engine.js';
 import {
+  ChannelClosedError,
   CheckpointError,
   LocalDriverError,
   PeerError,
   ShutdownError,
   UnexpectedSyncPointError,
   VersionMismatchError,
+  WaitTimeoutError,
 } from './errors.js';
 import { ControlChannel, defaultMaxStateBytes, defaultTimeouts, type ProtocolTimeouts } from './channel.js';
-import { PeerErrorCode, PROTOCOL_VERSION, SyncPoint } from './syncpoint.js';
+import { PeerErrorCode, PROTOCOL_VERSION, SyncPoint, syncPointName } from './syncpoint.js';
 
 export interface AgentOptions {
   driver: VmDriver;
   timeouts?: Partial<ProtocolTimeouts>;
   maxStateBytes?: number;
   /**
-   * Announce the extensions with HELLO (default). Set false to speak only the six seed values to a primary
-   * that knows nothing else: the agent then opens with READY and neither heartbeats nor expects heartbeats.
+   * Announce the extensions with HELLO (default), falling back to the seed's opening when the primary shows
+   * it speaks only the six seed values (docs/protocol.md, "Who may send extensions"). False never announces:
+   * the agent opens with READY and neither heartbeats nor expects heartbeats.
    */
   extensions?: boolean;
   logger?: Logger;
@@ -53,6 +56,15 @@ export interface AgentEvents {
 /** How one served connection ended. */
 export type AgentEnd = { kind: 'primary-lost' | 'dropped'; error: CheckpointError } | { kind: 'shutdown' };
 
+/** How the primary answered HELLO. */
+type HelloReply =
+  | { kind: 'extensions' }
+  /** Seed-only and it began a checkpoint at once: that checkpoint seeds this VM, READY is past. */
+  | { kind: 'seed-new' }
+  /** Seed-only and silent: it skipped the unknown words and waits for READY on this connection. */
+  | { kind: 'seed-silent' }
+  | { kind: 'failed'; error: CheckpointError };
+
 /** These mean the primary is gone, not merely at odds with us. */
 const primaryLossReasons = new Set(['timeout', 'closed', 'heartbeat']);
 
@@ -69,6 +81,10 @@ export class Agent extends EventEmitter<AgentEvents> {
   /** READY was sent on the current connection: only from then on can this side take over. */
   private sentReady = false;
   private closed = false;
+  /** Learnt from a primary's answer to HELLO; kept for the agent's life (a seed-only peer never announces). */
+  private peerSeedOnly = false;
+  /** A primary answered HELLO once: a later close after HELLO is then a refusal or a restart, not the seed. */
+  private peerAnnounced = false;
 
   constructor(private readonly options: AgentOptions) {
     super();
@@ -109,35 +125,90 @@ export class Agent extends EventEmitter<AgentEvents> {
     this.channel?.fail(new ShutdownError('agent'), PeerErrorCode.SHUTDOWN);
   }
 
+  /** Whether the next connection opens with HELLO: not when told so, nor once the primary showed it is seed-only. */
+  get announces(): boolean {
+    return this.options.extensions !== false && !this.peerSeedOnly;
+  }
+
   /** Runs the connection until it fails; returns why. */
   private async session(channel: ControlChannel, peer: string): Promise<CheckpointError> {
     const t = this.timeouts;
-    if (this.options.extensions !== false) {
-      channel.sendHello(PROTOCOL_VERSION);
-      const hello = await channel.next('HELLO', t.waitMs);
-      if (!hello.ok) return hello.error;
-      if (hello.value.kind !== 'hello') return unexpected('HELLO', hello.value);
-      channel.enableExtensions();
-      if (hello.value.version !== PROTOCOL_VERSION)
-        return new VersionMismatchError(PROTOCOL_VERSION, hello.value.version);
-      // Initial sync: the primary seeds this VM with a full checkpoint; READY follows the load. The primary
-      // may first finish resuming from an aborted checkpoint, so this wait is as long as a load's.
-      const seedNew = await channel.expect('NEW', t.loadMs);
-      if (!seedNew.ok) return seedNew.error;
-      const seeded = await this.transaction(channel, true);
-      if (seeded) return seeded;
+    let readyImplied = false;
+    if (this.announces) {
+      const reply = await this.openWithHello(channel);
+      if (reply.kind === 'failed') return reply.error;
+      if (reply.kind === 'extensions') {
+        // Initial sync: the primary seeds this VM with a full checkpoint; READY follows the load. The primary
+        // may first finish resuming from an aborted checkpoint, so this wait is as long as a load's.
+        const seedNew = await channel.expect('NEW', t.loadMs);
+        if (!seedNew.ok) return seedNew.error;
+      }
+      if (reply.kind !== 'seed-silent') {
+        const seeded = await this.transaction(channel, true);
+        if (seeded) return seeded;
+        readyImplied = reply.kind === 'seed-new';
+      }
     }
-    channel.send('READY');
+    // A seed primary that began with NEW is past waiting for READY: sending it now would be out of turn.
+    if (!readyImplied) channel.send('READY');
     this.sentReady = true;
-    this.logger.info({ peer, extensions: channel.extensions }, 'READY sent: waiting for checkpoints');
+    this.logger.info({ peer, extensions: channel.extensions }, 'ready: waiting for checkpoints');
     this.emit('ready', { peer, extensions: channel.extensions });
     while (true) {
       // Idle: no bound here; a lost primary shows as heartbeat silence or a closed connection.
-      const next = await channel.expect('NEW', null);
+      const next = await channel.next('NEW', null);
       if (!next.ok) return next.error;
+      const message = next.value;
+      if (message.kind === 'hello') {
+        // A late answer to HELLO after the seed fallback: the primary does announce, so ask again next time.
+        this.peerSeedOnly = false;
+        this.peerAnnounced = true;
+      }
+      if (message.kind !== 'sync' || message.value !== SyncPoint.NEW) return unexpected('NEW', message);
       const failed = await this.transaction(channel, false);
       if (failed) return failed;
     }
+  }
+
+  /**
+   * Sends HELLO and reads the answer. A seed-only primary shows itself by closing the connection (HELLO is
+   * garbage to it), by answering with a seed value, or by saying nothing (it skipped the unknown words);
+   * the agent remembers it and never sends it an extension again.
+   */
+  private async openWithHello(channel: ControlChannel): Promise<HelloReply> {
+    channel.sendHello(PROTOCOL_VERSION);
+    const reply = await channel.next('HELLO', this.timeouts.waitMs);
+    if (!reply.ok) {
+      if (reply.error instanceof WaitTimeoutError) {
+        this.learnSeedOnly(`no answer to HELLO within ${this.timeouts.waitMs} ms: sending READY`);
+        return { kind: 'seed-silent' };
+      }
+      if (reply.error instanceof ChannelClosedError && !this.peerAnnounced) {
+        this.learnSeedOnly('the connection closed on HELLO: the next one opens with READY');
+      }
+      return { kind: 'failed', error: reply.error };
+    }
+    const message = reply.value;
+    if (message.kind === 'hello') {
+      this.peerAnnounced = true;
+      channel.enableExtensions();
+      if (message.version !== PROTOCOL_VERSION) {
+        return { kind: 'failed', error: new VersionMismatchError(PROTOCOL_VERSION, message.version) };
+      }
+      return { kind: 'extensions' };
+    }
+    if (message.kind === 'sync' && message.value === SyncPoint.NEW) {
+      this.learnSeedOnly('it answered HELLO with NEW: that checkpoint seeds this VM');
+      return { kind: 'seed-new' };
+    }
+    const name = message.kind === 'sync' ? syncPointName(message.value) : 'SEND';
+    this.learnSeedOnly(`it answered HELLO with ${name}: the next connection opens with READY`);
+    return { kind: 'failed', error: unexpected('HELLO', message) };
+  }
+
+  private learnSeedOnly(why: string): void {
+    if (!this.peerSeedOnly) this.logger.warn({ why }, 'the primary speaks only the seed protocol: no extensions');
+    this.peerSeedOnly = true;
   }
 
   /** One checkpoint after NEW. Returns null on success (or an ABORT honoured), else why it failed. */
@@ -237,7 +308,7 @@ export class Agent extends EventEmitter<AgentEvents> {
   }
 }
 
-function unexpected(expected: 'HELLO' | 'SEND', message: { kind: string; value?: number }): CheckpointError {
+function unexpected(expected: 'HELLO' | 'NEW' | 'SEND', message: { kind: string; value?: number }): CheckpointError {
   const received =
     message.kind === 'sync' ? (message.value as number) : message.kind === 'hello' ? SyncPoint.HELLO : SyncPoint.SEND;
   return new UnexpectedSyncPointError(expected, SyncPoint[expected], received);
