@@ -18,6 +18,7 @@ export interface Link {
 export interface LinkOptions {
   material: TlsMaterial | null;
   logger?: Logger;
+  /** The longest wait for one connection attempt (timeouts.connectMs; default 3000). */
   connectTimeoutMs?: number;
   /** First retry delay; doubles up to maxRetryMs. */
   retryMs?: number;
@@ -38,7 +39,7 @@ export async function linkCoordinator(
     logger.info({ endpoint: formatEndpoint(listener.address) }, 'waiting for the secondary');
     return { endpoint: listener.address, close: () => listener.close() };
   }
-  return dialLoop(endpoint, options, logger, async (stream, peer) => {
+  return dialLoop(endpoint, options, logger, 'secondary', async (stream, peer) => {
     if (!coordinator.attach(stream, peer)) return;
     await new Promise<void>((resolve) => {
       const done = (): void => {
@@ -77,39 +78,76 @@ export async function linkAgent(
     logger.info({ endpoint: formatEndpoint(listener.address) }, 'waiting for the primary');
     return { endpoint: listener.address, close: () => listener.close() };
   }
-  return dialLoop(endpoint, options, logger, async (stream, peer) => {
+  return dialLoop(endpoint, options, logger, 'primary', async (stream, peer) => {
     const end = await agent.serve(stream, peer);
     options.onEnd?.(end);
     return end.kind === 'primary-lost' ? 'stop' : undefined;
   });
 }
 
+/** While the backoff is at its longest, one line per this many ms says the dialler is still waiting. */
+const QUIET_LOG_MS = 30_000;
+
+/**
+ * Dials until the link is closed; `session` serves each connection to its end ('stop' ends the loop). A
+ * refused or timed-out attempt is retried after a backoff doubling from retryMs to maxRetryMs. Each attempt
+ * is logged while the backoff grows, then one line per QUIET_LOG_MS; the retry timer holds the process up,
+ * so a command waiting for its peer keeps waiting (its own limit, if any, is its caller's to enforce).
+ */
 function dialLoop(
   endpoint: Endpoint,
   options: LinkOptions,
   logger: Logger,
+  peerRole: 'primary' | 'secondary',
   session: (stream: Duplex, peer: string) => Promise<'stop' | void>,
 ): Link {
   let closed = false;
+  let timer: NodeJS.Timeout | null = null;
   let wake: (() => void) | null = null;
+  const aborter = new AbortController();
   const retryMs = options.retryMs ?? 100;
   const maxRetryMs = options.maxRetryMs ?? 2000;
   const peer = formatEndpoint(endpoint);
   const loop = async (): Promise<void> => {
     let delay = retryMs;
+    let attempts = 0;
+    let loggedAt = -Infinity;
     while (!closed) {
+      attempts += 1;
       try {
-        const stream = await connectControl(endpoint, options.material, options.connectTimeoutMs ?? 3000);
+        const stream = await connectControl(
+          endpoint,
+          options.material,
+          options.connectTimeoutMs ?? 3000,
+          aborter.signal,
+        );
+        if (attempts > 1) logger.info({ peer, attempts }, `connected to the ${peerRole}`);
         delay = retryMs;
+        attempts = 0;
+        loggedAt = -Infinity;
         if ((await session(stream, peer)) === 'stop') return;
       } catch (err) {
-        logger.warn({ peer, err: (err as Error).message, retryInMs: delay }, 'control connection failed');
+        if (closed) return;
+        const now = performance.now();
+        if (delay < maxRetryMs || attempts === 1 || now - loggedAt >= QUIET_LOG_MS) {
+          loggedAt = now;
+          logger.warn(
+            { peer, attempt: attempts, err: (err as Error).message, retryInMs: delay },
+            `waiting for the ${peerRole}: connection attempt failed, retrying`,
+          );
+        }
+        const waited = delay;
         delay = Math.min(delay * 2, maxRetryMs);
+        await new Promise<void>((resolve) => {
+          wake = resolve;
+          timer = setTimeout(resolve, waited);
+        });
+        continue;
       }
       if (closed) return;
       await new Promise<void>((resolve) => {
         wake = resolve;
-        setTimeout(resolve, delay).unref();
+        timer = setTimeout(resolve, delay);
       });
     }
   };
@@ -118,8 +156,10 @@ function dialLoop(
     endpoint,
     close: async () => {
       closed = true;
+      aborter.abort();
+      if (timer) clearTimeout(timer);
       wake?.();
-      await Promise.race([running, new Promise((resolve) => setTimeout(resolve, 50))]);
+      await Promise.race([running, new Promise((resolve) => setTimeout(resolve, 50).unref())]);
     },
   };
 }

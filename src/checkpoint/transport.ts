@@ -130,10 +130,19 @@ function peerName(socket: net.Socket): string {
 
 /**
  * Connects; resolves when the stream is usable (after the TLS handshake and the server certificate check).
- * Rejects with TlsRefusedError or ChannelClosedError, or after `timeoutMs` with ChannelClosedError.
+ * Rejects with TlsRefusedError or ChannelClosedError, or after `timeoutMs` or an abort with ChannelClosedError.
  */
-export function connectControl(endpoint: Endpoint, material: TlsMaterial | null, timeoutMs: number): Promise<Duplex> {
+export function connectControl(
+  endpoint: Endpoint,
+  material: TlsMaterial | null,
+  timeoutMs: number,
+  signal?: AbortSignal,
+): Promise<Duplex> {
   return new Promise((resolve, reject) => {
+    if (signal?.aborted) {
+      reject(new ChannelClosedError(null, new Error(`connect to ${formatEndpoint(endpoint)} aborted`)));
+      return;
+    }
     const target = endpoint.kind === 'unix' ? { path: endpoint.path } : { host: endpoint.host, port: endpoint.port };
     const tap: ChunkTap = { onChunk: null, early: [] };
     const onread = {
@@ -152,17 +161,18 @@ export function connectControl(endpoint: Endpoint, material: TlsMaterial | null,
     const socket: net.Socket = material ? tls.connect(tlsOptions) : net.connect({ ...target, onread });
     chunkTaps.set(socket, tap);
     const readyEvent = material ? 'secureConnect' : 'connect';
-    const timer = setTimeout(() => {
+    const giveUp = (why: string): void => {
+      clearTimeout(timer);
+      signal?.removeEventListener('abort', onAbort);
       socket.destroy();
-      reject(
-        new ChannelClosedError(
-          null,
-          new Error(`connect to ${formatEndpoint(endpoint)} timed out after ${timeoutMs} ms`),
-        ),
-      );
-    }, timeoutMs);
+      reject(new ChannelClosedError(null, new Error(`connect to ${formatEndpoint(endpoint)} ${why}`)));
+    };
+    const timer = setTimeout(() => giveUp(`timed out after ${timeoutMs} ms`), timeoutMs);
+    const onAbort = (): void => giveUp('aborted');
+    signal?.addEventListener('abort', onAbort, { once: true });
     socket.once('error', (err) => {
       clearTimeout(timer);
+      signal?.removeEventListener('abort', onAbort);
       const tlsFailure =
         material &&
         /certificate|alert|SSL|TLS|self.signed|verify/i.test(
@@ -172,6 +182,7 @@ export function connectControl(endpoint: Endpoint, material: TlsMaterial | null,
     });
     socket.once(readyEvent, () => {
       clearTimeout(timer);
+      signal?.removeEventListener('abort', onAbort);
       socket.removeAllListeners('error');
       tuneSocket(socket);
       resolve(socket);
