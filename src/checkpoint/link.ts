@@ -105,6 +105,9 @@ function dialLoop(
   let timer: NodeJS.Timeout | null = null;
   let wake: (() => void) | null = null;
   const aborter = new AbortController();
+  // A session may wait on its peer indefinitely (the coordinator's ends with 'secondary-lost', which a closing
+  // coordinator does not emit): closing the link ends the wait.
+  const closing = new Promise<'stop'>((resolve) => aborter.signal.addEventListener('abort', () => resolve('stop')));
   const retryMs = options.retryMs ?? 100;
   const maxRetryMs = options.maxRetryMs ?? 2000;
   const peer = formatEndpoint(endpoint);
@@ -125,7 +128,7 @@ function dialLoop(
         delay = retryMs;
         attempts = 0;
         loggedAt = -Infinity;
-        if ((await session(stream, peer)) === 'stop') return;
+        if ((await Promise.race([session(stream, peer), closing])) === 'stop') return;
       } catch (err) {
         if (closed) return;
         const now = performance.now();
@@ -159,7 +162,7 @@ function dialLoop(
       aborter.abort();
       if (timer) clearTimeout(timer);
       wake?.();
-      await Promise.race([running, new Promise((resolve) => setTimeout(resolve, 50).unref())]);
+      await Promise.race([running, new Promise((resolve) => setTimeout(resolve, 50))]);
     },
   };
 }

@@ -14,17 +14,25 @@ import { createLogger } from '../../log.js';
 /** Exit status after the primary was lost: the supervisor fails over to this VM. */
 export const EXIT_PRIMARY_LOST = 3;
 
+/** Exit status when the control endpoint cannot be set up (e.g. the listening address is taken). */
+export const EXIT_FAILED = 1;
+
 /**
  * `colo-proxy secondary`: the checkpoint agent. Prints one JSON object per line on stdout for each event
- * (listening, ready, checkpoint, dropped, primary-lost); logs go to stderr. Runs until the primary is lost
- * (exit 3) or a signal.
+ * (listening or connecting, ready, checkpoint, dropped, primary-lost); logs go to stderr. A primary that is
+ * not up yet is waited for without limit (redialled with backoff, logged). Runs until the primary is lost
+ * (exit 3) or SIGINT/SIGTERM (exit 0); 2 is a usage or configuration error, 1 an endpoint that cannot be
+ * set up (docs/protocol.md, "Exit statuses").
  */
 export function registerSecondary(program: Command): void {
   const command = program
     .command('secondary')
     .description('run the checkpoint agent: receive the primary state at each checkpoint and load it into the VM')
     .option('--config <file>', 'YAML config file (flags override its fields)')
-    .option('--seed-only', 'speak only the six seed sync points, for a primary that knows no extensions');
+    .option(
+      '--seed-only',
+      'never announce extensions (open with READY); without it a seed-only primary is detected on its own',
+    );
   declareFlags(command, checkpointFlags);
   command.action(async (opts: Record<string, unknown>) => {
     const config = loadCheckpointConfig(opts.config as string | undefined, opts, 'secondary');
@@ -50,16 +58,27 @@ export function registerSecondary(program: Command): void {
       });
       for (const signal of ['SIGINT', 'SIGTERM'] as const) process.once(signal, () => resolve(0));
     });
-    const link = await linkAgent(agent, checkpointEndpoint(config), {
-      material,
-      logger,
-      connectTimeoutMs: config.timeouts.connectMs,
-    });
-    print({ event: 'listening', endpoint: formatEndpoint(link.endpoint) });
+    const endpoint = checkpointEndpoint(config);
+    let link;
+    try {
+      link = await linkAgent(agent, endpoint, { material, logger, connectTimeoutMs: config.timeouts.connectMs });
+    } catch (err) {
+      // Only a listening endpoint can fail here (a dialling one retries): say which, without a stack.
+      process.stderr.write(
+        `colo-proxy secondary: cannot listen on ${formatEndpoint(endpoint)}: ${(err as Error).message}\n`,
+      );
+      await driver.close?.();
+      logger.flush();
+      process.exitCode = EXIT_FAILED;
+      return;
+    }
+    const listens = link.endpoint.mode === 'listen';
+    print({ event: listens ? 'listening' : 'connecting', endpoint: formatEndpoint(link.endpoint) });
     const status = await done;
     await agent.close();
     await link.close();
     await driver.close?.();
+    logger.flush();
     process.exitCode = status;
   });
 }
