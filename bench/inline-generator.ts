@@ -4,9 +4,9 @@
  * of both paths and prints the results as one JSON line. bench/inline.ts's header describes what it measures.
  */
 import { buildUdp } from '../test/support/wire-build.js';
-import type { FramePort } from '../proxy/port.js';
-import type { FrameSink } from '../proxy/ports/framed.js';
-import { RingPort, ringClockUs } from '../proxy/ports/ring.js';
+import type { FramePort, FrameSink } from '../proxy/port.js';
+import { RingPort } from '../proxy/ports/ring.js';
+import { ringClockUs } from '../proxy/ports/packet-ring.js';
 import { busyPercent, cpuTicks } from './inline-host.js';
 import {
   BACKEND,

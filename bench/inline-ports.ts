@@ -2,8 +2,7 @@
  * What the roles of `npm run bench:inline` share: the interface names, the capture backend with its knobs
  * (documented in bench/inline.ts's header), opening one port, and printing one JSON line.
  */
-import type { FramePort } from '../proxy/port.js';
-import type { FrameSink } from '../proxy/ports/framed.js';
+import type { FramePort, FrameSink } from '../proxy/port.js';
 import { LivePort } from '../proxy/ports/live.js';
 import { RingPort } from '../proxy/ports/ring.js';
 

@@ -3,7 +3,8 @@ import type { Divergence, Packet, Side } from '../compare/types.js';
 import type { MalformedReason } from '../compare/wire/frame-info.js';
 import { InputFairness, type FairnessCounters } from './fairness.js';
 import type { ChunkSink, FramedSocket } from './ports/framed-socket.js';
-import { FrameBatch, type FramingRejectReason } from './ports/framed.js';
+import { FrameBatch } from './ports/framed.js';
+import type { FramingRejectReason } from './port.js';
 import { ReadSlabs } from './ports/read-slabs.js';
 
 /** What the loop reads from a CompareEngine decision (structural: compare/engine.ts's Decision fits). */

@@ -23,8 +23,7 @@ import { dissect } from '../compare/wire/dissect.js';
 import { FrameInfo, type MalformedReason } from '../compare/wire/frame-info.js';
 import { OutputGate } from './gate.js';
 import { Mirror } from './mirror.js';
-import type { FramePort } from './port.js';
-import type { FramingRejectReason, FrameSink } from './ports/framed.js';
+import type { FramePort, FramingRejectReason, FrameSink } from './port.js';
 import { SeqRewriter, type RewriterOptions } from './rewriter.js';
 
 export type { FramePort } from './port.js';

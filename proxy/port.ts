@@ -1,7 +1,31 @@
 /**
- * Where the data plane sends frames: a live interface, a framed socket, or memory in tests.
- * A port is done with `frame` when send() returns (it copies whatever it queues): the mirror patches the
- * client's frame in place for the secondary right after the primary's port has sent it.
+ * A port is where the data plane meets the outside: a live interface (proxy/ports/live.ts, ring.ts), a
+ * framed socket (proxy/ports/framed-socket.ts), or memory in tests. It sends what FramePort.send() is given
+ * and hands what it receives to a FrameSink.
+ */
+
+/**
+ * Why a port turned an incoming frame away. The framed codec (proxy/ports/framed.ts) gives all four; a live
+ * interface gives 'truncated', for a frame longer than its capture slot.
+ */
+export type FramingRejectReason = 'zero-length' | 'oversized' | 'vnet-length' | 'truncated';
+
+/** Where a port delivers what it receives. Implementations are long-lived objects, not per-frame closures. */
+export interface FrameSink {
+  /**
+   * One whole frame: `frame` is exactly the received bytes (from a framed socket: the vnet header, then
+   * Ethernet); `start` is where Ethernet begins (the vnet_hdr_len, else 0). The port never reuses the buffer,
+   * so the sink may keep it (the comparison engine holds it until release).
+   */
+  onFrame(frame: Buffer, start: number): void;
+  /** A rejected frame; `length` is its declared length (bytes received so far for a cut framed frame). */
+  onReject(reason: FramingRejectReason, length: number): void;
+}
+
+/**
+ * Where the data plane sends frames. A port is done with `frame` when send() returns (it copies whatever it
+ * queues): the mirror patches the client's frame in place for the secondary right after the primary's port
+ * has sent it.
  */
 export interface FramePort {
   /** Sends one frame whose Ethernet header starts at `start`; false when the port refused it (counted there). */

@@ -1,7 +1,8 @@
 import { EventEmitter } from 'node:events';
 import fs from 'node:fs';
 import net from 'node:net';
-import { FrameDecoder, type FrameSink } from './framed.js';
+import { FrameDecoder } from './framed.js';
+import type { FrameSink } from '../port.js';
 import { ReadSlabs, SlabReader, SlabTrackingSink } from './read-slabs.js';
 import type { SocketAddress } from './socket-address.js';
 import { formatSocketAddress } from './socket-address.js';

@@ -1,3 +1,5 @@
+import type { FrameSink } from '../port.js';
+
 /**
  * QEMU's chardev packet framing, the format filter-mirror, filter-redirector and colo-compare speak:
  *
@@ -19,27 +21,6 @@
 
 /** QEMU's NET_BUFSIZE: the largest `length` it accepts (inclusive). */
 export const MAX_FRAME_LENGTH = 69632;
-
-export type FramingRejectReason = 'zero-length' | 'oversized' | 'vnet-length' | 'truncated';
-
-export const framingRejectReasons: readonly FramingRejectReason[] = [
-  'zero-length',
-  'oversized',
-  'vnet-length',
-  'truncated',
-];
-
-/** Where decoded frames go. Implementations are long-lived objects, not per-frame closures. */
-export interface FrameSink {
-  /**
-   * One whole frame: `frame` is exactly the framed bytes (vnet header, then Ethernet); `start` is the
-   * vnet_hdr_len (0 without vnet support), i.e. where Ethernet begins. The buffer is never reused by the
-   * decoder, so the sink may keep it (the comparison engine holds it until release).
-   */
-  onFrame(frame: Buffer, start: number): void;
-  /** A rejected frame; `length` is its declared length (bytes received so far for 'truncated'). */
-  onReject(reason: FramingRejectReason, length: number): void;
-}
 
 export type DecodeStatus = 'ok' | 'close';
 

@@ -1,6 +1,13 @@
 import { EventEmitter } from 'node:events';
 import { createRequire } from 'node:module';
-import type { FrameSink } from './framed.js';
+import {
+  DEFAULT_BUFFER_FRAMES,
+  LiveCaptureUnavailable,
+  oversizedMessage,
+  zeroLivePortCounters,
+  type LivePortCounters,
+  type LivePortOptions,
+} from './capture.js';
 
 /**
  * A live interface through libpcap (the optional `cap` package): frames captured on it go to a FrameSink,
@@ -20,15 +27,15 @@ interface CapHandle {
   close(): void;
 }
 
-export class LiveCaptureUnavailable extends Error {
-  readonly code = 'COLO_NO_LIBPCAP';
+/** The pcap backend's LiveCaptureUnavailable: the `cap` package did not load. */
+export class PcapCaptureUnavailable extends LiveCaptureUnavailable {
   constructor(cause: unknown) {
     super(
       'live interfaces need the optional "cap" package built against libpcap: ' +
-        'install the headers (apt-get install libpcap-dev) and run `npm ci` again' +
-        (cause instanceof Error ? ` (${cause.message})` : ''),
+        'install the headers (apt-get install libpcap-dev) and run `npm ci` again',
+      cause,
     );
-    this.name = 'LiveCaptureUnavailable';
+    this.name = 'PcapCaptureUnavailable';
   }
 }
 
@@ -40,7 +47,7 @@ function loadCap(): { Cap: new () => CapHandle } {
     capModule = createRequire(import.meta.url)('cap') as { Cap: new () => CapHandle };
     return capModule;
   } catch (err) {
-    throw new LiveCaptureUnavailable(err);
+    throw new PcapCaptureUnavailable(err);
   }
 }
 
@@ -53,46 +60,11 @@ export function liveCaptureAvailable(): boolean {
   }
 }
 
-/** The warning both live backends give once, at the first frame longer than the MTU allows. */
-export function oversizedMessage(iface: string, name: string, length: number): string {
-  return (
-    `interface ${iface} (${name}) delivered a ${length}-byte frame, larger than its MTU allows: ` +
-    `segmentation/receive offloads are on. Fix: ethtool -K ${iface} tx off tso off gso off gro off ` +
-    '(and the same on the VM side of the link)'
-  );
-}
-
-/** libpcap's TPACKET_V3 ring slots hold a snaplen-sized frame each (cap fixes snaplen at 65535). */
+/**
+ * libpcap's TPACKET_V3 ring slots hold a snaplen-sized frame each (cap fixes snaplen at 65535): with
+ * DEFAULT_BUFFER_FRAMES, a 64 MiB ring per interface.
+ */
 const RING_SLOT_BYTES = 65536;
-
-/** 1024 frames: a 64 MiB ring per interface, room for a burst of about 1.5 MB of full-size frames. */
-export const DEFAULT_BUFFER_FRAMES = 1024;
-
-export interface LivePortOptions {
-  /** The role, e.g. "client" or "primary": used in errors and counters. */
-  name: string;
-  iface: string;
-  sink: FrameSink;
-  /** How many frames a burst may queue in the kernel before libpcap drops: the ring is sized from it. */
-  bufferFrames?: number;
-  /** Link MTU; a captured frame longer than MTU + Ethernet/VLAN headers means offloads are on. */
-  mtu?: number;
-}
-
-export interface LivePortCounters {
-  framesIn: number;
-  bytesIn: number;
-  framesOut: number;
-  bytesOut: number;
-  truncated: number;
-  oversized: number;
-  sendErrors: number;
-}
-
-/** Every counter a live port keeps, at zero (the ring port's extend these). */
-export function zeroLivePortCounters(): LivePortCounters {
-  return { framesIn: 0, bytesIn: 0, framesOut: 0, bytesOut: 0, truncated: 0, oversized: 0, sendErrors: 0 };
-}
 
 /** Events: 'oversized' (message: string) once, when the first frame larger than the MTU arrives. */
 export class LivePort extends EventEmitter {

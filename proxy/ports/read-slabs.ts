@@ -15,7 +15,7 @@
  * the frame's bytes again (the comparison engine gives that promise for a frame once it has released or
  * dropped it, see compare/engine.ts push()).
  */
-import type { FrameSink, FramingRejectReason } from './framed.js';
+import type { FrameSink, FramingRejectReason } from '../port.js';
 
 /** Slab size: four reads. A held frame pins its slab; a smaller slab pins less memory per held frame. */
 export const SLAB_BYTES = 256 * 1024;

@@ -1,15 +1,20 @@
 import { EventEmitter } from 'node:events';
-import { createRequire } from 'node:module';
 import { constants } from 'node:os';
-import type { FrameSink } from './framed.js';
+import type { FrameSink } from '../port.js';
 import {
   DEFAULT_BUFFER_FRAMES,
-  LiveCaptureUnavailable,
   oversizedMessage,
   zeroLivePortCounters,
   type LivePortCounters,
   type LivePortOptions,
-} from './live.js';
+} from './capture.js';
+import {
+  loadPacketRing,
+  SendBatchResult,
+  type NativePacketRing,
+  type NativeRingStats,
+  type PacketRingClass,
+} from './packet-ring.js';
 
 /**
  * A live interface through our own AF_PACKET addon (native/packet-ring): the `ring` capture backend.
@@ -26,95 +31,6 @@ import {
  * When the kernel has no room (EAGAIN, ENOBUFS) the rest stays queued and is retried when the socket is
  * writable; when the queue itself is full, send() returns false and counts it (sendRefused).
  */
-
-interface NativeRingStats {
-  kernelPackets: number;
-  kernelDrops: number;
-  outgoingSkipped: number;
-  frameSize: number;
-  frameCount: number;
-  qdiscBypass: number;
-  ignoreOutgoing: number;
-}
-
-export interface NativePacketRing {
-  sendBatch(buffer: Buffer, meta: Int32Array, first: number, count: number, result: Float64Array): number;
-  sendOne(buffer: Buffer, offset: number, length: number): number;
-  watchWritable(): void;
-  stats(): NativeRingStats;
-  close(): void;
-}
-
-export type PacketRingClass = new (
-  iface: string,
-  frameSize: number,
-  frameCount: number,
-  qdiscBypass: boolean,
-  sndbufBytes: number,
-  meta: Int32Array,
-  onBatch: (buffer: Buffer, entries: number, kernelDrops: number) => void,
-  onWritable: () => void,
-  times?: Float64Array,
-) => NativePacketRing;
-
-/** A LiveCaptureUnavailable, so `run` reports it the same way (exit status 4, what to install). */
-export class RingCaptureUnavailable extends LiveCaptureUnavailable {
-  constructor(cause: unknown, pcapAvailable = true) {
-    super(cause);
-    this.name = 'RingCaptureUnavailable';
-    this.message =
-      'the ring capture backend needs the packet-ring addon (native/packet-ring) built: install a C ' +
-      'toolchain (apt-get install build-essential python3) and run `npm ci` again' +
-      (pcapAvailable
-        ? ', or set `capture: pcap`'
-        : '; the pcap backend is missing too (apt-get install libpcap-dev, then `npm ci`)') +
-      (cause instanceof Error ? ` (${cause.message.split('\n')[0]})` : '');
-  }
-}
-
-interface PacketRingAddon {
-  PacketRing: PacketRingClass;
-  clockUs(): number;
-}
-
-let addon: PacketRingAddon | undefined;
-let addonError: unknown;
-
-/** The installed package first (npm links native/packet-ring there), then the build folder itself. */
-function loadAddon(): PacketRingAddon {
-  if (addon) return addon;
-  if (addonError !== undefined) throw new RingCaptureUnavailable(addonError);
-  const require = createRequire(import.meta.url);
-  const candidates = ['colo-packet-ring', '../../native/packet-ring/build/Release/packet_ring.node'];
-  for (const candidate of candidates) {
-    try {
-      addon = require(candidate) as PacketRingAddon;
-      return addon;
-    } catch (err) {
-      addonError = err;
-    }
-  }
-  throw new RingCaptureUnavailable(addonError);
-}
-
-/** CLOCK_REALTIME in microseconds: the clock of RingPort.frameTimeUs, for measuring against it. */
-export function ringClockUs(): number {
-  return loadAddon().clockUs();
-}
-
-/** Why the addon did not load, for messages; null when it did. */
-export function ringCaptureError(): unknown {
-  return ringCaptureAvailable() ? null : addonError;
-}
-
-export function ringCaptureAvailable(): boolean {
-  try {
-    loadAddon();
-    return true;
-  } catch {
-    return false;
-  }
-}
 
 /** The addon's mark, in a batch's meta, for a frame longer than its ring slot (its length is the wire length). */
 const TRUNCATED = -1;
@@ -207,7 +123,8 @@ export class RingPort extends EventEmitter {
   private readonly txBuffer: Buffer;
   private readonly txMeta: Int32Array;
   private readonly txCapacity: number;
-  private readonly sendResult = new Float64Array(5);
+  /** Reused by every flush: the batch's outcome, read by SendBatchResult's names. */
+  private readonly sendResult = new Float64Array(SendBatchResult.LENGTH);
   /** Queue: frames txFirst..txEnd-1 wait; their bytes end at txBytesEnd. */
   private txFirst = 0;
   private txEnd = 0;
@@ -219,7 +136,7 @@ export class RingPort extends EventEmitter {
 
   constructor(private readonly options: RingPortOptions) {
     super();
-    const PacketRing = options.ringClass ?? loadAddon().PacketRing;
+    const PacketRing = options.ringClass ?? loadPacketRing().PacketRing;
     const mtu = options.mtu ?? 1500;
     this.sink = options.sink;
     this.maxFrame = mtu + 18;
@@ -348,15 +265,15 @@ export class RingPort extends EventEmitter {
     if (!this.open || this.blocked || pending === 0) return;
     const result = this.sendResult;
     this.ring.sendBatch(this.txBuffer, this.txMeta, this.txFirst, pending, result);
-    const done = result[0];
-    const failed = result[1];
+    const done = result[SendBatchResult.DONE];
+    const failed = result[SendBatchResult.FAILED];
     const c = this.c;
     c.batchesOut++;
     c.framesOut += done - failed;
-    c.bytesOut += result[4];
+    c.bytesOut += result[SendBatchResult.BYTES];
     if (failed > 0) {
       c.sendErrors += failed;
-      this.lastSendErrno = result[3];
+      this.lastSendErrno = result[SendBatchResult.FAILED_ERRNO];
     }
     this.txFirst += done;
     if (this.txFirst === this.txEnd) {
@@ -365,8 +282,8 @@ export class RingPort extends EventEmitter {
     }
     c.sendBlocked++;
     this.blocked = true;
-    this.lastBlockedErrno = result[2];
-    if (result[2] === EAGAIN) this.ring.watchWritable();
+    this.lastBlockedErrno = result[SendBatchResult.BLOCKED_ERRNO];
+    if (this.lastBlockedErrno === EAGAIN) this.ring.watchWritable();
     else this.retryTimer = setTimeout(this.onWritable, ENOBUFS_RETRY_MS);
   }
 

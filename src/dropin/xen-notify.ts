@@ -1,6 +1,7 @@
 import type { Logger } from 'pino';
 import type { ChunkSink, FramedSocket } from '../../proxy/ports/framed-socket.js';
-import { encodeFrame, type FramingRejectReason } from '../../proxy/ports/framed.js';
+import { encodeFrame } from '../../proxy/ports/framed.js';
+import type { FramingRejectReason } from '../../proxy/port.js';
 
 /**
  * Xen's userspace-proxy notify protocol (libxl's colo_proxy_* in userspace mode), spoken on --notify-dev.

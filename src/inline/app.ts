@@ -7,8 +7,10 @@ import {
   type InlineCheckpointEngine,
   type Mode,
 } from '../../proxy/inline.js';
-import { LivePort, liveCaptureAvailable, type LivePortCounters, type LivePortOptions } from '../../proxy/ports/live.js';
-import { RingCaptureUnavailable, RingPort, ringCaptureAvailable, ringCaptureError } from '../../proxy/ports/ring.js';
+import { LivePort, liveCaptureAvailable } from '../../proxy/ports/live.js';
+import type { LivePortCounters, LivePortOptions } from '../../proxy/ports/capture.js';
+import { RingPort } from '../../proxy/ports/ring.js';
+import { RingCaptureUnavailable, ringCaptureAvailable, ringCaptureError } from '../../proxy/ports/packet-ring.js';
 import { DivergenceRecorder } from '../capture/divergence-recorder.js';
 import { Coordinator } from '../checkpoint/coordinator.js';
 import type { CheckpointReport } from '../checkpoint/engine.js';

@@ -3,7 +3,7 @@ import net from 'node:net';
 import fc from 'fast-check';
 import { afterEach, describe, expect, it } from 'vitest';
 import { FramedSocket, type ChunkSink } from '../../proxy/ports/framed-socket.js';
-import type { FramingRejectReason } from '../../proxy/ports/framed.js';
+import type { FramingRejectReason } from '../../proxy/port.js';
 import { READ_BYTES, ReadSlabs, SLAB_BYTES, SlabReader } from '../../proxy/ports/read-slabs.js';
 import { parseSocketAddress } from '../../proxy/ports/socket-address.js';
 import { frameOf, Peer, portOf, until, withTimeout } from './support.js';

@@ -1,5 +1,5 @@
 // Run inside a network namespace by live.test.ts: argv = sendIface recvIface count mtu.
-import type { FramingRejectReason } from '../../proxy/ports/framed.js';
+import type { FramingRejectReason } from '../../proxy/port.js';
 import { LivePort } from '../../proxy/ports/live.js';
 
 const [sendIface, recvIface, countText, mtuText] = process.argv.slice(2);

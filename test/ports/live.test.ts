@@ -1,5 +1,5 @@
 import { afterAll, beforeAll, expect, it } from 'vitest';
-import type { FramingRejectReason } from '../../proxy/ports/framed.js';
+import type { FramingRejectReason } from '../../proxy/port.js';
 import { liveCaptureAvailable } from '../../proxy/ports/live.js';
 import { createNetns, deleteNetns, type Netns } from '../support/netns.js';
 import { describeWith, hasCommand, isRoot } from '../support/prerequisites.js';

@@ -1,6 +1,7 @@
 // Run inside a network namespace by ring.test.ts: argv = scenario ifaceA ifaceB [count]. Prints one JSON line.
-import type { FramingRejectReason } from '../../proxy/ports/framed.js';
-import { RingPort, ringClockUs, type RingPortOptions } from '../../proxy/ports/ring.js';
+import type { FramingRejectReason } from '../../proxy/port.js';
+import { RingPort, type RingPortOptions } from '../../proxy/ports/ring.js';
+import { ringClockUs } from '../../proxy/ports/packet-ring.js';
 
 const [scenario, ifaceA, ifaceB, countText] = process.argv.slice(2);
 const count = Number(countText ?? 0);

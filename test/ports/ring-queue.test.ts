@@ -1,7 +1,8 @@
 import { constants } from 'node:os';
 import { describe, expect, it, vi } from 'vitest';
-import type { FramingRejectReason } from '../../proxy/ports/framed.js';
-import { RingPort, type NativePacketRing, type PacketRingClass } from '../../proxy/ports/ring.js';
+import type { FramingRejectReason } from '../../proxy/port.js';
+import { RingPort } from '../../proxy/ports/ring.js';
+import { SendBatchResult, type NativePacketRing, type PacketRingClass } from '../../proxy/ports/packet-ring.js';
 
 const { EAGAIN, ENOBUFS, EMSGSIZE } = constants.errno;
 
@@ -46,7 +47,11 @@ class FakeRing implements NativePacketRing {
       this.wire.push(Buffer.from(buffer.subarray(offset, offset + length)));
       bytes += length;
     }
-    result.set([take, failed, take < count ? (step.blocked ?? EAGAIN) : 0, failed ? EMSGSIZE : 0, bytes]);
+    result[SendBatchResult.DONE] = take;
+    result[SendBatchResult.FAILED] = failed;
+    result[SendBatchResult.BLOCKED_ERRNO] = take < count ? (step.blocked ?? EAGAIN) : 0;
+    result[SendBatchResult.FAILED_ERRNO] = failed ? EMSGSIZE : 0;
+    result[SendBatchResult.BYTES] = bytes;
     return take;
   }
 

@@ -1,5 +1,5 @@
 import { afterAll, beforeAll, expect, it } from 'vitest';
-import { ringCaptureAvailable } from '../../proxy/ports/ring.js';
+import { ringCaptureAvailable } from '../../proxy/ports/packet-ring.js';
 import { createNetns, deleteNetns, type Netns } from '../support/netns.js';
 import { describeWith, hasCommand, isRoot } from '../support/prerequisites.js';
 

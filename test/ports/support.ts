@@ -1,6 +1,7 @@
 import net from 'node:net';
 import { once } from 'node:events';
-import { FrameDecoder, type FrameSink, type FramingRejectReason } from '../../proxy/ports/framed.js';
+import { FrameDecoder } from '../../proxy/ports/framed.js';
+import type { FrameSink, FramingRejectReason } from '../../proxy/port.js';
 
 /** Collects what a decoder hands out, for assertions. */
 export class CollectingSink implements FrameSink {

@@ -1,5 +1,5 @@
 import type { Command } from 'commander';
-import { LiveCaptureUnavailable } from '../../../proxy/ports/live.js';
+import { LiveCaptureUnavailable } from '../../../proxy/ports/capture.js';
 import { loadInlineConfig } from '../../config/inline.js';
 import { startInlineApp } from '../../inline/app.js';
 import { OffloadError } from '../../inline/offloads.js';
