@@ -264,19 +264,26 @@ export function buildUdp(spec: UdpSpec): Buffer {
   return ipFrame(spec, IpProtocol.UDP, segment, 6, spec.checksum, true);
 }
 
-/** ICMPv4 (echo request by default); with IPv6 addresses, use buildIcmpv6. */
-export function buildIcmp(spec: IcmpSpec): Buffer {
-  if (ipFamily(spec.src) !== 4) throw new Error('buildIcmp takes IPv4 addresses: use buildIcmpv6 for IPv6');
+/** The spec's ICMP message (ICMPv4 and ICMPv6 share the layout), `echoRequest` unless it names a type. */
+function icmpSegment(spec: IcmpSpec, echoRequest: number, emit: typeof emitIcmp): Buffer {
   const body = bytes(spec.payload);
   const segment = Buffer.alloc(8 + body.length);
   const repr = {
-    type: spec.type ?? IcmpType.ECHO_REQUEST,
+    type: spec.type ?? echoRequest,
     code: spec.code ?? 0,
     ident: spec.id ?? 0,
     sequence: spec.seq ?? 0,
     body,
   };
-  emitIcmp(repr, segment, 0);
+  emit(repr, segment, 0);
+  return segment;
+}
+
+/** ICMPv4 (echo request by default); with IPv6 addresses, use buildIcmpv6. */
+export function buildIcmp(spec: IcmpSpec): Buffer {
+  if (ipFamily(spec.src) !== 4) throw new Error('buildIcmp takes IPv4 addresses: use buildIcmpv6 for IPv6');
+  // ICMPv4's checksum covers the message alone, so emitIcmp computes it.
+  const segment = icmpSegment(spec, IcmpType.ECHO_REQUEST, emitIcmp);
   if (spec.checksum !== undefined) put16(segment, 2, spec.checksum);
   return ipFrame(spec, IpProtocol.ICMP, segment, null, undefined);
 }
@@ -284,16 +291,7 @@ export function buildIcmp(spec: IcmpSpec): Buffer {
 /** ICMPv6 (echo request by default), checksum over the IPv6 pseudo-header. */
 export function buildIcmpv6(spec: IcmpSpec): Buffer {
   if (ipFamily(spec.src) !== 6) throw new Error('buildIcmpv6 takes IPv6 addresses: use buildIcmp for IPv4');
-  const body = bytes(spec.payload);
-  const segment = Buffer.alloc(8 + body.length);
-  const repr = {
-    type: spec.type ?? Icmpv6Type.ECHO_REQUEST,
-    code: spec.code ?? 0,
-    ident: spec.id ?? 0,
-    sequence: spec.seq ?? 0,
-    body,
-  };
-  emitIcmpMessage(repr, segment, 0);
+  const segment = icmpSegment(spec, Icmpv6Type.ECHO_REQUEST, emitIcmpMessage);
   return ipFrame(spec, IpProtocol.ICMPV6, segment, 2, spec.checksum);
 }
 
