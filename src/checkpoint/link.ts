@@ -115,6 +115,7 @@ function dialLoop(
     let delay = retryMs;
     let attempts = 0;
     let loggedAt = -Infinity;
+    let loggedDelay = 0;
     while (!closed) {
       attempts += 1;
       try {
@@ -128,12 +129,14 @@ function dialLoop(
         delay = retryMs;
         attempts = 0;
         loggedAt = -Infinity;
+        loggedDelay = 0;
         if ((await Promise.race([session(stream, peer), closing])) === 'stop') return;
       } catch (err) {
         if (closed) return;
         const now = performance.now();
-        if (delay < maxRetryMs || attempts === 1 || now - loggedAt >= QUIET_LOG_MS) {
+        if (delay !== loggedDelay || now - loggedAt >= QUIET_LOG_MS) {
           loggedAt = now;
+          loggedDelay = delay;
           logger.warn(
             { peer, attempt: attempts, err: (err as Error).message, retryInMs: delay },
             `waiting for the ${peerRole}: connection attempt failed, retrying`,
