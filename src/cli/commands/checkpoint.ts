@@ -18,7 +18,7 @@ export const EXIT_CHECKPOINT_FAILED = 1;
 
 /**
  * `colo-proxy checkpoint`: acts as the coordinator once. Connects (or listens), waits for the secondary for
- * up to --ready-timeout (redialling with backoff when it is not up yet), seeds it, runs one checkpoint and
+ * up to --ready-ms (redialling with backoff when it is not up yet), seeds it, runs one checkpoint and
  * prints one JSON object with each phase's duration in milliseconds. It always prints that object, failures
  * included (`ok: false` with an error code and message); exit 0 when the checkpoint succeeded, 1 when it
  * failed, 2 on a usage or configuration error (docs/protocol.md, "Exit statuses").
