@@ -1,3 +1,5 @@
+import net from 'node:net';
+import { once } from 'node:events';
 import { afterEach, describe, expect, it } from 'vitest';
 import { CliProcess, freePort } from './cli-process.js';
 
@@ -98,4 +100,29 @@ describe('start order', () => {
     expect(String(primary.stdout[0].message)).toContain('before it was ready');
     expect(code).toBe(1);
   }, 60_000);
+
+  it('a secondary whose listening address is taken says so in one line and exits 1', async () => {
+    const taken = net.createServer().listen(0, '127.0.0.1');
+    await once(taken, 'listening');
+    try {
+      const { port } = taken.address() as net.AddressInfo;
+      const secondary = start([
+        'secondary',
+        '--listen',
+        `127.0.0.1:${port}`,
+        ...secondaryHooks,
+        '--driver-load',
+        'cat',
+      ]);
+      const { code } = await secondary.exited;
+      expect(code).toBe(1);
+      expect(secondary.stdout).toEqual([]);
+      const text = secondary.stderr.filter((line) => line.text !== undefined).map((line) => line.text);
+      expect(text).toEqual([
+        `colo-proxy secondary: cannot listen on listen:127.0.0.1:${port}: listen EADDRINUSE: address already in use 127.0.0.1:${port}`,
+      ]);
+    } finally {
+      taken.close();
+    }
+  }, 30_000);
 });
