@@ -21,7 +21,17 @@ import {
   noteSecondary,
   TcpCounters,
 } from './tcp.js';
-import type { ConnectionId, Divergence, DivergenceReason, EngineStats, Packet, Protocol, Side } from './types.js';
+import type {
+  ConnectionId,
+  Decision,
+  Divergence,
+  DivergenceReason,
+  EngineStats,
+  MalformedFrame,
+  Packet,
+  Protocol,
+  Side,
+} from './types.js';
 import { formatIp } from './wire/address.js';
 import { dissect } from './wire/dissect.js';
 import { FrameInfo, IpProtocol, type MalformedReason } from './wire/frame-info.js';
@@ -43,7 +53,7 @@ export interface CompareOptions {
   tcpAlignAfterFlush: 'next-segment' | 'sequence';
 }
 
-export type { EngineStats } from './types.js';
+export type { Decision, EngineStats, MalformedFrame } from './types.js';
 
 export const defaultCompareOptions: CompareOptions = {
   compareTimeoutMs: 3000,
@@ -53,23 +63,13 @@ export const defaultCompareOptions: CompareOptions = {
   tcpAlignAfterFlush: 'next-segment',
 };
 
-export interface MalformedFrame {
-  side: Side;
-  reason: MalformedReason;
-  frame: Buffer;
-}
-
 /**
- * What the caller must do after one call. The engine reuses one Decision: consume it before the next call.
- * Every pushed frame appears exactly once across all Decisions: released, dropped or malformed (or it stays
- * held and appears later).
+ * The engine's one Decision, filled anew by every call; callers see it through the read-only Decision.
+ * Arrays hold HeldPacket (a Packet with the dissected offsets) so the engine never copies a packet out.
  */
-export class Decision {
-  /** Primary packets to send, in sending order. */
+class DecisionBuffer implements Decision {
   readonly release: Packet[] = [];
-  /** Secondary packets that were compared (or need no comparison) and are discarded. */
   readonly drop: Packet[] = [];
-  /** Checkpoint requests: at most one per connection until the next flush. */
   readonly divergences: Divergence[] = [];
   readonly malformed: MalformedFrame[] = [];
 
@@ -137,7 +137,7 @@ export function connectionIdOfPacket(protocol: Protocol, packet: HeldPacket): Co
 export class CompareEngine implements ComparisonSink {
   readonly options: CompareOptions;
   private readonly table: ConnectionTable;
-  private readonly decision = new Decision();
+  private readonly decision = new DecisionBuffer();
   private readonly info = new FrameInfo();
   /** The time of the call in progress, for divergence records. */
   private now = 0;

@@ -2,6 +2,7 @@
  * The comparison engine's contract with its callers (proxy/ and src/): what goes in, what comes out.
  * Decisions are data: the caller acts on them (send, drop, count, checkpoint); the engine does no I/O.
  */
+import type { MalformedReason } from './wire/frame-info.js';
 
 export type Side = 'primary' | 'secondary';
 
@@ -56,6 +57,29 @@ export interface Divergence {
   secondary: Packet | null;
   /** A short human explanation, e.g. "primary ack 1001 > secondary ack 901". */
   detail: string;
+}
+
+/** A frame the engine could not dissect: rejected uncompared, never held. */
+export interface MalformedFrame {
+  readonly side: Side;
+  readonly reason: MalformedReason;
+  readonly frame: Buffer;
+}
+
+/**
+ * What the caller must do after one engine call (push, tick or flush). Read-only for every consumer: the
+ * engine fills one Decision and returns it from every call, so consume it before the next call (copy out
+ * what must outlive it). Every pushed frame appears exactly once across all Decisions: released, dropped
+ * or malformed (or it stays held and appears later).
+ */
+export interface Decision {
+  /** Primary packets to send, in sending order. */
+  readonly release: ReadonlyArray<Packet>;
+  /** Secondary packets that were compared (or need no comparison) and are discarded. */
+  readonly drop: ReadonlyArray<Packet>;
+  /** Checkpoint requests: at most one per connection until the next flush. */
+  readonly divergences: ReadonlyArray<Divergence>;
+  readonly malformed: ReadonlyArray<MalformedFrame>;
 }
 
 /** The engine's counters (CompareEngine.stats()): held now, and totals since it was built. */

@@ -1,25 +1,14 @@
 import type { Logger } from 'pino';
-import type { Divergence, Packet, Side } from '../compare/types.js';
-import type { MalformedReason } from '../compare/wire/frame-info.js';
+import type { CompareEngine } from '../compare/engine.js';
+import type { Decision, Divergence, Side } from '../compare/types.js';
 import { InputFairness, type FairnessCounters } from './fairness.js';
 import type { ChunkSink, FramedSocket } from './ports/framed-socket.js';
 import { FrameBatch } from './ports/framed.js';
 import type { FramingRejectReason } from './port.js';
 import { ReadSlabs } from './ports/read-slabs.js';
 
-/** What the loop reads from a CompareEngine decision (structural: compare/engine.ts's Decision fits). */
-export interface EngineDecision {
-  readonly release: readonly Packet[];
-  readonly drop: readonly Packet[];
-  readonly divergences: readonly Divergence[];
-  readonly malformed: readonly { side: Side; reason: MalformedReason; frame: Buffer }[];
-}
-
-export interface CompareEngineLike {
-  push(side: Side, frame: Buffer, start: number, now: number, tag?: number): EngineDecision;
-  tick(now: number): EngineDecision;
-  flush(now: number): EngineDecision;
-}
+/** What the loop calls of the comparison engine (compare/engine.ts's CompareEngine; a scripted one in tests). */
+export type CompareEngineLike = Pick<CompareEngine, 'push' | 'tick' | 'flush'>;
 
 /** Whoever can actually take a checkpoint (Xen's notify_dev). */
 export interface CheckpointNotifier {
@@ -28,7 +17,7 @@ export interface CheckpointNotifier {
 
 /** Statistics sink; src/stats/metrics.ts's ColoMetrics fits. Every method is off the per-frame path or O(1). */
 export interface LoopObserver {
-  recordDecision(decision: EngineDecision, now?: number): void;
+  recordDecision(decision: Decision, now?: number): void;
   /** One released frame's hold time (ms). The loop samples: see LATENCY_SAMPLE_EVERY. */
   observeCompareLatency(ms: number): void;
   recordFramesIn(side: Side, n: number): void;
@@ -284,7 +273,7 @@ export class CompareLoop {
     }
   }
 
-  private consume(decision: EngineDecision, now: number): void {
+  private consume(decision: Decision, now: number): void {
     const observer = this.observer;
     const slabs = this.readSlabs;
     observer?.recordDecision(decision);
@@ -312,7 +301,7 @@ export class CompareLoop {
     if (decision.divergences.length !== 0) this.onDivergences(decision.divergences, now);
   }
 
-  private onMalformed(decision: EngineDecision): void {
+  private onMalformed(decision: Decision): void {
     for (const m of decision.malformed) {
       this.readSlabs.done(m.frame);
       const count = ++this.counters.malformed[m.side];

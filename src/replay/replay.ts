@@ -1,6 +1,6 @@
-import type { Divergence, Side } from '../../compare/types.js';
+import type { Decision, Divergence, Side } from '../../compare/types.js';
 import type { CaptureReader } from '../capture/record.js';
-import type { EngineDecision, EngineSettings, ReplayEngine } from './engine-port.js';
+import type { EngineSettings, ReplayEngine } from './engine-port.js';
 import { round } from './latency.js';
 import type { CheckpointReason, ReplayCheckpoint, ReplayInput, ReplaySummary } from './summary.js';
 import { Tally } from './tally.js';
@@ -248,7 +248,7 @@ class Replayer {
     if (next !== null) this.start(next);
   }
 
-  private handle(decision: EngineDecision, at: number): void {
+  private handle(decision: Decision, at: number): void {
     this.tally.decision(decision, at);
     const divergences = decision.divergences;
     for (let i = 0; i < divergences.length; i++) {

@@ -1,9 +1,8 @@
-import type { Divergence, Packet, Side } from '../../compare/types.js';
+import type { Decision, Divergence, Packet, Side } from '../../compare/types.js';
 import type { FrameInfo } from '../../compare/wire/frame-info.js';
 import type { CaptureReader } from '../capture/record.js';
 import { divergenceFrameLengths } from '../stats/events.js';
 import { ConnectionCounter } from './connections.js';
-import type { EngineDecision } from './engine-port.js';
 import { LatencyRecorder, round } from './latency.js';
 import {
   REPLAY_SUMMARY_VERSION,
@@ -76,7 +75,7 @@ export class Tally {
   }
 
   /** Records one engine decision made at virtual time `at`. */
-  decision(decision: EngineDecision, at: number): void {
+  decision(decision: Decision, at: number): void {
     // Indexed loops: called once per frame, and most decisions are empty or hold one packet.
     const counts = this.connections.counts;
     const release = decision.release;

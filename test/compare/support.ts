@@ -1,5 +1,5 @@
 import { CompareEngine, type CompareOptions, type Decision } from '../../compare/engine.js';
-import type { Divergence, Packet, Side } from '../../compare/types.js';
+import type { Divergence, MalformedFrame, Packet, Side } from '../../compare/types.js';
 import { buildTcp, buildUdp, type TcpSpec, type UdpSpec } from '../support/wire-build.js';
 import { TcpFlag } from '../../compare/wire/frame-info.js';
 
@@ -29,7 +29,7 @@ export interface Outcome {
   released: Packet[];
   dropped: Packet[];
   divergences: Divergence[];
-  malformed: Decision['malformed'];
+  malformed: MalformedFrame[];
 }
 
 export function copy(decision: Decision): Outcome {
@@ -47,7 +47,7 @@ export class Harness {
   readonly released: Packet[] = [];
   readonly dropped: Packet[] = [];
   readonly divergences: Divergence[] = [];
-  readonly malformed: Decision['malformed'] = [];
+  readonly malformed: MalformedFrame[] = [];
   now = 0;
 
   constructor(options: Partial<CompareOptions> = {}) {

@@ -1,6 +1,6 @@
 import { afterEach, beforeEach, describe, expect, it, vi } from 'vitest';
-import type { Divergence, Packet, Side } from '../../compare/types.js';
-import { CompareLoop, type CompareEngineLike, type EngineDecision } from '../../proxy/compare-loop.js';
+import type { Decision, Divergence, Packet, Side } from '../../compare/types.js';
+import { CompareLoop, type CompareEngineLike } from '../../proxy/compare-loop.js';
 import type { FramedSocket } from '../../proxy/ports/framed-socket.js';
 import { FrameDecoder } from '../../proxy/ports/framed.js';
 import { READ_BYTES, SlabReader } from '../../proxy/ports/read-slabs.js';
@@ -10,22 +10,22 @@ import { CollectingSink } from '../ports/support.js';
 /** A scripted engine: each call returns the next prepared decision (or an empty one). */
 class ScriptedEngine implements CompareEngineLike {
   readonly pushes: [Side, string][] = [];
-  script: Partial<EngineDecision>[] = [];
+  script: Partial<Decision>[] = [];
   flushes = 0;
   throwOnPush = false;
-  private next(): EngineDecision {
+  private next(): Decision {
     const d = this.script.shift() ?? {};
     return { release: d.release ?? [], drop: d.drop ?? [], divergences: d.divergences ?? [], malformed: [] };
   }
-  push(side: Side, frame: Buffer): EngineDecision {
+  push(side: Side, frame: Buffer): Decision {
     if (this.throwOnPush) throw new Error('engine bug');
     this.pushes.push([side, frame.toString()]);
     return this.next();
   }
-  tick(): EngineDecision {
+  tick(): Decision {
     return this.next();
   }
-  flush(): EngineDecision {
+  flush(): Decision {
     this.flushes++;
     return this.next();
   }

@@ -1,10 +1,10 @@
 import { describe, expect, it } from 'vitest';
 import { buildUdp } from '../support/wire-build.js';
-import type { Divergence, Packet, Side } from '../../compare/types.js';
+import type { Decision, Divergence, Packet, Side } from '../../compare/types.js';
 import { openCaptureBuffer } from '../../src/capture/open.js';
 import { PcapWriter } from '../../src/capture/pcap.js';
 import { BufferSink } from '../../src/capture/sink.js';
-import type { EngineDecision, ReplayEngine } from '../../src/replay/engine-port.js';
+import type { ReplayEngine } from '../../src/replay/engine-port.js';
 import { defaultReplayOptions, replay, type ReplayOptions, type ReplaySource } from '../../src/replay/replay.js';
 
 /**
@@ -21,14 +21,14 @@ class ScriptedEngine implements ReplayEngine {
     malformed: [],
   };
 
-  private clear(): ScriptedEngine['decision'] & EngineDecision {
+  private clear(): ScriptedEngine['decision'] & Decision {
     this.decision.release = [];
     this.decision.drop = [];
     this.decision.divergences = [];
     return this.decision;
   }
 
-  push(side: Side, frame: Buffer, start: number, now: number, tag = 0): EngineDecision {
+  push(side: Side, frame: Buffer, start: number, now: number, tag = 0): Decision {
     const d = this.clear();
     const packet: Packet = { frame, start, side, arrivedAt: now, tag };
     this.held.push(packet);
@@ -49,12 +49,12 @@ class ScriptedEngine implements ReplayEngine {
     return d;
   }
 
-  tick(now: number): EngineDecision {
+  tick(now: number): Decision {
     this.calls.push(`tick ${now}`);
     return this.clear();
   }
 
-  flush(now: number): EngineDecision {
+  flush(now: number): Decision {
     const d = this.clear();
     this.calls.push(`flush ${now}`);
     for (const p of this.held) (p.side === 'primary' ? d.release : d.drop).push(p);
