@@ -1,15 +1,15 @@
 #!/usr/bin/env node
-// The bundle when it is up to date, else the TypeScript sources through tsx: see ./entry.js.
-import { URL, fileURLToPath } from 'node:url';
-import { chooseEntry } from './entry.js';
+// Runs the bundle `npm ci` builds (its prepare step, `npm run build`: dist/colo-proxy.mjs). To run the
+// TypeScript sources instead, without building: `npm run dev -- ARGS`.
+import { existsSync } from 'node:fs';
+import { URL } from 'node:url';
 
-const root = fileURLToPath(new URL('..', import.meta.url));
-if (chooseEntry(root) === 'bundle') {
+const bundle = new URL('../dist/colo-proxy.mjs', import.meta.url);
+if (existsSync(bundle)) {
   // Stack traces (crashes, logged internal errors) name the TypeScript sources, via the bundle's source map.
   process.setSourceMapsEnabled(true);
-  await import('../dist/colo-proxy.mjs');
+  await import(bundle.href);
 } else {
-  const { register } = await import('tsx/esm/api');
-  register();
-  await import('../src/cli/main.ts');
+  process.stderr.write('colo-proxy: dist/colo-proxy.mjs is missing: run npm run build (npm ci runs it)\n');
+  process.exitCode = 1;
 }

@@ -1,61 +1,63 @@
 import { execFile } from 'node:child_process';
-import { mkdirSync, mkdtempSync, rmSync, utimesSync, writeFileSync } from 'node:fs';
+import { copyFileSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
-import { dirname, join } from 'node:path';
+import { join } from 'node:path';
 import { promisify } from 'node:util';
 import { afterEach, describe, expect, it } from 'vitest';
-import { BUNDLE, chooseEntry } from '../bin/entry.js';
 
 const run = promisify(execFile);
+const root = join(import.meta.dirname, '..');
 
-describe('bin/entry.js: bundle or sources', () => {
-  const roots: string[] = [];
+describe('bin/colo-proxy.js runs the built bundle', () => {
+  const dirs: string[] = [];
   afterEach(() => {
-    for (const root of roots.splice(0)) rmSync(root, { recursive: true, force: true });
+    for (const dir of dirs.splice(0)) rmSync(dir, { recursive: true, force: true });
   });
 
-  /** A fake checkout: each file with its modification time in seconds. */
-  function checkout(files: Record<string, number>): string {
-    const root = mkdtempSync(join(tmpdir(), 'colo-entry-'));
-    roots.push(root);
-    for (const [path, seconds] of Object.entries(files)) {
-      mkdirSync(dirname(join(root, path)), { recursive: true });
-      writeFileSync(join(root, path), '');
-      utimesSync(join(root, path), seconds, seconds);
+  /** A copy of bin/colo-proxy.js in a fresh checkout-shaped directory, with the given files beside it. */
+  function install(files: Record<string, string>): string {
+    const dir = mkdtempSync(join(tmpdir(), 'colo-bin-'));
+    dirs.push(dir);
+    mkdirSync(join(dir, 'bin'));
+    copyFileSync(join(root, 'bin/colo-proxy.js'), join(dir, 'bin/colo-proxy.js'));
+    for (const [path, text] of Object.entries(files)) {
+      mkdirSync(join(dir, path, '..'), { recursive: true });
+      writeFileSync(join(dir, path), text);
     }
-    return root;
+    return dir;
   }
 
-  it('runs the bundle when it is newer than every source file', () => {
-    const root = checkout({
-      [BUNDLE]: 2000,
-      'src/cli/main.ts': 1000,
-      'proxy/ports/ring.ts': 1500,
-      'compare/tcp.ts': 1999,
+  it('imports dist/colo-proxy.mjs, even when a source file is newer, and looks at nothing else', async () => {
+    const dir = install({
+      'dist/colo-proxy.mjs': "process.stdout.write('bundle ' + process.argv.slice(2).join(' '));\n",
+      'src/cli/main.ts': "throw new Error('the sources must not run');\n",
     });
-    expect(chooseEntry(root, {})).toBe('bundle');
+    const { stdout } = await run(process.execPath, [join(dir, 'bin/colo-proxy.js'), 'demo', '--x']);
+    expect(stdout).toBe('bundle demo --x');
   });
 
-  it('runs the sources when any of them, however deep, changed after the build', () => {
-    const root = checkout({ [BUNDLE]: 2000, 'src/cli/main.ts': 1000, 'compare/wire/tcp.ts': 2001 });
-    expect(chooseEntry(root, {})).toBe('source');
+  it('says to build when the bundle is missing, in one line, with exit status 1', async () => {
+    const dir = install({ 'src/cli/main.ts': "throw new Error('the sources must not run');\n" });
+    const failed = (await run(process.execPath, [join(dir, 'bin/colo-proxy.js'), '--help']).catch(
+      (err: unknown) => err,
+    )) as { code: number; stderr: string; stdout: string };
+    expect(failed.code).toBe(1);
+    expect(failed.stdout).toBe('');
+    expect(failed.stderr).toBe('colo-proxy: dist/colo-proxy.mjs is missing: run npm run build (npm ci runs it)\n');
   });
 
-  it('runs the sources when nothing was built, or when told to', () => {
-    expect(chooseEntry(checkout({ 'src/cli/main.ts': 1000 }), {})).toBe('source');
-    const built = checkout({ [BUNDLE]: 2000, 'src/cli/main.ts': 1000 });
-    expect(chooseEntry(built, { COLO_PROXY_FROM_SOURCE: '1' })).toBe('source');
+  it('runs from the sources through a script of its own (npm run dev)', async () => {
+    const { stdout } = await run('npm', ['run', '--silent', 'dev', '--', '--version'], { cwd: root });
+    const { version } = JSON.parse(readFileSync(join(root, 'package.json'), 'utf8')) as { version: string };
+    expect(stdout.trim()).toBe(version);
   });
 
-  it('ignores files that are not TypeScript sources', () => {
-    const root = checkout({ [BUNDLE]: 2000, 'src/cli/main.ts': 1000, 'src/README.md': 3000 });
-    expect(chooseEntry(root, {})).toBe('bundle');
-  });
-
-  it('runs the CLI from the sources too', async () => {
-    const { stdout } = await run('node', ['bin/colo-proxy.js', '--help'], {
-      env: { ...process.env, COLO_PROXY_FROM_SOURCE: '1' },
-    });
-    expect(stdout).toContain('Usage: colo-proxy');
+  it('needs neither tsx nor esbuild at run time: both are development dependencies', () => {
+    const pkg = JSON.parse(readFileSync(join(root, 'package.json'), 'utf8')) as Record<string, Record<string, string>>;
+    for (const name of ['tsx', 'esbuild']) {
+      expect(pkg.dependencies[name], name).toBeUndefined();
+      expect(pkg.devDependencies[name], name).toBeDefined();
+    }
+    expect(pkg.scripts.prepare).toBe('npm run build');
   });
 });

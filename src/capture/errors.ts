@@ -6,7 +6,7 @@ export type CaptureErrorCode =
   | 'bad-magic'
   /** A pcap file version other than 2.x, or a pcapng section version other than 1.x. */
   | 'unsupported-version'
-  /** Only Ethernet (link type 1) is replayed. */
+  /** Only Ethernet (link type 1) and Linux cooked captures (113, 276: `tcpdump -i any`) are replayed. */
   | 'unknown-link-type'
   /** The file ends inside a record header (pcap) or a block's type and length (pcapng). */
   | 'truncated-record'

@@ -1,3 +1,4 @@
+import { cookedHeaderLength, cookedToEthernet, isReplayableLinkType } from './cooked.js';
 import { CaptureError } from './errors.js';
 import type { ByteInput } from './input.js';
 import {
@@ -49,6 +50,8 @@ export class PcapReader implements CaptureReader {
   littleEndian = true;
   nanosecond = false;
   snaplen = 0;
+  /** The cooked link type (113, 276) whose records are rewritten into Ethernet frames, else 0. */
+  private cooked = 0;
   private pos: number = FileHeader.LENGTH;
 
   constructor(private readonly input: ByteInput) {
@@ -106,9 +109,14 @@ export class PcapReader implements CaptureReader {
       name: null,
       unitsPerSecond: this.nanosecond ? 1e9 : 1e6,
     });
-    if (linkType !== LINKTYPE_ETHERNET) {
-      this.fail('unknown-link-type', FileHeader.LINKTYPE, `link type ${linkType} (only 1, Ethernet, is supported)`);
+    if (!isReplayableLinkType(linkType)) {
+      this.fail(
+        'unknown-link-type',
+        FileHeader.LINKTYPE,
+        `link type ${linkType} (only 1, Ethernet, and 113/276, Linux cooked, are supported)`,
+      );
     }
+    if (linkType !== LINKTYPE_ETHERNET) this.cooked = linkType;
   }
 
   private u16(fileOffset: number): number {
@@ -166,7 +174,24 @@ export class PcapReader implements CaptureReader {
     record.offset = pos;
     record.interfaceId = 0;
     this.pos = dataAt + included;
+    if (this.cooked !== 0 && !this.uncook(pos)) return false;
     this.frames++;
+    return true;
+  }
+
+  private uncook(pos: number): boolean {
+    const record = this.record;
+    const frame = cookedToEthernet(this.cooked, record.data);
+    if (frame === null) {
+      const header = cookedHeaderLength(this.cooked);
+      return this.fail(
+        'truncated-record',
+        pos,
+        `record of ${record.data.length} bytes has no ${header}-byte cooked header`,
+      );
+    }
+    record.originalLength -= record.data.length - frame.length;
+    record.data = frame;
     return true;
   }
 

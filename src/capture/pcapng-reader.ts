@@ -1,3 +1,4 @@
+import { cookedHeaderLength, cookedToEthernet, isReplayableLinkType } from './cooked.js';
 import { CaptureError, type CaptureErrorCode } from './errors.js';
 import type { ByteInput } from './input.js';
 import {
@@ -222,6 +223,15 @@ export class PcapngReader implements CaptureReader {
     return iface;
   }
 
+  private failLinkType(pos: number, iface: InterfaceState): false {
+    const supported = 'only 1, Ethernet, and 113/276, Linux cooked, are supported';
+    return this.fail(
+      'unknown-link-type',
+      pos,
+      `interface ${iface.index} has link type ${iface.linkType} (${supported})`,
+    );
+  }
+
   private readEnhancedPacket(pos: number, length: number): boolean {
     if (length < Epb.DATA + 4)
       return this.fail('bad-block-length', pos, `enhanced packet block length ${length} below 32`);
@@ -229,13 +239,7 @@ export class PcapngReader implements CaptureReader {
     const iface = this.packetInterface(pos, local);
     if (iface === null) return false;
     if (this.filter !== null && iface.index !== this.filter) return false;
-    if (iface.linkType !== LINKTYPE_ETHERNET) {
-      return this.fail(
-        'unknown-link-type',
-        pos,
-        `interface ${iface.index} has link type ${iface.linkType} (only 1, Ethernet)`,
-      );
-    }
+    if (!isReplayableLinkType(iface.linkType)) return this.failLinkType(pos, iface);
     const captured = this.u32(pos + Epb.CAPTURED_LEN);
     const dataEnd = pos + Epb.DATA + pad4(captured);
     if (captured > MAX_RECORD_LENGTH || dataEnd > pos + length - 4) {
@@ -256,13 +260,7 @@ export class PcapngReader implements CaptureReader {
     const iface = this.packetInterface(pos, 0);
     if (iface === null) return false;
     if (this.filter !== null && iface.index !== this.filter) return false;
-    if (iface.linkType !== LINKTYPE_ETHERNET) {
-      return this.fail(
-        'unknown-link-type',
-        pos,
-        `interface ${iface.index} has link type ${iface.linkType} (only 1, Ethernet)`,
-      );
-    }
+    if (!isReplayableLinkType(iface.linkType)) return this.failLinkType(pos, iface);
     const original = this.u32(pos + Spb.ORIGINAL_LEN);
     let captured = Math.min(original, length - Spb.DATA - 4);
     if (iface.snaplen > 0) captured = Math.min(captured, iface.snaplen);
@@ -291,6 +289,15 @@ export class PcapngReader implements CaptureReader {
       const comment = this.readOptions(pos, optionsFrom, pos + length - 4, null);
       if (comment === false) return false;
       record.comment = comment;
+    }
+    if (iface.linkType !== LINKTYPE_ETHERNET) {
+      const frame = cookedToEthernet(iface.linkType, record.data);
+      if (frame === null) {
+        const header = cookedHeaderLength(iface.linkType);
+        return this.fail('truncated-record', pos, `packet of ${captured} bytes has no ${header}-byte cooked header`);
+      }
+      record.originalLength -= record.data.length - frame.length;
+      record.data = frame;
     }
     this.frames++;
     return true;

@@ -1,5 +1,6 @@
 import { statSync } from 'node:fs';
 import { CompareEngine } from '../../compare/engine.js';
+import { isReplayableLinkType } from '../capture/cooked.js';
 import { openCaptureFile } from '../capture/open.js';
 import { ConfigError } from '../config/errors.js';
 import type { CaptureReader } from '../capture/record.js';
@@ -11,9 +12,59 @@ export type ReplayFiles =
   | { primary: string; secondary: string; chunkSize?: number }
   | { pcapng: string; primaryIf: number; secondaryIf: number; chunkSize?: number };
 
+/** A capture that cannot be replayed at all: a usage error (exit 2) naming the flag and the file's problem. */
+export class CaptureCheckError extends ConfigError {
+  constructor(flag: string, file: string, problem: string) {
+    super(flag, 'a readable pcap or pcapng capture', file);
+    this.message = `${flag}: ${problem}`;
+    this.name = 'CaptureCheckError';
+  }
+}
+
 /**
- * Opens the captures, builds a CompareEngine with the replay's settings and replays. Missing or
- * unreadable files throw (startup edge); bad content is reported in the summary's readErrors.
+ * Opens each capture and reads its header and first record, so a file that is missing, unreadable, not
+ * a capture or of a link type the replay cannot read fails before either side is replayed (replaying the
+ * good side alone would invent timeouts and checkpoints). Content that goes bad later is a read error in
+ * the summary instead. An empty capture (a header, no records) passes: it replays as nothing.
+ */
+export function checkCaptures(files: ReplayFiles): void {
+  if ('pcapng' in files) {
+    checkCapture('--pcapng', files.pcapng, [files.primaryIf, files.secondaryIf]);
+  } else {
+    checkCapture('--primary', files.primary, []);
+    checkCapture('--secondary', files.secondary, []);
+  }
+}
+
+function checkCapture(flag: string, file: string, interfaces: readonly number[]): void {
+  let reader: CaptureReader;
+  try {
+    reader = openCaptureFile(file);
+  } catch (err) {
+    throw new CaptureCheckError(flag, file, (err as Error).message);
+  }
+  try {
+    reader.next();
+    if (reader.error !== null) throw new CaptureCheckError(flag, file, reader.error.message);
+    if (flag === '--pcapng' && reader.format !== 'pcapng') {
+      throw new ConfigError(flag, 'a pcapng file (for two pcap files use --primary and --secondary)', file);
+    }
+    for (const index of interfaces) {
+      const linkType = reader.interfaces[index]?.linkType;
+      if (linkType !== undefined && !isReplayableLinkType(linkType)) {
+        const problem = `${file}: interface ${index} has link type ${linkType} (only 1, Ethernet, and 113/276, Linux cooked, are supported)`;
+        throw new CaptureCheckError(flag, file, problem);
+      }
+    }
+  } finally {
+    reader.close();
+  }
+}
+
+/**
+ * Checks the captures (checkCaptures), builds a CompareEngine with the replay's settings and replays.
+ * A capture that fails the check throws CaptureCheckError; content that goes bad later is reported in
+ * the summary's readErrors.
  */
 export async function replayFiles(
   files: ReplayFiles,
@@ -21,6 +72,7 @@ export async function replayFiles(
   hooks: ReplayHooks = {},
 ): Promise<ReplaySummary> {
   const settings: ReplayOptions = { ...defaultReplayOptions, ...options };
+  checkCaptures(files);
   const [primary, secondary] = openSources(files);
   try {
     const engine = new CompareEngine({

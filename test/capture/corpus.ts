@@ -58,8 +58,8 @@ export function malformedCorpus(): CorpusEntry[] {
   add('text.pcap', Buffer.from('this is not a capture\n'), 'bad-magic', 0);
 
   const linkType = pcap(1);
-  linkType.writeUInt32LE(113, 20);
-  add('linux-cooked.pcap', linkType, 'unknown-link-type', 20);
+  linkType.writeUInt32LE(101, 20);
+  add('raw-ip.pcap', linkType, 'unknown-link-type', 20);
 
   const version = pcap(1);
   version.writeUInt16LE(3, 4);

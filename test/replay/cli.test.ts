@@ -1,5 +1,5 @@
 import { execFile } from 'node:child_process';
-import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { promisify } from 'node:util';
@@ -129,6 +129,84 @@ describe('colo-proxy replay', { timeout: 60_000 }, () => {
     ]);
     expect(summary.frames.primary).toBe(20);
     expect(summary.frames.secondary).toBe(21);
+  });
+
+  /** Runs the CLI in `cwd`; resolves with its exit status and output whatever the status. */
+  function replayCli(args: string[], cwd = root): Promise<{ code: number; stdout: string; stderr: string }> {
+    return run('node', [cli, 'replay', ...args], { cwd }).then(
+      (ok) => ({ code: 0, ...ok }),
+      (err: { code: number; stdout: string; stderr: string }) => err,
+    );
+  }
+
+  const both = ['--primary', example('http', 'primary'), '--secondary', example('http', 'secondary')];
+
+  it('checks every output path before replaying: a missing directory stops at once, status 2', async () => {
+    const events = join(dir, 'not-written.ndjson');
+    const outcome = await replayCli([...both, '--events', events, '--json', join(dir, 'no/such/dir/x.json')]);
+    expect(outcome.code).toBe(2);
+    expect(outcome.stdout).toBe('');
+    expect(outcome.stderr).toMatch(/^colo-proxy: config field "--json": expected a writable file path \(directory /);
+    expect(outcome.stderr).not.toMatch(/^\s+at /m);
+    expect(existsSync(events)).toBe(false);
+    const isDir = await replayCli([...both, '--report', dir]);
+    expect(isDir.code).toBe(2);
+    expect(isDir.stderr).toMatch(/"--report": expected a writable file path \(it is a directory\)/);
+  });
+
+  it('writes --json - and --events - to standard output, never to a file named -', async () => {
+    const cwd = mkdtempSync(join(dir, 'stdout-'));
+    const json = await replayCli([...both, '--json', '-'], cwd);
+    expect(json.code).toBe(0);
+    const summary = JSON.parse(json.stdout) as ReplaySummary;
+    expect(summary.schema).toBe('colo-proxy/replay-summary');
+    expect(summary.frames.primary).toBe(21);
+    const nondeterministic = ['--primary', example('http-nondeterministic', 'primary')];
+    const secondary = ['--secondary', example('http-nondeterministic', 'secondary')];
+    const events = await replayCli([...nondeterministic, ...secondary, '--events', '-'], cwd);
+    expect(events.code).toBe(0);
+    const lines = events.stdout
+      .trim()
+      .split('\n')
+      .map((line) => JSON.parse(line) as { type: string });
+    expect(lines.map((e) => e.type)).toEqual([
+      'divergence',
+      'checkpoint',
+      'divergence',
+      'checkpoint',
+      'divergence',
+      'checkpoint',
+    ]);
+    expect(existsSync(join(cwd, '-'))).toBe(false);
+    const twice = await replayCli([...both, '--json', '-', '--events', '-'], cwd);
+    expect(twice.code).toBe(2);
+    expect(twice.stderr).toMatch(/"--events"/);
+  });
+
+  it('checks both captures before replaying: a bad side stops at once with no invented divergences', async () => {
+    const empty = join(dir, 'empty.pcap');
+    const text = join(dir, 'text.pcap');
+    writeFileSync(empty, '');
+    writeFileSync(text, 'not a capture at all\n');
+    const cases: [string[], RegExp][] = [
+      [
+        ['--primary', example('http', 'primary'), '--secondary', empty],
+        /^colo-proxy: --secondary: .*empty\.pcap: byte offset 0: truncated-header/,
+      ],
+      [
+        ['--primary', text, '--secondary', example('http', 'secondary')],
+        /^colo-proxy: --primary: .*text\.pcap: byte offset 0: bad-magic/,
+      ],
+    ];
+    for (const [args, message] of cases) {
+      const events = join(dir, 'bad-side.ndjson');
+      const outcome = await replayCli([...args, '--events', events]);
+      expect(outcome.code, outcome.stderr).toBe(2);
+      expect(outcome.stderr).toMatch(message);
+      expect(outcome.stderr.trim().split('\n')).toHaveLength(1);
+      expect(outcome.stdout).toBe('');
+      expect(existsSync(events)).toBe(false);
+    }
   });
 
   it('rejects bad options with the flag named and exit code 2', async () => {

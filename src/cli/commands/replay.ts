@@ -1,5 +1,6 @@
 import { existsSync } from 'node:fs';
 import { writeFile } from 'node:fs/promises';
+import { PassThrough } from 'node:stream';
 import type { Command } from 'commander';
 import type { Divergence } from '../../../compare/types.js';
 import { DivergenceRecorder } from '../../capture/divergence-recorder.js';
@@ -7,10 +8,11 @@ import { ConfigError } from '../../config/errors.js';
 import { formatSummary } from '../../replay/format.js';
 import { ProgressBar } from '../../replay/progress.js';
 import { defaultReplayOptions, type ReplayHooks, type ReplayOptions } from '../../replay/replay.js';
-import { replayFiles, type ReplayFiles } from '../../replay/run.js';
+import { checkCaptures, replayFiles, type ReplayFiles } from '../../replay/run.js';
 import type { ReplaySummary } from '../../replay/summary.js';
 import { renderReport } from '../../report/html.js';
 import { EventLog } from '../../stats/events.js';
+import { checkOutputPath, STDOUT_PATH } from '../output-path.js';
 
 interface ReplayFlags {
   primary?: string;
@@ -47,14 +49,16 @@ export function registerReplay(program: Command): void {
     .option('--checkpoint-timer <ms>', 'CHKPOINT_TIMER (0 disables it)', String(d.checkpointTimerMs))
     .option('--checkpoint-duration <ms>', 'simulated checkpoint duration', String(d.checkpointDurationMs))
     .option('--speed <x>', '0 = as fast as possible, 1 = real time', String(d.speed))
-    .option('--json <file>', 'write the summary (docs/replay.md) as JSON')
+    .option('--json <file>', 'write the summary (docs/replay.md) as JSON (- for standard output)')
     .option('--divergences <file>', "write each divergence's two frames to a pcapng")
     .option('--report <file>', 'write a self-contained HTML report')
-    .option('--events <file>', 'write an NDJSON log of divergences and checkpoints')
+    .option('--events <file>', 'write an NDJSON log of divergences and checkpoints (- for standard output)')
     .option('--quiet', 'print nothing on success')
     .action(async (flags: ReplayFlags) => {
       const summary = await runReplayCommand(flags);
-      if (!flags.quiet) process.stdout.write(formatSummary(summary));
+      // Standard output carries the JSON or the events when one of them is `-`: no text summary beside it.
+      const stdoutTaken = flags.json === STDOUT_PATH || flags.events === STDOUT_PATH;
+      if (!flags.quiet && !stdoutTaken) process.stdout.write(formatSummary(summary));
       for (const e of summary.readErrors) process.stderr.write(`colo-proxy replay: ${e.message}\n`);
       if (summary.readErrors.length > 0) process.exitCode = 1;
     });
@@ -112,11 +116,32 @@ export function replayOptions(flags: ReplayFlags): ReplayOptions {
   };
 }
 
+/** Every output path is checked before anything is read or written; only one output may take stdout. */
+function checkOutputs(flags: ReplayFlags): void {
+  if (flags.json === STDOUT_PATH && flags.events === STDOUT_PATH) {
+    throw new ConfigError('--events', 'a file path when --json is already - (standard output)', flags.events);
+  }
+  if (flags.json !== undefined) checkOutputPath('--json', flags.json, true);
+  if (flags.events !== undefined) checkOutputPath('--events', flags.events, true);
+  if (flags.divergences !== undefined) checkOutputPath('--divergences', flags.divergences);
+  if (flags.report !== undefined) checkOutputPath('--report', flags.report);
+}
+
+/** The event log on standard output: a pass-through, so closing the log never ends stdout itself. */
+function openEventLog(path: string): Promise<EventLog> {
+  if (path !== STDOUT_PATH) return EventLog.open(path);
+  const stream = new PassThrough();
+  stream.pipe(process.stdout, { end: false });
+  return Promise.resolve(new EventLog(stream));
+}
+
 async function runReplayCommand(flags: ReplayFlags): Promise<ReplaySummary> {
   const files = inputs(flags);
   const options = replayOptions(flags);
+  checkOutputs(flags);
+  checkCaptures(files);
   const recorder = flags.divergences !== undefined ? await DivergenceRecorder.open(flags.divergences) : null;
-  const events = flags.events !== undefined ? await EventLog.open(flags.events) : null;
+  const events = flags.events !== undefined ? await openEventLog(flags.events) : null;
   const bar = ProgressBar.forStderr();
   // The pcapng and the event log carry capture (epoch) times; the summary carries virtual ones.
   let origin = 0;
@@ -143,7 +168,9 @@ async function runReplayCommand(flags: ReplayFlags): Promise<ReplaySummary> {
     await recorder?.close();
     await events?.close();
   }
-  if (flags.json !== undefined) await writeFile(flags.json, JSON.stringify(summary, null, 2) + '\n');
+  const json = JSON.stringify(summary, null, 2) + '\n';
+  if (flags.json === STDOUT_PATH) process.stdout.write(json);
+  else if (flags.json !== undefined) await writeFile(flags.json, json);
   if (flags.report !== undefined) await writeFile(flags.report, renderReport(summary));
   return summary;
 }

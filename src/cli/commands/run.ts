@@ -4,8 +4,12 @@ import { loadInlineConfig } from '../../config/inline.js';
 import { startInlineApp } from '../../inline/app.js';
 import { OffloadError } from '../../inline/offloads.js';
 import { createLogger } from '../../log.js';
+import { checkOutputPath } from '../output-path.js';
 
-/** Exit status when the host lacks something `run` needs (libpcap, offloads off): fix the host, not the config. */
+/**
+ * Exit status when the host lacks something `run` needs (a capture backend, offloads off): fix the host, not
+ * the config. Documented in `--help` (src/cli/exit-status.ts) and docs/inline.md.
+ */
 export const EXIT_HOST_NOT_READY = 4;
 
 /**
@@ -21,6 +25,8 @@ export function registerRun(program: Command): void {
     .requiredOption('--config <file>', 'YAML config file (docs/inline.md)')
     .action(async (opts: { config: string }) => {
       const config = loadInlineConfig(opts.config);
+      if (config.events !== undefined) checkOutputPath('events', config.events);
+      if (config.divergences !== undefined) checkOutputPath('divergences', config.divergences);
       const logger = createLogger();
       const print = (event: object): void => {
         process.stdout.write(`${JSON.stringify(event)}\n`);
