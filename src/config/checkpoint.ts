@@ -1,18 +1,15 @@
 import { z } from 'zod';
-import { ExecDriver } from '../checkpoint/drivers/exec.js';
-import { LabDriver } from '../checkpoint/drivers/lab.js';
-import type { VmDriver } from '../checkpoint/driver.js';
-import { loadControlSecurity, type ControlSecurity, type TlsMaterial } from '../checkpoint/tls.js';
+import { parseMigrationUri } from '../checkpoint/drivers/qemu-migration.js';
+import type { ControlSecurity } from '../checkpoint/tls.js';
 import { parseEndpoint, type Endpoint } from '../checkpoint/transport.js';
 import { parseControlAddress } from '../lab/control-protocol.js';
-import type { Logger } from '../log.js';
 import { ConfigError } from './errors.js';
 import { isPlainObject, loadConfig, mergeOver, type FlagSpec } from './load.js';
 
 /**
  * The checkpoint engine's configuration, for both roles (primary: coordinator; secondary: agent).
- * Every field is documented in docs/configuration.md; each but checkpointTimerMs (read only by `run`) has a
- * flag in checkpointFlags that overrides it.
+ * Every field is documented in docs/configuration.md; each but checkpointTimerMs (read only by `run`) and
+ * the qemu driver's (YAML only: a QEMU command line is a list) has a flag in checkpointFlags that overrides it.
  */
 
 export type Role = 'primary' | 'secondary';
@@ -107,8 +104,54 @@ export const labDriverSchema = z.strictObject({
   timeouts: hookTimeouts({ suspendMs: 5_000, saveMs: 30_000, loadMs: 30_000, resumeMs: 5_000 }),
 });
 
-export const driverSchema = z.discriminatedUnion('kind', [execDriverSchema, labDriverSchema], {
-  error: 'a driver mapping whose kind is "exec" or "lab"',
+const migrationUriText = 'a migration address: tcp:HOST:PORT or unix:PATH';
+const migrationUri = z
+  .string({ error: migrationUriText })
+  .refine((text) => parseMigrationUri(text) !== null, { error: migrationUriText });
+const tapText = 'a tap name (1 to 15 characters, no "/", ":" or whitespace)';
+const commandText = 'the secondary QEMU command line: a list of argument strings, with {tap} where the tap name goes';
+
+/** Where the qemu driver keeps its sockets unless told otherwise: a runtime directory of colo-proxy's. */
+export const defaultQemuWorkDir = '/run/colo-proxy/qemu';
+
+export const qemuDriverSchema = z.strictObject({
+  kind: z.literal('qemu'),
+  qmp: path("the primary VM's QMP socket path").optional(),
+  command: z
+    .array(z.string({ error: 'a QEMU argument (a string)' }), { error: commandText })
+    .min(1, { error: commandText })
+    .refine((args) => args.some((arg) => arg.includes('{tap}')), { error: commandText })
+    .optional(),
+  taps: z
+    .array(z.string({ error: tapText }).regex(/^[^\s/:]{1,15}$/, { error: tapText }), {
+      error: 'a list of one or two tap names',
+    })
+    .min(1, { error: 'a list of one or two tap names' })
+    .max(2, { error: 'a list of one or two tap names' })
+    .optional(),
+  workDir: path("a directory for the driver's sockets").default(defaultQemuWorkDir),
+  maxBandwidth: size(20e9),
+  downtimeLimitMs: z
+    .number({ error: 'milliseconds (a non-negative integer)' })
+    .int({ error: 'milliseconds (a non-negative integer)' })
+    .nonnegative({ error: 'milliseconds (a non-negative integer)' })
+    .default(20),
+  precopy: z
+    .strictObject(
+      {
+        uri: migrationUri,
+        maxMs: ms('the longest pre-copy before the guest is stopped all the same', 3_000),
+        stopAtRemainingBytes: size(4 * 2 ** 20),
+      },
+      { error: 'a mapping of uri, maxMs and stopAtRemainingBytes' },
+    )
+    .optional(),
+  incoming: migrationUri.optional(),
+  timeouts: hookTimeouts({ suspendMs: 10_000, saveMs: 60_000, loadMs: 60_000, resumeMs: 10_000 }),
+});
+
+export const driverSchema = z.discriminatedUnion('kind', [execDriverSchema, labDriverSchema, qemuDriverSchema], {
+  error: 'a driver mapping whose kind is "exec", "lab" or "qemu"',
 });
 
 export const checkpointConfigSchema = z
@@ -167,6 +210,7 @@ export type CheckpointConfig = z.output<typeof checkpointConfigSchema>;
 export type DriverConfig = z.output<typeof driverSchema>;
 export type ExecDriverConfig = z.output<typeof execDriverSchema>;
 export type LabDriverConfig = z.output<typeof labDriverSchema>;
+export type QemuDriverConfig = z.output<typeof qemuDriverSchema>;
 
 /** The exec hooks each role calls: the primary saves, the secondary loads; both suspend and resume. */
 export const hooksNeeded: Record<Role, ReadonlyArray<'suspend' | 'save' | 'load' | 'resume'>> = {
@@ -174,13 +218,57 @@ export const hooksNeeded: Record<Role, ReadonlyArray<'suspend' | 'save' | 'load'
   secondary: ['suspend', 'load', 'resume'],
 };
 
-/** Throws ConfigError naming the first hook the role needs that the exec driver does not have. */
-export function checkHooksForRole(config: CheckpointConfig, role: Role): void {
-  if (config.driver.kind !== 'exec') return;
-  for (const hook of hooksNeeded[role]) {
-    if (config.driver[hook] === undefined) {
-      throw new ConfigError(`driver.${hook}`, `a shell command string (the ${role} runs the ${hook} hook)`, undefined);
+/**
+ * Throws ConfigError naming the first field the role needs that the driver lacks: the exec hooks it calls,
+ * or the qemu driver's own fields (the primary reaches a VM through qmp; the secondary starts its own).
+ */
+export function checkDriverForRole(config: CheckpointConfig, role: Role): void {
+  const driver = config.driver;
+  if (driver.kind === 'exec') {
+    for (const hook of hooksNeeded[role]) {
+      if (driver[hook] === undefined) {
+        throw new ConfigError(
+          `driver.${hook}`,
+          `a shell command string (the ${role} runs the ${hook} hook)`,
+          undefined,
+        );
+      }
     }
+  }
+  if (driver.kind === 'qemu') checkQemuForRole(driver, role);
+}
+
+function checkQemuForRole(driver: QemuDriverConfig, role: Role): void {
+  const misplaced = (field: string, why: string, value: unknown): never => {
+    throw new ConfigError(`driver.${field}`, `no ${field} on the ${role} (${why})`, value);
+  };
+  if (role === 'primary') {
+    if (driver.qmp === undefined) {
+      throw new ConfigError(
+        'driver.qmp',
+        "the primary VM's QMP socket path (the primary's qemu driver needs it)",
+        undefined,
+      );
+    }
+    const why = 'the secondary starts its own QEMU; the primary reaches its VM through driver.qmp';
+    if (driver.command !== undefined) misplaced('command', why, driver.command);
+    if (driver.taps !== undefined) misplaced('taps', why, driver.taps);
+    if (driver.incoming !== undefined)
+      misplaced('incoming', 'the primary pre-copies to driver.precopy.uri', driver.incoming);
+    return;
+  }
+  if (driver.command === undefined) throw new ConfigError('driver.command', commandText, undefined);
+  if (driver.taps === undefined) throw new ConfigError('driver.taps', 'a list of one or two tap names', undefined);
+  if (driver.qmp !== undefined) misplaced('qmp', 'the secondary starts its own QEMU and QMP socket', driver.qmp);
+  if (driver.precopy !== undefined) {
+    misplaced('precopy', 'the secondary waits for a pre-copy at driver.incoming', driver.precopy);
+  }
+  if (driver.incoming !== undefined && driver.taps.length !== 2) {
+    throw new ConfigError(
+      'driver.taps',
+      'two tap names when driver.incoming is set (the standby QEMU needs its own)',
+      driver.taps,
+    );
   }
 }
 
@@ -340,7 +428,7 @@ function preferFlags(file: Record<string, unknown>, overrides: Record<string, un
 
 /**
  * Reads the optional YAML file, applies the flags (commander's opts() for checkpointFlags; dotted config
- * paths are accepted too), validates, and, when a role is given, checks the exec hooks it needs.
+ * paths are accepted too), validates, and, when a role is given, checks the driver fields it needs.
  */
 export function loadCheckpointConfig(
   file: string | undefined,
@@ -348,7 +436,7 @@ export function loadCheckpointConfig(
   role?: Role,
 ): CheckpointConfig {
   const config = loadConfig(checkpointConfigSchema, { file, flags, flagSpecs: checkpointFlags, prepare: preferFlags });
-  if (role !== undefined) checkHooksForRole(config, role);
+  if (role !== undefined) checkDriverForRole(config, role);
   return config;
 }
 
@@ -360,31 +448,4 @@ export function checkpointEndpoint(config: CheckpointConfig): Endpoint {
 /** The control channel's security, for loadControlSecurity. */
 export function checkpointSecurity(config: CheckpointConfig): ControlSecurity {
   return config.tls ? { kind: 'tls', ...config.tls } : { kind: 'plaintext' };
-}
-
-export interface CreateDriverOptions {
-  maxStateBytes?: number;
-  logger?: Logger;
-}
-
-export function createDriver(driver: DriverConfig, options: CreateDriverOptions = {}): VmDriver {
-  if (driver.kind === 'exec') {
-    const { suspend, save, load, resume } = driver;
-    return new ExecDriver({ suspend, save, load, resume }, driver.timeouts, options);
-  }
-  return new LabDriver(driver.control, driver.timeouts, options);
-}
-
-/**
- * What either role needs before it can speak the protocol: the control channel's TLS material (null for
- * plaintext, which loadControlSecurity warns about) and the VM driver. Used by `secondary`, `checkpoint`
- * and `run`, so the three start the same way.
- */
-export async function prepareCheckpointRole(
-  config: CheckpointConfig,
-  logger: Logger,
-): Promise<{ material: TlsMaterial | null; driver: VmDriver }> {
-  const material = await loadControlSecurity(checkpointSecurity(config), logger);
-  const driver = createDriver(config.driver, { maxStateBytes: config.maxStateBytes, logger });
-  return { material, driver };
 }

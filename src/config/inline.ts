@@ -1,7 +1,7 @@
 import { z } from 'zod';
 import { parseControlAddress } from '../lab/control-protocol.js';
 import { parseListenAddress } from '../stats/server.js';
-import { checkHooksForRole, checkpointConfigSchema } from './checkpoint.js';
+import { checkDriverForRole, checkpointConfigSchema } from './checkpoint.js';
 import { ConfigError } from './errors.js';
 import { loadConfig } from './load.js';
 
@@ -157,9 +157,9 @@ export type PrimaryHealthConfig = z.output<typeof primaryHealthSchema>;
 export function loadInlineConfig(file: string, flags: Record<string, unknown> = {}): InlineConfig {
   const config = loadConfig(inlineConfigSchema, { file, flags });
   try {
-    checkHooksForRole(config.checkpoint, 'primary');
+    checkDriverForRole(config.checkpoint, 'primary');
   } catch (err) {
-    // The hook check names fields relative to the checkpoint section; this file nests it.
+    // The driver check names fields relative to the checkpoint section; this file nests it.
     if (err instanceof ConfigError) throw new ConfigError(`checkpoint.${err.field}`, err.expected, err.received);
     throw err;
   }

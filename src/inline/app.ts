@@ -15,7 +15,8 @@ import { DivergenceRecorder } from '../capture/divergence-recorder.js';
 import { Coordinator } from '../checkpoint/coordinator.js';
 import type { CheckpointReport } from '../checkpoint/engine.js';
 import { linkCoordinator, type Link } from '../checkpoint/link.js';
-import { checkpointEndpoint, prepareCheckpointRole } from '../config/checkpoint.js';
+import { prepareCheckpointRole } from '../checkpoint/drivers/index.js';
+import { checkpointEndpoint } from '../config/checkpoint.js';
 import type { InlineConfig } from '../config/inline.js';
 import type { Logger } from '../log.js';
 import { EventLog } from '../stats/events.js';
@@ -103,7 +104,7 @@ export async function startInlineApp(
         : await DivergenceRecorder.open(config.divergences, { comment: 'colo-proxy run: diverging packet pairs' });
     if (recorder) closers.push(() => recorder.close());
 
-    const { material, driver } = await prepareCheckpointRole(config.checkpoint, logger);
+    const { material, driver } = await prepareCheckpointRole(config.checkpoint, 'primary', logger);
     closers.push(() => driver.close?.());
     // The proxy owns CHKPOINT_TIMER: a checkpoint it did not start would not hold the gate.
     const coordinator = new Coordinator({

@@ -4,13 +4,13 @@ import { join } from 'node:path';
 import { Command } from 'commander';
 import { afterAll, describe, expect, it } from 'vitest';
 import { ExecDriver } from '../../src/checkpoint/drivers/exec.js';
+import { createDriver } from '../../src/checkpoint/drivers/index.js';
 import { LabDriver } from '../../src/checkpoint/drivers/lab.js';
 import {
   checkpointConfigSchema,
   checkpointEndpoint,
   checkpointFlags,
   checkpointSecurity,
-  createDriver,
   loadCheckpointConfig,
   parseSize,
 } from '../../src/config/checkpoint.js';
@@ -135,7 +135,12 @@ describe('checkpoint config', () => {
         'driver.suspend',
         /expected a shell command string \(the suspend hook\), got 42/,
       ],
-      [yaml(SECONDARY.replace('kind: exec', 'kind: qemu')), {}, 'driver.kind', /"exec" or "lab", got "qemu"/],
+      [
+        yaml(SECONDARY.replace('kind: exec', 'kind: libvirt')),
+        {},
+        'driver.kind',
+        /"exec", "lab" or "qemu", got "libvirt"/,
+      ],
       [
         yaml(SECONDARY.replace('waitMs: 2000', 'waitMs: -5')),
         {},
@@ -263,7 +268,7 @@ describe('checkpoint config', () => {
 
   it('createDriver builds the configured driver', async () => {
     const exec = loadCheckpointConfig(yaml(SECONDARY), {});
-    const driver = createDriver(exec.driver);
+    const driver = createDriver(exec.driver, 'secondary');
     expect(driver).toBeInstanceOf(ExecDriver);
     expect((driver as ExecDriver).hooks).toEqual({
       suspend: 'virsh suspend vm',
@@ -271,11 +276,10 @@ describe('checkpoint config', () => {
       load: 'load-vm',
       resume: 'virsh resume vm',
     });
-    const lab = createDriver({
-      kind: 'lab',
-      control: '/tmp/none.sock',
-      timeouts: { suspendMs: 1, saveMs: 1, loadMs: 1, resumeMs: 1 },
-    });
+    const lab = createDriver(
+      { kind: 'lab', control: '/tmp/none.sock', timeouts: { suspendMs: 1, saveMs: 1, loadMs: 1, resumeMs: 1 } },
+      'primary',
+    );
     expect(lab).toBeInstanceOf(LabDriver);
     expect(lab.kind).toBe('lab');
     await lab.close?.();

@@ -3,12 +3,8 @@ import { Coordinator } from '../../checkpoint/coordinator.js';
 import type { CheckpointOutcome, CheckpointReport, LossEvent, PhaseDurations } from '../../checkpoint/engine.js';
 import { linkCoordinator, type Link } from '../../checkpoint/link.js';
 import { formatEndpoint } from '../../checkpoint/transport.js';
-import {
-  checkpointEndpoint,
-  checkpointFlags,
-  loadCheckpointConfig,
-  prepareCheckpointRole,
-} from '../../config/checkpoint.js';
+import { prepareCheckpointRole } from '../../checkpoint/drivers/index.js';
+import { checkpointEndpoint, checkpointFlags, loadCheckpointConfig } from '../../config/checkpoint.js';
 import { ConfigError } from '../../config/errors.js';
 import { declareFlags } from '../../config/load.js';
 import { createLogger } from '../../log.js';
@@ -36,7 +32,7 @@ export function registerCheckpoint(program: Command): void {
     const readyMs = readyTimeout(opts);
     const config = loadCheckpointConfig(opts.config as string | undefined, opts, 'primary');
     const logger = createLogger();
-    const { material, driver } = await prepareCheckpointRole(config, logger);
+    const { material, driver } = await prepareCheckpointRole(config, 'primary', logger);
     const coordinator = new Coordinator({
       driver,
       timeouts: config.timeouts,

@@ -2,12 +2,8 @@ import type { Command } from 'commander';
 import { Agent } from '../../checkpoint/agent.js';
 import { linkAgent } from '../../checkpoint/link.js';
 import { formatEndpoint } from '../../checkpoint/transport.js';
-import {
-  checkpointEndpoint,
-  checkpointFlags,
-  loadCheckpointConfig,
-  prepareCheckpointRole,
-} from '../../config/checkpoint.js';
+import { prepareCheckpointRole } from '../../checkpoint/drivers/index.js';
+import { checkpointEndpoint, checkpointFlags, loadCheckpointConfig } from '../../config/checkpoint.js';
 import { declareFlags } from '../../config/load.js';
 import { createLogger } from '../../log.js';
 
@@ -37,7 +33,7 @@ export function registerSecondary(program: Command): void {
   command.action(async (opts: Record<string, unknown>) => {
     const config = loadCheckpointConfig(opts.config as string | undefined, opts, 'secondary');
     const logger = createLogger();
-    const { material, driver } = await prepareCheckpointRole(config, logger);
+    const { material, driver } = await prepareCheckpointRole(config, 'secondary', logger);
     const agent = new Agent({
       driver,
       timeouts: config.timeouts,

@@ -8,7 +8,8 @@ import { Coordinator } from '../../../src/checkpoint/coordinator.js';
 import type { VmDriver } from '../../../src/checkpoint/driver.js';
 import { linkAgent, linkCoordinator } from '../../../src/checkpoint/link.js';
 import { formatEndpoint } from '../../../src/checkpoint/transport.js';
-import { checkpointEndpoint, createDriver, loadCheckpointConfig } from '../../../src/config/checkpoint.js';
+import { createDriver } from '../../../src/checkpoint/drivers/index.js';
+import { checkpointEndpoint, loadCheckpointConfig } from '../../../src/config/checkpoint.js';
 import { GuestControlServer } from '../../../src/lab/guest-control.js';
 import { LabGuest } from '../../../src/lab/guest.js';
 import { LineClient } from '../../lab/line-client.js';
@@ -50,7 +51,7 @@ async function protect(primaryFlags: Record<string, unknown>, secondaryFlags: Re
     { ...fast, ...primaryFlags, listen: '127.0.0.1:0', plaintext: true },
     'primary',
   );
-  const primaryDriver: VmDriver = createDriver(primaryConfig.driver);
+  const primaryDriver: VmDriver = createDriver(primaryConfig.driver, 'primary');
   const coordinator = new Coordinator({
     driver: primaryDriver,
     timeouts: primaryConfig.timeouts,
@@ -65,7 +66,7 @@ async function protect(primaryFlags: Record<string, unknown>, secondaryFlags: Re
     { ...fast, ...secondaryFlags, connect: dial, plaintext: true },
     'secondary',
   );
-  const secondaryDriver = createDriver(secondaryConfig.driver);
+  const secondaryDriver = createDriver(secondaryConfig.driver, 'secondary');
   const agent = new Agent({ driver: secondaryDriver, timeouts: secondaryConfig.timeouts });
   const dialling = await linkAgent(agent, checkpointEndpoint(secondaryConfig), { material: null, retryMs: 20 });
   cleanups.push(async () => {

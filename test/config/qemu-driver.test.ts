@@ -1,0 +1,135 @@
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { afterAll, describe, expect, it } from 'vitest';
+import { createDriver } from '../../src/checkpoint/drivers/index.js';
+import { QemuPrimaryDriver } from '../../src/checkpoint/drivers/qemu-primary.js';
+import { QemuSecondaryDriver } from '../../src/checkpoint/drivers/qemu-secondary.js';
+import { loadCheckpointConfig, type Role } from '../../src/config/checkpoint.js';
+import { ConfigError } from '../../src/config/errors.js';
+
+const dir = mkdtempSync(join(tmpdir(), 'colo-qemu-config-'));
+afterAll(() => rmSync(dir, { recursive: true, force: true }));
+
+let files = 0;
+function load(text: string, role: Role) {
+  const path = join(dir, `c${files++}.yaml`);
+  writeFileSync(path, text);
+  return loadCheckpointConfig(path, {}, role);
+}
+
+function error(run: () => unknown): ConfigError {
+  try {
+    run();
+  } catch (err) {
+    expect(err).toBeInstanceOf(ConfigError);
+    return err as ConfigError;
+  }
+  throw new Error('expected a ConfigError');
+}
+
+// The examples of docs/configuration.md ("The qemu driver"), word for word.
+const PRIMARY = `
+endpoint: listen:0.0.0.0:9000
+tls: { ca: /etc/colo/ca.pem, cert: /etc/colo/primary.pem, key: /etc/colo/primary.key }
+driver:
+  kind: qemu
+  qmp: /run/colo-vm/primary.qmp
+  precopy:
+    uri: tcp:192.0.2.2:4444
+`;
+
+const SECONDARY = `
+endpoint: connect:192.0.2.1:9000
+tls: { ca: /etc/colo/ca.pem, cert: /etc/colo/secondary.pem, key: /etc/colo/secondary.key }
+driver:
+  kind: qemu
+  command: [qemu-system-x86_64, -M, pc, -accel, tcg, -m, "128", -smp, "1",
+            -display, none, -nodefaults, -serial, "file:/var/log/colo/secondary-console.log",
+            -kernel, /var/lib/colo/vmlinuz, -initrd, /var/lib/colo/initrd.gz, -append, "console=ttyS0 quiet",
+            -netdev, "tap,id=n0,ifname={tap},script=no,downscript=no",
+            -device, "virtio-net-pci,netdev=n0,mac=52:54:00:12:34:56"]
+  taps: [colo-s0, colo-s1]
+  incoming: tcp:0.0.0.0:4444
+`;
+
+const SECONDARY_ONE_TAP = `
+endpoint: connect:192.0.2.1:9000
+plaintext: true
+driver:
+  kind: qemu
+  command: [qemu-system-x86_64, -M, pc, -m, "128", -netdev, "tap,id=n0,ifname={tap},script=no,downscript=no",
+            -device, "virtio-net-pci,netdev=n0"]
+  taps: [colo-s0]
+`;
+
+describe('qemu driver config', () => {
+  it('reads the primary example and fills the defaults', () => {
+    const config = load(PRIMARY, 'primary');
+    expect(config.driver).toEqual({
+      kind: 'qemu',
+      qmp: '/run/colo-vm/primary.qmp',
+      workDir: '/run/colo-proxy/qemu',
+      maxBandwidth: 20e9,
+      downtimeLimitMs: 20,
+      precopy: { uri: 'tcp:192.0.2.2:4444', maxMs: 3000, stopAtRemainingBytes: 4 * 2 ** 20 },
+      timeouts: { suspendMs: 10_000, saveMs: 60_000, loadMs: 60_000, resumeMs: 10_000 },
+    });
+    expect(createDriver(config.driver, 'primary')).toBeInstanceOf(QemuPrimaryDriver);
+  });
+
+  it('reads the secondary examples, with two taps and with one', () => {
+    const two = load(SECONDARY, 'secondary');
+    expect(two.driver).toMatchObject({ kind: 'qemu', taps: ['colo-s0', 'colo-s1'], incoming: 'tcp:0.0.0.0:4444' });
+    expect(createDriver(two.driver, 'secondary')).toBeInstanceOf(QemuSecondaryDriver);
+    const one = load(SECONDARY_ONE_TAP, 'secondary');
+    expect(one.driver).toMatchObject({ kind: 'qemu', taps: ['colo-s0'] });
+  });
+
+  it('reads sizes and a work directory', () => {
+    const config = load(
+      PRIMARY.replace('  precopy:', '  maxBandwidth: 1GiB\n  workDir: /tmp/q\n  precopy:'),
+      'primary',
+    );
+    expect(config.driver).toMatchObject({ maxBandwidth: 2 ** 30, workDir: '/tmp/q' });
+  });
+
+  it('names the field each role is missing', () => {
+    expect(error(() => load(PRIMARY.replace('  qmp: /run/colo-vm/primary.qmp\n', ''), 'primary')).field).toBe(
+      'driver.qmp',
+    );
+    expect(error(() => load(SECONDARY.replace(/ {2}command:[^]*?"\]\n/, ''), 'secondary')).field).toBe(
+      'driver.command',
+    );
+    expect(error(() => load(SECONDARY.replace('  taps: [colo-s0, colo-s1]\n', ''), 'secondary')).field).toBe(
+      'driver.taps',
+    );
+  });
+
+  it('names a field that belongs to the other role', () => {
+    const primaryWithTaps = error(() => load(`${PRIMARY}  taps: [t0]\n`, 'primary'));
+    expect(primaryWithTaps.field).toBe('driver.taps');
+    expect(primaryWithTaps.message).toContain('no taps on the primary');
+    expect(
+      error(() => load(SECONDARY.replace('  incoming:', '  precopy: { uri: "unix:/x" }\n  incoming:'), 'secondary'))
+        .field,
+    ).toBe('driver.precopy');
+  });
+
+  it('needs two taps for a pre-copy incoming address', () => {
+    const err = error(() => load(`${SECONDARY_ONE_TAP}  incoming: tcp:0.0.0.0:4444\n`, 'secondary'));
+    expect(err.field).toBe('driver.taps');
+    expect(err.message).toContain('two tap names when driver.incoming is set');
+  });
+
+  it('rejects a command without {tap}, a bad migration address and three taps', () => {
+    const noTap = error(() => load(SECONDARY.replace('ifname={tap}', 'ifname=fixed'), 'secondary'));
+    expect(noTap.message).toContain('driver.command');
+    expect(noTap.message).toContain('{tap}');
+    const badUri = error(() => load(SECONDARY.replace('tcp:0.0.0.0:4444', 'exec:cat'), 'secondary'));
+    expect(badUri.message).toContain('driver.incoming');
+    expect(badUri.message).toContain('tcp:HOST:PORT or unix:PATH');
+    const threeTaps = error(() => load(SECONDARY.replace('[colo-s0, colo-s1]', '[a, b, c]'), 'secondary'));
+    expect(threeTaps.message).toContain('driver.taps');
+  });
+});
