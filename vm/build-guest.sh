@@ -35,21 +35,23 @@ candidate_versions() {
   apt-cache policy "$@" 2>/dev/null | awk '/^[^ ]/ { name = $1; sub(/:$/, "", name) } $1 == "Candidate:" { print name, $2 }'
 }
 
-kpkg=$(kernel_package || true)
-if [ -z "$kpkg" ]; then
-  log "apt-cache knows no $meta_package: running apt-get update"
-  apt-get update -qq >&2 || die "apt-get update failed (it needs root)"
+# Sets kpkg, kver and bver from apt's lists; fails when any is unknown.
+resolve_packages() {
+  local versions
   kpkg=$(kernel_package || true)
-  [ -n "$kpkg" ] || die "expected '$meta_package' to depend on a linux-image-* package; apt-cache depends found none"
+  [ -n "$kpkg" ] || return 1
+  versions=$(candidate_versions "$kpkg" "$busybox_package" || true)
+  kver=$(awk -v p="$kpkg" '$1 == p && $2 != "(none)" { print $2 }' <<<"$versions")
+  bver=$(awk -v p="$busybox_package" '$1 == p && $2 != "(none)" { print $2 }' <<<"$versions")
+  [ -n "$kver" ] && [ -n "$bver" ]
+}
+
+if ! resolve_packages; then
+  log "apt-cache knows no candidate for $meta_package or $busybox_package: running apt-get update"
+  apt-get update -qq >&2 || die "apt-get update failed (it needs root)"
+  resolve_packages || die "expected apt-cache to know $meta_package's linux-image-* dependency and" \
+    "$busybox_package; found kernel '${kpkg:-}' version '${kver:-}', busybox version '${bver:-}'"
 fi
-versions=$(candidate_versions "$kpkg" "$busybox_package" || true)
-kver=$(awk -v p="$kpkg" '$1 == p { print $2 }' <<<"$versions")
-bver=$(awk -v p="$busybox_package" '$1 == p { print $2 }' <<<"$versions")
-for pair in "$kpkg=$kver" "$busybox_package=$bver"; do
-  case "${pair#*=}" in
-    "" | "(none)") die "expected a candidate version of ${pair%%=*}; apt-cache policy gave '${pair#*=}'" ;;
-  esac
-done
 
 key=$(
   {
