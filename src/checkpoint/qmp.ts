@@ -63,6 +63,8 @@ export interface QmpConnectOptions {
   maxLineBytes?: number;
   /** Default deadline of execute() (default 10000). */
   commandTimeoutMs?: number;
+  /** Retry a refused connect or a missing socket until the deadline (default true: QEMU may be starting). */
+  retry?: boolean;
 }
 
 interface Pending {
@@ -106,7 +108,7 @@ export class QmpClient extends EventEmitter<QmpClientEvents> {
   static async connect(path: string, options: QmpConnectOptions = {}): Promise<QmpClient> {
     const timeoutMs = options.timeoutMs ?? 5_000;
     const deadline = performance.now() + timeoutMs;
-    const socket = await connectUntil(path, deadline, timeoutMs);
+    const socket = await connectUntil(path, deadline, timeoutMs, options.retry ?? true);
     const client = new QmpClient(path, socket, options);
     try {
       await client.awaitGreeting(Math.max(1, deadline - performance.now()));
@@ -250,7 +252,7 @@ export class QmpClient extends EventEmitter<QmpClientEvents> {
 }
 
 /** One connect attempt after another until one succeeds or the deadline passes. */
-async function connectUntil(path: string, deadline: number, timeoutMs: number): Promise<Socket> {
+async function connectUntil(path: string, deadline: number, timeoutMs: number, retry: boolean): Promise<Socket> {
   for (;;) {
     const socket = connect({ path });
     const outcome = await new Promise<NodeJS.ErrnoException | null>((resolve) => {
@@ -269,8 +271,7 @@ async function connectUntil(path: string, deadline: number, timeoutMs: number): 
     });
     if (outcome === null) return socket;
     socket.destroy();
-    const retry = RETRYABLE.has(outcome.code ?? '') && performance.now() + RETRY_MS < deadline;
-    if (!retry) {
+    if (!retry || !RETRYABLE.has(outcome.code ?? '') || performance.now() + RETRY_MS >= deadline) {
       throw new QmpConnectionError(
         'connect',
         `cannot connect to QMP socket ${path} within ${timeoutMs} ms: ${outcome.message}`,

@@ -65,8 +65,13 @@ export const primaryHealthSchema = z.discriminatedUnion(
         .min(1, { error: 'a shell command that exits 0 while the primary VM is alive' }),
       ...healthBase,
     }),
+    z.strictObject({
+      kind: z.literal('qemu'),
+      qmp: filePath("a QMP socket path of the primary VM's own (not the driver's: QEMU serves one client per socket)"),
+      ...healthBase,
+    }),
   ],
-  { error: 'a health check mapping whose kind is "none", "lab" or "exec"' },
+  { error: 'a health check mapping whose kind is "none", "lab", "exec" or "qemu"' },
 );
 
 export const inlineConfigSchema = z
@@ -134,6 +139,17 @@ export const inlineConfigSchema = z
     primaryHealth: primaryHealthSchema.prefault({ kind: 'none' }),
   })
   .superRefine((config, ctx) => {
+    // QEMU serves one client per QMP socket: a probe queued behind the driver's connection would never be
+    // answered, and the primary would be declared lost while it runs.
+    const health = config.primaryHealth as { kind?: unknown; qmp?: unknown } | undefined;
+    const driver = (config.checkpoint as { driver?: { kind?: unknown; qmp?: unknown } } | undefined)?.driver;
+    if (health?.kind === 'qemu' && driver?.kind === 'qemu' && health.qmp === driver.qmp) {
+      ctx.addIssue({
+        code: 'custom',
+        path: ['primaryHealth', 'qmp'],
+        message: `a QMP socket other than checkpoint.driver.qmp (${String(driver.qmp)}): give the VM a second -qmp`,
+      });
+    }
     const ifaces = config.interfaces as Partial<Record<string, unknown>> | undefined;
     if (!ifaces || typeof ifaces !== 'object') return;
     const names = ['client', 'primary', 'secondary'] as const;

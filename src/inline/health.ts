@@ -1,6 +1,7 @@
 import { exec } from 'node:child_process';
 import { connect } from 'node:net';
 import { ControlDecoder, encodeControl, parseControlAddress, type ControlMessage } from '../lab/control-protocol.js';
+import { QmpClient } from '../checkpoint/qmp.js';
 import type { PrimaryHealthConfig } from '../config/inline.js';
 
 /**
@@ -18,7 +19,28 @@ export interface HealthWatch {
 }
 
 export function probeFor(config: Exclude<PrimaryHealthConfig, { kind: 'none' }>): HealthProbe {
+  if (config.kind === 'qemu') return qemuProbe(config.qmp);
   return config.kind === 'lab' ? labProbe(config.control) : execProbe(config.command);
+}
+
+/**
+ * `query-status` on the primary QEMU's QMP socket: alive when QEMU answers, whatever its run state (a VM
+ * stopped for a checkpoint is alive). A refused or closed socket, or no answer in time, is a failed check.
+ */
+export function qemuProbe(qmp: string): HealthProbe {
+  return async (timeoutMs) => {
+    const deadline = performance.now() + timeoutMs;
+    let client: QmpClient | null = null;
+    try {
+      client = await QmpClient.connect(qmp, { timeoutMs, retry: false });
+      await client.execute('query-status', undefined, Math.max(1, deadline - performance.now()));
+      return null;
+    } catch (err) {
+      return (err as Error).message;
+    } finally {
+      client?.close();
+    }
+  };
 }
 
 /** PING on the lab guest's control socket: a guest that died leaves nothing listening there. */
