@@ -50,7 +50,6 @@ import { buildTcp } from '../test/support/wire-build.js';
 import { TcpFlag } from '../compare/wire/frame-info.js';
 import { bounded, encodeFrame } from '../test/support/framed-client.js';
 import { openCompare, type CompareSession, type CompareSettings, type Implementation } from '../test/support/qemu.js';
-import { chooseEntry } from '../bin/entry.js';
 import { percentileOfSorted } from './percentile.js';
 import { WireClock, wireClockUnavailable } from './qemu-wire.js';
 import { FrameCounter, type FromChild, type ToChild, type WorkloadSpec } from './qemu-load.js';
@@ -470,9 +469,6 @@ try {
 } finally {
   await Promise.all([gen.stop(), reader.stop()]);
 }
-// `npm run bench:qemu` builds the bundle first; run otherwise, a stale bundle means ours ran from the sources
-// through tsx, with its loader thread and a slower start: the figures would not be the CLI's.
-result.ours_entry = chooseEntry(fileURLToPath(new URL('..', import.meta.url)));
 result.load_average = loadavg().map((x) => +x.toFixed(2));
 if (invalid) result.invalid = 'a run saw DO_CHECKPOINT: some frames did not match';
 console.log(JSON.stringify(result));
