@@ -15,6 +15,7 @@ import {
 } from './errors.js';
 import { ControlChannel, defaultMaxStateBytes, defaultTimeouts, type ProtocolTimeouts } from './channel.js';
 import { PeerErrorCode, PROTOCOL_VERSION, SyncPoint, syncPointName } from './syncpoint.js';
+import { isTlsFailure, mayBeTlsRefusal } from './transport.js';
 
 export interface AgentOptions {
   driver: VmDriver;
@@ -184,7 +185,14 @@ export class Agent extends EventEmitter<AgentEvents> {
         return { kind: 'seed-silent' };
       }
       if (reply.error instanceof ChannelClosedError && !this.peerAnnounced) {
-        this.learnSeedOnly('the connection closed on HELLO: the next one opens with READY');
+        // Under TLS 1.3 a primary refusing this side's certificate also just closes: no evidence then.
+        if (mayBeTlsRefusal(channel.stream) || isTlsFailure(reply.error.cause)) {
+          this.logger.warn(
+            'the primary closed the TLS connection on HELLO: it refused this certificate, or it speaks only the seed protocol (then pass --seed-only)',
+          );
+        } else {
+          this.learnSeedOnly('the connection closed on HELLO: the next one opens with READY');
+        }
       }
       return { kind: 'failed', error: reply.error };
     }

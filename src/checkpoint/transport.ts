@@ -129,6 +129,34 @@ function peerName(socket: net.Socket): string {
 }
 
 /**
+ * Dialled TLS 1.3 sockets whose server has not yet shown that it accepted this side's certificate. Under
+ * TLS 1.3 the client's handshake completes before the server checked the client's certificate: a refusal
+ * then shows only as a closed connection, like any other close. The server's first session ticket comes
+ * after that check, so it is the sign of acceptance.
+ */
+const unconfirmed = new WeakSet<Duplex>();
+
+/**
+ * Whether the peer at the other end of `stream` may have refused this side's certificate, so that a close is
+ * no evidence of anything else. False for plaintext, for accepted sockets (the certificate was checked before
+ * they were reported) and for dialled TLS once a session ticket came.
+ */
+export function mayBeTlsRefusal(stream: Duplex): boolean {
+  return unconfirmed.has(stream);
+}
+
+/**
+ * Whether a socket error is TLS refusing the peer (a certificate, an alert). Under TLS 1.3 a client learns
+ * that its certificate was refused only at its first read, after the connection looked established.
+ */
+export function isTlsFailure(err: Error | undefined): boolean {
+  if (!err) return false;
+  return /certificate|alert|SSL|TLS|self.signed|verify/i.test(
+    `${err.message} ${(err as NodeJS.ErrnoException).code ?? ''}`,
+  );
+}
+
+/**
  * Connects; resolves when the stream is usable (after the TLS handshake and the server certificate check).
  * Rejects with TlsRefusedError or ChannelClosedError, or after `timeoutMs` or an abort with ChannelClosedError.
  */
@@ -173,16 +201,15 @@ export function connectControl(
     socket.once('error', (err) => {
       clearTimeout(timer);
       signal?.removeEventListener('abort', onAbort);
-      const tlsFailure =
-        material &&
-        /certificate|alert|SSL|TLS|self.signed|verify/i.test(
-          `${err.message} ${(err as NodeJS.ErrnoException).code ?? ''}`,
-        );
-      reject(tlsFailure ? new TlsRefusedError(err) : new ChannelClosedError(null, err));
+      reject(material && isTlsFailure(err) ? new TlsRefusedError(err) : new ChannelClosedError(null, err));
     });
     socket.once(readyEvent, () => {
       clearTimeout(timer);
       signal?.removeEventListener('abort', onAbort);
+      if (socket instanceof tls.TLSSocket && socket.getProtocol() === 'TLSv1.3') {
+        unconfirmed.add(socket);
+        socket.once('session', () => unconfirmed.delete(socket));
+      }
       socket.removeAllListeners('error');
       tuneSocket(socket);
       resolve(socket);

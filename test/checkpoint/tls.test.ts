@@ -107,8 +107,28 @@ describeWith([hasCommand('openssl', 'openssl')], 'TLS with mutual certificate au
     // Depending on the TLS version the client learns it at connect or at its first read; either way it is out.
     if (result instanceof Error) expect(result).toBeInstanceOf(TlsRefusedError);
     else expect(result.kind).toBe('dropped');
+    // A refused certificate is not a seed-only primary closing on HELLO: the agent still announces.
+    expect(agent.announces).toBe(true);
     expect(connections).toEqual([]);
     expect(coordinator.isProtected).toBe(false);
+  });
+
+  it('takes a TLS primary that accepted the certificate and then closed on HELLO for a seed-only one', async () => {
+    const listener = await listenControl(parseEndpoint('listen:127.0.0.1:0'), await material('good', 'primary'));
+    cleanup.push(() => listener.close());
+    // A seed-only primary over TLS: HELLO is garbage to it, so it closes once it has read the first word.
+    listener.on('connection', (stream) => stream.once('data', () => stream.end()));
+    const agent = new Agent({ driver: new FakeDriver(), timeouts: fastTimeouts });
+    cleanup.push(() => agent.close());
+    const port = (listener.address as { port: number }).port;
+    const stream = await connectControl(
+      parseEndpoint(`connect:127.0.0.1:${port}`),
+      await material('good', 'secondary'),
+      1000,
+    );
+    const end = await withTimeout(agent.serve(stream), 2000, 'the agent to be dropped');
+    expect(end.kind).toBe('dropped');
+    expect(agent.announces).toBe(false);
   });
 
   it('refuses a server whose certificate another CA signed', async () => {
