@@ -87,6 +87,18 @@ describe('colo-proxy CLI', () => {
     expect(outcome.stderr.trim().split('\n')).toHaveLength(1);
   });
 
+  it("checks run's output paths before opening any interface", async () => {
+    const file = join(dir, 'run.yaml');
+    const checkpoint =
+      '{ endpoint: connect:unix:/nonexistent.sock, plaintext: true, driver: { kind: lab, control: /x.sock } }';
+    const config = `interfaces: { client: colonoif0, primary: colonoif1, secondary: colonoif2 }\ncheckpoint: ${checkpoint}\n`;
+    writeFileSync(file, `${config}events: ${join(dir, 'no/such/dir/e.ndjson')}\n`);
+    const outcome = await cli(['run', '--config', file]);
+    // Without the check this config fails later, on the missing interfaces' offloads.
+    expectUsageError(outcome, /^colo-proxy: config field "events": expected a writable file path \(directory /);
+    expect(outcome.stderr).not.toContain('colonoif0');
+  });
+
   it('takes --log-level beside COLO_LOG_LEVEL; an invalid level is a usage error naming the valid ones', async () => {
     const levels = /fatal, error, warn, info, debug, trace, silent/;
     const replay = ['replay', '--primary', 'examples/http/primary.pcap', '--secondary', 'examples/http/secondary.pcap'];
