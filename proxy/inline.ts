@@ -28,13 +28,33 @@ import { SeqRewriter, type RewriterOptions } from './rewriter.js';
 
 export type { FramePort } from './port.js';
 
+/** The pair's protection mode (described above). The one declaration: metrics and the event log import it. */
 export type Mode = 'unprotected' | 'protected' | 'solo' | 'failover';
 
-/** The subset of the checkpoint engine (src/checkpoint/engine.ts) the data plane needs. */
+/** What the proxy needs to know of a finished checkpoint (src/checkpoint/engine.ts's CheckpointOutcome fits). */
+export interface InlineCheckpointOutcome {
+  readonly ok: boolean;
+  /** On failure: the secondary was dropped, so the proxy goes solo. */
+  readonly secondaryLost?: boolean;
+}
+
+/** A lost peer, as the proxy reads it (src/checkpoint/engine.ts's LossEvent fits). */
+export interface InlineLossEvent {
+  readonly reason: string;
+}
+
+/**
+ * The subset of the checkpoint engine (src/checkpoint/engine.ts: the Coordinator fits as it is) the data plane
+ * needs. One `on` per event, so the compiler checks each listener against the engine's own event types.
+ */
 export interface InlineCheckpointEngine {
-  checkpoint(reason: string): Promise<{ ok: boolean; secondaryLost?: boolean; reason: string }>;
+  /** Resolves at LOADED or with the failure; a rejection counts as a failure that lost the secondary. */
+  checkpoint(reason: string): Promise<InlineCheckpointOutcome>;
   readonly isProtected: boolean;
-  on(event: 'ready' | 'secondary-lost' | 'primary-lost', listener: (event: unknown) => void): unknown;
+  /** The secondary holds the primary's state: protected from now on. */
+  on(event: 'ready', listener: () => void): unknown;
+  on(event: 'secondary-lost', listener: (event: InlineLossEvent) => void): unknown;
+  on(event: 'primary-lost', listener: (event: InlineLossEvent) => void): unknown;
 }
 
 export interface InlineOptions {
@@ -82,13 +102,30 @@ export interface InlineCounters {
 export interface CheckpointDone {
   reason: string;
   ok: boolean;
+  /** The proxy's clock when the outcome arrived (LOADED, or the failure), before anything was flushed. */
+  loadedAt: number;
   /** Held primary frames sent to the client at LOADED (engine flush and gate). */
   flushedFrames: number;
   /** Client frames held during the checkpoint and then delivered to the VMs. */
   deliveredIngress: number;
 }
 
-export class InlineProxy extends EventEmitter {
+/** What the proxy emits; every listener is checked against these payloads. */
+export interface InlineProxyEvents {
+  mode: [change: { mode: Mode; reason: string }];
+  /** Emitted before the checkpoint it asks for; the record is the listener's to keep. */
+  divergence: [divergence: Divergence];
+  malformed: [frame: { side: Side; reason: MalformedReason }];
+  /** A frame the port's framing refused before the proxy saw it. */
+  rejected: [frame: { reason: FramingRejectReason }];
+  'checkpoint-request': [request: { reason: string }];
+  'checkpoint-start': [start: { reason: string }];
+  checkpoint: [done: CheckpointDone];
+  /** The output gate holds more frames than maxHeldFrames during a checkpoint. */
+  'gate-over-bound': [bound: { held: number; bound: number }];
+}
+
+export class InlineProxy extends EventEmitter<InlineProxyEvents> {
   readonly counters: InlineCounters = {
     framesIn: { client: 0, primary: 0, secondary: 0 },
     passedThrough: 0,
@@ -142,8 +179,8 @@ export class InlineProxy extends EventEmitter {
     if (checkpoints) {
       if (checkpoints.isProtected) this.currentMode = 'protected';
       checkpoints.on('ready', () => this.onProtected());
-      checkpoints.on('secondary-lost', (event) => this.goSolo(describe(event)));
-      checkpoints.on('primary-lost', (event) => this.primaryLost(describe(event)));
+      checkpoints.on('secondary-lost', (event) => this.goSolo(event.reason));
+      checkpoints.on('primary-lost', (event) => this.primaryLost(event.reason));
     } else {
       // Compare-only (no engine): protected from the start; checkpoint requests are only counted and emitted.
       this.currentMode = 'protected';
@@ -281,7 +318,7 @@ export class InlineProxy extends EventEmitter {
     this.counters.secondaryDropped += decision.drop.length;
     for (const bad of decision.malformed) {
       this.counters.malformed++;
-      this.emit('malformed', { side: bad.side, reason: bad.reason as MalformedReason });
+      this.emit('malformed', { side: bad.side, reason: bad.reason });
     }
     // Copy out before emitting: listeners may call back into the engine, which reuses the Decision.
     const divergences: Divergence[] = decision.divergences.length === 0 ? [] : [...decision.divergences];
@@ -303,7 +340,7 @@ export class InlineProxy extends EventEmitter {
     );
   }
 
-  private onCheckpointOutcome(reason: string, outcome: { ok: boolean; secondaryLost?: boolean }): void {
+  private onCheckpointOutcome(reason: string, outcome: InlineCheckpointOutcome): void {
     this.checkpointRunning = false;
     if (outcome.ok) {
       this.finishCheckpoint(reason, true);
@@ -335,7 +372,7 @@ export class InlineProxy extends EventEmitter {
       this.rewriter.onCheckpoint(this.options.resetOffsetsOnCheckpoint);
     }
     const deliveredIngress = this.mirror?.release((frame) => this.redissect(frame), now) ?? 0;
-    const done: CheckpointDone = { reason, ok, flushedFrames, deliveredIngress };
+    const done: CheckpointDone = { reason, ok, loadedAt: now, flushedFrames, deliveredIngress };
     this.emit('checkpoint', done);
   }
 
@@ -381,9 +418,4 @@ export class InlineProxy extends EventEmitter {
   private redissect(frame: Buffer): FrameInfo | null {
     return dissect(frame, 0, frame.length, this.info) === null ? this.info : null;
   }
-}
-
-function describe(event: unknown): string {
-  if (event && typeof event === 'object' && 'reason' in event) return String((event as { reason: unknown }).reason);
-  return String(event);
 }

@@ -41,6 +41,18 @@ export type CheckpointOutcome =
       secondaryLost: boolean;
     });
 
+/**
+ * A finished checkpoint in one word, as metrics (colo_checkpoints_total's `outcome` label) and the event log
+ * name it: ok; aborted (the primary's own driver failed, the secondary stayed: still protected); failed
+ * (the secondary was lost).
+ */
+export type CheckpointOutcomeLabel = 'ok' | 'aborted' | 'failed';
+
+export function outcomeLabel(outcome: CheckpointOutcome): CheckpointOutcomeLabel {
+  if (outcome.ok) return 'ok';
+  return outcome.secondaryLost ? 'failed' : 'aborted';
+}
+
 /** Emitted after every finished checkpoint (success or failure), with every phase measured. */
 export type CheckpointReport = CheckpointOutcome & { seeding: boolean };
 

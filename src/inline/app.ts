@@ -1,26 +1,20 @@
 import type { EventEmitter } from 'node:events';
-import type { Divergence } from '../../compare/types.js';
-import {
-  InlineProxy,
-  type CheckpointDone,
-  type FramePort,
-  type InlineCheckpointEngine,
-  type Mode,
-} from '../../proxy/inline.js';
+import { InlineProxy, type FramePort } from '../../proxy/inline.js';
 import { LivePort, liveCaptureAvailable } from '../../proxy/ports/live.js';
 import type { LivePortCounters, LivePortOptions } from '../../proxy/ports/capture.js';
 import { RingPort } from '../../proxy/ports/ring.js';
 import { RingCaptureUnavailable, ringCaptureAvailable, ringCaptureError } from '../../proxy/ports/packet-ring.js';
 import { DivergenceRecorder } from '../capture/divergence-recorder.js';
 import { Coordinator } from '../checkpoint/coordinator.js';
-import type { CheckpointReport } from '../checkpoint/engine.js';
+import { outcomeLabel } from '../checkpoint/engine.js';
 import { linkCoordinator, type Link } from '../checkpoint/link.js';
+import { recordCheckpointMetrics } from '../checkpoint/metrics.js';
 import { prepareCheckpointRole } from '../checkpoint/drivers/index.js';
 import { checkpointEndpoint } from '../config/checkpoint.js';
 import type { InlineConfig } from '../config/inline.js';
 import type { Logger } from '../log.js';
 import { EventLog } from '../stats/events.js';
-import { ColoMetrics, type CheckpointPhase } from '../stats/metrics.js';
+import { ColoMetrics, reportedPhasesMs } from '../stats/metrics.js';
 import { parseListenAddress, startStatsServer, type StatsServer } from '../stats/server.js';
 import { probeFor, watchPrimary, type HealthWatch } from './health.js';
 import { checkOffloads } from './offloads.js';
@@ -114,21 +108,8 @@ export async function startInlineApp(
       checkpointTimerMs: null,
       logger,
     });
-    // LOADED's wall-clock time, taken before the proxy flushes (its 'checkpoint' event comes after the flush).
-    let loadedAt = 0;
-    const engine: InlineCheckpointEngine = {
-      checkpoint: (reason) =>
-        coordinator.checkpoint(reason).then((outcome) => {
-          loadedAt = Date.now();
-          return outcome;
-        }),
-      get isProtected() {
-        return coordinator.isProtected;
-      },
-      on: (event, listener) => coordinator.on(event, listener as never),
-    };
     const proxy = new InlineProxy(
-      engine,
+      coordinator,
       {
         compare: config.compare,
         rewriter: {
@@ -148,7 +129,8 @@ export async function startInlineApp(
     const metrics = new ColoMetrics();
     metrics.setMode('unprotected');
     const sync = new CounterSync(proxy, metrics);
-    wireObservers({ proxy, coordinator, metrics, events, recorder, logger, emit, loadedAt: () => loadedAt });
+    closers.push(recordCheckpointMetrics(coordinator, metrics));
+    wireObservers({ proxy, coordinator, metrics, events, recorder, logger, emit });
 
     // null: the caller's ports (tests), no capture backend.
     let capture: CaptureBackend | null = null;
@@ -274,41 +256,32 @@ interface Observers {
   recorder: DivergenceRecorder | null;
   logger: Logger;
   emit: (event: string, fields?: Record<string, unknown>) => void;
-  loadedAt: () => number;
 }
 
-function wireObservers({ proxy, coordinator, metrics, events, recorder, logger, emit, loadedAt }: Observers): void {
-  proxy.on('mode', ({ mode, reason }: { mode: Mode; reason: string }) => {
+function wireObservers({ proxy, coordinator, metrics, events, recorder, logger, emit }: Observers): void {
+  proxy.on('mode', ({ mode, reason }) => {
     metrics.setMode(mode);
     events?.mode(Date.now(), mode, reason);
     const level = mode === 'solo' || mode === 'failover' ? 'error' : 'info';
     logger[level]({ mode, reason }, `mode: ${mode}`);
     emit('mode', { mode, reason });
   });
-  proxy.on('divergence', (d: Divergence) => {
-    metrics.recordDecision({ release: [], drop: [], divergences: [d], malformed: [] });
+  proxy.on('divergence', (d) => {
+    metrics.divergence(d);
     events?.divergence(d);
     recorder?.record(d);
     emit('divergence', { reason: d.reason, protocol: d.protocol, connection: d.connection, offset: d.offset });
   });
-  proxy.on('malformed', ({ side, reason }: { side: 'primary' | 'secondary'; reason: string }) => {
-    metrics.recordMalformed(side, reason);
-  });
-  proxy.on('checkpoint-request', ({ reason }: { reason: string }) => metrics.recordCheckpointRequest(reason));
-  proxy.on('checkpoint-start', ({ reason }: { reason: string }) => emit('checkpoint-start', { reason }));
-  proxy.on('checkpoint', (done: CheckpointDone) => emit('checkpoint-loaded', { ...done, loadedAt: loadedAt() }));
+  proxy.on('malformed', ({ side, reason }) => metrics.recordMalformed(side, reason));
+  proxy.on('checkpoint-request', ({ reason }) => metrics.recordCheckpointRequest(reason));
+  proxy.on('checkpoint-start', ({ reason }) => emit('checkpoint-start', { reason }));
+  proxy.on('checkpoint', (done) => emit('checkpoint-loaded', { ...done }));
   coordinator.on('ready', (event) => emit('ready', { ...event }));
   coordinator.on('secondary-lost', (event) =>
     emit('secondary-lost', { reason: event.reason, message: event.error.message, wasProtected: event.wasProtected }),
   );
-  coordinator.on('checkpoint', (report: CheckpointReport) => {
-    const phases: Partial<Record<CheckpointPhase, number>> = {};
-    for (const phase of ['suspend', 'save', 'transfer', 'load', 'total'] as const) {
-      const ms = report.durations[phase];
-      if (ms !== null) phases[phase] = ms;
-    }
-    metrics.recordCheckpoint(report.ok ? 'ok' : 'failed', phases);
-    events?.checkpoint(Date.now(), report.reason, report.ok ? 'ok' : 'failed', phases);
+  coordinator.on('checkpoint', (report) => {
+    events?.checkpoint(Date.now(), report.reason, outcomeLabel(report), reportedPhasesMs(report.durations));
     emit('checkpoint', {
       reason: report.reason,
       reasons: report.reasons,
@@ -338,17 +311,13 @@ class CounterSync {
     const now = { primary: c.framesIn.primary, secondary: c.framesIn.secondary, released, dropped: c.secondaryDropped };
     this.metrics.recordFramesIn('primary', now.primary - this.last.primary);
     this.metrics.recordFramesIn('secondary', now.secondary - this.last.secondary);
-    const release = new Array<never>(now.released - this.last.released);
-    const drop = new Array<never>(now.dropped - this.last.dropped);
-    if (release.length > 0 || drop.length > 0)
-      this.metrics.recordDecision({ release, drop, divergences: [], malformed: [] });
+    this.metrics.released(now.released - this.last.released);
+    this.metrics.dropped(now.dropped - this.last.dropped);
     this.last = now;
-    const engine = this.proxy.engine.stats() as unknown as Record<string, number>;
-    if (typeof engine.connections === 'number') this.metrics.setConnections(engine.connections);
-    if (typeof engine.heldPrimaryPackets === 'number') {
-      this.metrics.setQueueDepth('primary', engine.heldPrimaryPackets);
-      this.metrics.setQueueDepth('secondary', engine.heldSecondaryPackets);
-      this.metrics.setHeld(engine.heldPrimaryPackets, engine.heldPrimaryBytes);
-    }
+    const engine = this.proxy.engine.stats();
+    this.metrics.setConnections(engine.connections);
+    this.metrics.setQueueDepth('primary', engine.heldPrimaryPackets);
+    this.metrics.setQueueDepth('secondary', engine.heldSecondaryPackets);
+    this.metrics.setHeld(engine.heldPrimaryPackets, engine.heldPrimaryBytes);
   }
 }

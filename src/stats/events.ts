@@ -1,7 +1,9 @@
 import { createWriteStream } from 'node:fs';
 import type { Writable } from 'node:stream';
 import type { ConnectionId, Divergence, DivergenceReason, Protocol } from '../../compare/types.js';
-import type { CheckpointOutcome, CheckpointPhase, Mode } from './metrics.js';
+import type { Mode } from '../../proxy/inline.js';
+import type { CheckpointOutcomeLabel } from '../checkpoint/engine.js';
+import type { ReportedPhase } from './metrics.js';
 
 /** One line of the NDJSON event log (`--events FILE`). Documented in docs/statistics.md. */
 export type EventRecord = DivergenceEvent | CheckpointEvent | ModeEvent | EventsDroppedEvent;
@@ -33,8 +35,8 @@ export interface CheckpointEvent {
   time: number;
   /** Why it was asked for: a divergence reason, 'timer', or the caller's own word. */
   reason: string;
-  outcome: CheckpointOutcome;
-  phasesMs: Partial<Record<CheckpointPhase, number>>;
+  outcome: CheckpointOutcomeLabel;
+  phasesMs: Partial<Record<ReportedPhase, number>>;
 }
 
 export interface ModeEvent {
@@ -124,8 +126,8 @@ export class EventLog {
   checkpoint(
     time: number,
     reason: string,
-    outcome: CheckpointOutcome,
-    phasesMs: Partial<Record<CheckpointPhase, number>> = {},
+    outcome: CheckpointOutcomeLabel,
+    phasesMs: Partial<Record<ReportedPhase, number>> = {},
   ): void {
     const event: CheckpointEvent = { type: 'checkpoint', time, reason, outcome, phasesMs };
     this.write(event);

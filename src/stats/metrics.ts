@@ -1,8 +1,15 @@
 import { Counter, Gauge, Histogram, Registry } from 'prom-client';
+import type { Decision, Divergence, Side } from '../../compare/types.js';
+import type { Mode } from '../../proxy/inline.js';
+import {
+  outcomeLabel,
+  type CheckpointOutcome,
+  type CheckpointOutcomeLabel,
+  type CheckpointPhase,
+  type PhaseDurations,
+} from '../checkpoint/engine.js';
 import { CellTable, type Cell } from './cells.js';
 import { FastHistogram } from './fast-histogram.js';
-import type { Divergence, Packet, Side } from '../../compare/types.js';
-import type { MalformedReason } from '../../compare/wire/frame-info.js';
 
 /**
  * The one metrics module shared by `compare`, `run` and `replay`. Names are fixed (dashboards and alerts
@@ -28,22 +35,28 @@ export const MetricName = {
 export const metricNames: readonly string[] = Object.values(MetricName);
 
 export const sides: readonly Side[] = ['primary', 'secondary'];
-export const modes = ['protected', 'solo', 'failover', 'unprotected'] as const;
-export type Mode = (typeof modes)[number];
-export const checkpointOutcomes = ['ok', 'failed', 'aborted'] as const;
-export type CheckpointOutcome = (typeof checkpointOutcomes)[number];
-export const checkpointPhases = ['suspend', 'save', 'transfer', 'load', 'total'] as const;
-export type CheckpointPhase = (typeof checkpointPhases)[number];
+
+// Each label set below (and the outcome counts in ColoMetrics) is the keys of a Record over the domain type,
+// so the compiler insists on every value: a Mode, phase or outcome added elsewhere cannot go unreported here.
+const modeSeries: Record<Mode, null> = { protected: null, solo: null, failover: null, unprotected: null };
+const modes = Object.keys(modeSeries) as Mode[];
 
 /**
- * What recordDecision reads from the engine's Decision. Structural, so any Decision-shaped value works
- * (the engine's reused Decision, a replay's synthetic one, a test's literal).
+ * The phases colo_checkpoint_phase_seconds and the event log report (docs/statistics.md): every
+ * CheckpointPhase but resume, which `total` includes.
  */
-export interface DecisionLike {
-  readonly release: readonly Packet[];
-  readonly drop: readonly Packet[];
-  readonly divergences: readonly Divergence[];
-  readonly malformed: readonly { side: Side; reason: MalformedReason | string }[];
+export type ReportedPhase = Exclude<CheckpointPhase, 'resume'>;
+const phaseSeries: Record<ReportedPhase, null> = { suspend: null, save: null, transfer: null, load: null, total: null };
+const reportedPhases = Object.keys(phaseSeries) as ReportedPhase[];
+
+/** The reported phases a checkpoint reached, in ms (the metric's and the event log's `phasesMs`). */
+export function reportedPhasesMs(durations: PhaseDurations): Partial<Record<ReportedPhase, number>> {
+  const phases: Partial<Record<ReportedPhase, number>> = {};
+  for (const phase of reportedPhases) {
+    const ms = durations[phase];
+    if (ms !== null) phases[phase] = ms;
+  }
+  return phases;
 }
 
 /** The JSON served at /stats and written by `--json`-style outputs. Documented in docs/statistics.md. */
@@ -58,9 +71,9 @@ export interface MetricsSnapshot {
   divergences: { total: number; byReason: Record<string, number>; byProtocol: Record<string, number> };
   checkpoints: {
     requests: { total: number; byReason: Record<string, number> };
-    completed: Record<CheckpointOutcome, number>;
+    completed: Record<CheckpointOutcomeLabel, number>;
     /** Phase durations (ms) of the most recent checkpoint that reported any; null before the first. */
-    lastPhasesMs: Partial<Record<CheckpointPhase, number>> | null;
+    lastPhasesMs: Partial<Record<ReportedPhase, number>> | null;
   };
   held: { frames: number; bytes: number };
   queueDepth: Record<Side, number>;
@@ -83,15 +96,15 @@ export class ColoMetrics {
     primary: { labels: { side: 'primary' }, value: 0, published: 0 },
     secondary: { labels: { side: 'secondary' }, value: 0, published: 0 },
   };
-  private released = 0;
+  private releasedFrames = 0;
   private releasedPublished = 0;
-  private dropped = 0;
+  private droppedFrames = 0;
   private droppedPublished = 0;
   private readonly malformed = new CellTable(['side', 'reason']);
   private readonly divergences = new CellTable(['reason', 'protocol']);
   private readonly checkpointRequests = new CellTable(['reason']);
-  private readonly checkpointOutcomes: Record<CheckpointOutcome, number> = { ok: 0, failed: 0, aborted: 0 };
-  private lastPhasesMs: Partial<Record<CheckpointPhase, number>> | null = null;
+  private readonly checkpointOutcomes: Record<CheckpointOutcomeLabel, number> = { ok: 0, failed: 0, aborted: 0 };
+  private lastPhasesMs: Partial<Record<ReportedPhase, number>> | null = null;
   private heldFrames = 0;
   private heldBytes = 0;
   private readonly queueDepth: Record<Side, number> = { primary: 0, secondary: 0 };
@@ -129,8 +142,8 @@ export class ColoMetrics {
       help: "Primary frames released to the client (compared equal, or flushed at a checkpoint's end)",
       registers,
       collect() {
-        if (self.released !== self.releasedPublished) this.inc(self.released - self.releasedPublished);
-        self.releasedPublished = self.released;
+        if (self.releasedFrames !== self.releasedPublished) this.inc(self.releasedFrames - self.releasedPublished);
+        self.releasedPublished = self.releasedFrames;
       },
     });
     new Counter({
@@ -138,8 +151,8 @@ export class ColoMetrics {
       help: 'Secondary frames dropped after comparison or at a checkpoint (their copy was not needed)',
       registers,
       collect() {
-        if (self.dropped !== self.droppedPublished) this.inc(self.dropped - self.droppedPublished);
-        self.droppedPublished = self.dropped;
+        if (self.droppedFrames !== self.droppedPublished) this.inc(self.droppedFrames - self.droppedPublished);
+        self.droppedPublished = self.droppedFrames;
       },
     });
     new Counter({
@@ -175,7 +188,7 @@ export class ColoMetrics {
       labelNames: ['outcome'],
       registers,
     });
-    for (const outcome of checkpointOutcomes) this.checkpointCounter.inc({ outcome }, 0);
+    for (const outcome of Object.keys(this.checkpointOutcomes)) this.checkpointCounter.inc({ outcome }, 0);
     this.phaseHistogram = new Histogram({
       name: MetricName.checkpointPhaseSeconds,
       help: 'Duration of each checkpoint phase (suspend, save, transfer, load, total)',
@@ -237,24 +250,36 @@ export class ColoMetrics {
    * Counts one engine Decision: releases, secondary drops, divergences, malformed frames. With `now` (the
    * same clock, in ms, the engine was given), also observes each released frame's hold time.
    */
-  recordDecision(decision: DecisionLike, now?: number): void {
+  recordDecision(decision: Decision, now?: number): void {
     const released = decision.release.length;
     if (released !== 0) {
-      this.released += released;
+      this.releasedFrames += released;
       if (now !== undefined) {
         for (let i = 0; i < released; i++) this.observeCompareLatency(now - decision.release[i].arrivedAt);
       }
     }
-    this.dropped += decision.drop.length;
+    this.droppedFrames += decision.drop.length;
     const divergences = decision.divergences;
-    for (let i = 0; i < divergences.length; i++) {
-      const d = divergences[i];
-      this.divergences.cell(d.reason, d.protocol).value++;
-    }
+    for (let i = 0; i < divergences.length; i++) this.divergence(divergences[i]);
     const malformed = decision.malformed;
     for (let i = 0; i < malformed.length; i++) {
       this.malformed.cell(malformed[i].side, malformed[i].reason).value++;
     }
+  }
+
+  /** `n` more primary frames sent to the client: compared equal, flushed at a checkpoint, or passed through. */
+  released(n: number): void {
+    this.releasedFrames += n;
+  }
+
+  /** `n` more secondary frames discarded (compared, flushed, or not needed). */
+  dropped(n: number): void {
+    this.droppedFrames += n;
+  }
+
+  /** One divergence, counted by its reason and protocol. */
+  divergence(d: Pick<Divergence, 'reason' | 'protocol'>): void {
+    this.divergences.cell(d.reason, d.protocol).value++;
   }
 
   recordFramesIn(side: Side, n = 1): void {
@@ -271,15 +296,19 @@ export class ColoMetrics {
     this.checkpointRequests.cell(reason).value++;
   }
 
-  /** A checkpoint finished; phase durations in milliseconds (those not measured are left out). */
-  recordCheckpoint(outcome: CheckpointOutcome, phases: Partial<Record<CheckpointPhase, number>> = {}): void {
-    this.checkpointOutcomes[outcome]++;
-    this.checkpointCounter.inc({ outcome });
+  /**
+   * A finished checkpoint: counted by outcome (ok, aborted, failed: checkpoint/engine.ts outcomeLabel), and
+   * each reported phase it reached observed (a duration that is not a finite non-negative number is skipped).
+   */
+  checkpoint(outcome: CheckpointOutcome): void {
+    const label = outcomeLabel(outcome);
+    this.checkpointOutcomes[label]++;
+    this.checkpointCounter.inc({ outcome: label });
     let any = false;
-    const last: Partial<Record<CheckpointPhase, number>> = {};
-    for (const phase of checkpointPhases) {
-      const ms = phases[phase];
-      if (ms === undefined || !Number.isFinite(ms) || ms < 0) continue;
+    const last: Partial<Record<ReportedPhase, number>> = {};
+    for (const phase of reportedPhases) {
+      const ms = outcome.durations[phase];
+      if (ms === null || !Number.isFinite(ms) || ms < 0) continue;
       this.phaseHistogram.observe({ phase }, ms / 1000);
       last[phase] = ms;
       any = true;
@@ -323,8 +352,8 @@ export class ColoMetrics {
       mode: this.mode,
       frames: {
         in: { primary: this.framesIn.primary.value, secondary: this.framesIn.secondary.value },
-        released: this.released,
-        secondaryDropped: this.dropped,
+        released: this.releasedFrames,
+        secondaryDropped: this.droppedFrames,
         malformed: {
           total: this.malformed.total(),
           bySide: { primary: 0, secondary: 0, ...this.malformed.by(0) },

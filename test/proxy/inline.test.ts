@@ -3,15 +3,27 @@ import { describe, expect, it } from 'vitest';
 import { buildTcp, buildUdp } from '../support/wire-build.js';
 import { dissect } from '../../compare/wire/dissect.js';
 import { FrameInfo, TcpFlag } from '../../compare/wire/frame-info.js';
-import { InlineProxy, type InlineCheckpointEngine } from '../../proxy/inline.js';
+import {
+  InlineProxy,
+  type CheckpointDone,
+  type InlineCheckpointEngine,
+  type InlineLossEvent,
+} from '../../proxy/inline.js';
 import { MemoryPort } from '../../proxy/port.js';
 
 const { SYN, ACK, PSH } = TcpFlag;
 const C = { src: '10.0.0.1', dst: '10.0.0.2', srcPort: 40000, dstPort: 80 };
 const V = { src: '10.0.0.2', dst: '10.0.0.1', srcPort: 80, dstPort: 40000 };
 
+/** The events the fake emits, shaped as the Coordinator's (src/checkpoint/engine.ts EngineEvents). */
+interface FakeEngineEvents {
+  ready: [event: { peer: string; extensions: boolean }];
+  'secondary-lost': [event: InlineLossEvent];
+  'primary-lost': [event: InlineLossEvent];
+}
+
 /** A checkpoint engine whose checkpoints finish when the test says so. */
-class FakeEngine extends EventEmitter implements InlineCheckpointEngine {
+class FakeEngine extends EventEmitter<FakeEngineEvents> implements InlineCheckpointEngine {
   isProtected = true;
   started: string[] = [];
   private resolvers: Array<(o: { ok: boolean; secondaryLost?: boolean; reason: string }) => void> = [];
@@ -158,6 +170,44 @@ describe('InlineProxy (memory ports, fake checkpoint engine)', () => {
     h.proxy.sinks.client.onFrame(buildUdp({ src: '10.0.0.1', dst: '10.0.0.2', srcPort: 5353, dstPort: 53 }), 0);
     expect(h.ports.primary.sent).toHaveLength(1);
     expect(h.ports.secondary.sent).toHaveLength(0);
+  });
+
+  it('reports each checkpoint: when its outcome arrived (before the flush), what was flushed and delivered', async () => {
+    const h = setup();
+    handshake(h);
+    const done: CheckpointDone[] = [];
+    h.proxy.on('checkpoint', (d) => done.push(d));
+    h.tick(5);
+    h.proxy.sinks.primary.onFrame(reply(5001, 'AAAA'), 0);
+    h.proxy.sinks.secondary.onFrame(reply(9001, 'BBBB'), 0);
+    h.proxy.sinks.client.onFrame(buildTcp({ ...C, seq: 106, ack: 5005, flags: ACK }), 0);
+    h.tick(20);
+    await h.engine!.finish();
+    expect(done).toEqual([{ reason: 'payload', ok: true, loadedAt: 25, flushedFrames: 1, deliveredIngress: 1 }]);
+  });
+
+  it("follows the checkpoint engine's events, with their reasons: lost secondary, ready again, lost primary", () => {
+    const h = setup();
+    const modes: { mode: string; reason: string }[] = [];
+    h.proxy.on('mode', (m) => modes.push(m));
+    h.engine!.emit('secondary-lost', { reason: 'heartbeat' });
+    h.engine!.emit('ready', { peer: 'x', extensions: true });
+    h.engine!.emit('primary-lost', { reason: 'closed' });
+    expect(modes).toEqual([
+      { mode: 'solo', reason: 'heartbeat' },
+      { mode: 'protected', reason: 'secondary ready' },
+      { mode: 'failover', reason: 'closed' },
+    ]);
+  });
+
+  it('has typed events: the compiler rejects a listener of the wrong payload or an unknown event', () => {
+    const proxy = new InlineProxy(null);
+    // @ts-expect-error: 'mode' carries { mode, reason }, not a number
+    proxy.on('mode', (n: number) => n);
+    // @ts-expect-error: there is no 'modes' event
+    proxy.on('modes', () => undefined);
+    // Checked by tsc (npm run lint); at run time both listeners are simply registered.
+    expect(proxy.listenerCount('mode')).toBe(1);
   });
 
   it('asks for a checkpoint when a held packet goes stale (compare_timeout), via the periodic scan', () => {

@@ -1,9 +1,16 @@
 import { Registry } from 'prom-client';
 import { describe, expect, it } from 'vitest';
 import { CompareEngine } from '../../compare/engine.js';
-import type { Divergence, Packet, Side } from '../../compare/types.js';
+import type { Decision, Divergence, Packet, Side } from '../../compare/types.js';
 import { buildUdp } from '../support/wire-build.js';
-import { ColoMetrics, MetricName, metricNames, type DecisionLike } from '../../src/stats/metrics.js';
+import {
+  emptyDurations,
+  type CheckpointOutcome,
+  type CheckpointOutcomeLabel,
+  type PhaseDurations,
+} from '../../src/checkpoint/engine.js';
+import { LocalDriverError } from '../../src/checkpoint/errors.js';
+import { ColoMetrics, MetricName, metricNames } from '../../src/stats/metrics.js';
 
 function packet(side: Side, arrivedAt: number, length = 60): Packet {
   return { frame: Buffer.alloc(length), start: 0, side, arrivedAt, tag: 0 };
@@ -22,8 +29,16 @@ function divergence(reason: Divergence['reason'], protocol: Divergence['protocol
   };
 }
 
-function decision(partial: Partial<DecisionLike>): DecisionLike {
+function decision(partial: Partial<Decision>): Decision {
   return { release: [], drop: [], divergences: [], malformed: [], ...partial };
+}
+
+/** A finished checkpoint with the given outcome label and the phases it reached (ms). */
+function finished(label: CheckpointOutcomeLabel, phases: Partial<PhaseDurations>): CheckpointOutcome {
+  const base = { reason: 'payload', reasons: ['payload'], durations: { ...emptyDurations(), ...phases } };
+  if (label === 'ok') return { ...base, ok: true, stateBytes: 1 };
+  const error = new LocalDriverError('save', new Error('disk full'));
+  return { ...base, ok: false, error, secondaryLost: label === 'failed' };
 }
 
 /** The value of one series in Prometheus text, or undefined when absent. */
@@ -58,8 +73,8 @@ describe('ColoMetrics', () => {
         drop: [packet('secondary', 0)],
         divergences: [divergence('payload', 'tcp'), divergence('payload', 'tcp'), divergence('timeout', 'udp')],
         malformed: [
-          { side: 'secondary', reason: 'truncated-tcp' },
-          { side: 'primary', reason: 'empty' },
+          { side: 'secondary', reason: 'truncated-tcp', frame: Buffer.alloc(0) },
+          { side: 'primary', reason: 'empty', frame: Buffer.alloc(0) },
         ],
       }),
     );
@@ -117,8 +132,8 @@ describe('ColoMetrics', () => {
     m.recordCheckpointRequest('payload');
     m.recordCheckpointRequest('timer');
     m.recordCheckpointRequest('timer');
-    m.recordCheckpoint('ok', { suspend: 2, save: 30, transfer: 40, load: 20, total: 92 });
-    m.recordCheckpoint('aborted', { suspend: 1 });
+    m.checkpoint(finished('ok', { suspend: 2, save: 30, transfer: 40, load: 20, total: 92 }));
+    m.checkpoint(finished('aborted', { suspend: 1 }));
     const s = m.snapshot();
     expect(s.checkpoints.requests).toEqual({ total: 3, byReason: { payload: 1, timer: 2 } });
     expect(s.checkpoints.completed).toEqual({ ok: 1, failed: 0, aborted: 1 });
@@ -133,9 +148,38 @@ describe('ColoMetrics', () => {
     expect(seriesValue(text, 'colo_checkpoint_phase_seconds_count{phase="load"}')).toBe(1);
   });
 
+  it('counts domain calls into the same series a decision feeds: divergence, released, dropped', async () => {
+    const m = new ColoMetrics();
+    m.divergence(divergence('payload', 'tcp'));
+    m.released(4);
+    m.dropped(3);
+    m.released(0);
+    const s = m.snapshot();
+    expect(s.divergences).toEqual({ total: 1, byReason: { payload: 1 }, byProtocol: { tcp: 1 } });
+    expect(s.frames.released).toBe(4);
+    expect(s.frames.secondaryDropped).toBe(3);
+    const text = await m.metricsText();
+    expect(seriesValue(text, 'colo_divergences_total{reason="payload",protocol="tcp"}')).toBe(1);
+    expect(seriesValue(text, 'colo_frames_released_total')).toBe(4);
+    expect(seriesValue(text, 'colo_secondary_dropped_total')).toBe(3);
+  });
+
+  it('labels a checkpoint by its outcome: ok, aborted (the secondary stayed), failed (it was lost); resume has no series', async () => {
+    const m = new ColoMetrics();
+    m.checkpoint(finished('ok', { suspend: 1, resume: 4, total: 9 }));
+    m.checkpoint(finished('aborted', { suspend: 1 }));
+    m.checkpoint(finished('aborted', {}));
+    m.checkpoint(finished('failed', {}));
+    expect(m.snapshot().checkpoints.completed).toEqual({ ok: 1, failed: 1, aborted: 2 });
+    const text = await m.metricsText();
+    expect(seriesValue(text, 'colo_checkpoints_total{outcome="aborted"}')).toBe(2);
+    expect(seriesValue(text, 'colo_checkpoints_total{outcome="failed"}')).toBe(1);
+    expect(text).not.toContain('phase="resume"');
+  });
+
   it('ignores phase durations that are not finite non-negative numbers', () => {
     const m = new ColoMetrics();
-    m.recordCheckpoint('failed', { save: Number.NaN, load: -1 });
+    m.checkpoint(finished('failed', { save: Number.NaN, load: -1 }));
     expect(m.snapshot().checkpoints.lastPhasesMs).toBeNull();
     expect(m.snapshot().checkpoints.completed.failed).toBe(1);
   });
@@ -181,7 +225,7 @@ describe('ColoMetrics', () => {
   it('gives a snapshot that survives a JSON round trip unchanged', () => {
     const m = new ColoMetrics();
     m.recordFramesIn('primary', 1);
-    m.recordCheckpoint('ok', { total: 5 });
+    m.checkpoint(finished('ok', { total: 5 }));
     const s = m.snapshot();
     expect(JSON.parse(JSON.stringify(s))).toEqual(s);
   });

@@ -1,0 +1,145 @@
+import { EventEmitter } from 'node:events';
+import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { afterEach, describe, expect, it } from 'vitest';
+import { MemoryPort, type FrameSink } from '../../proxy/port.js';
+import { Agent } from '../../src/checkpoint/agent.js';
+import { linkAgent, type Link } from '../../src/checkpoint/link.js';
+import { formatEndpoint, parseEndpoint } from '../../src/checkpoint/transport.js';
+import { inlineConfigSchema } from '../../src/config/inline.js';
+import { startInlineApp, type AppEvent, type InlineApp, type PortLike } from '../../src/inline/app.js';
+import { silentLogger } from '../../src/log.js';
+import { FakeDriver } from '../checkpoint/fake-driver.js';
+import { withTimeout } from '../checkpoint/harness.js';
+import { buildUdp } from '../support/wire-build.js';
+
+/** A memory port with the live ports' events and counters, so `run`'s app can be built on it. */
+class TestPort extends EventEmitter implements PortLike {
+  readonly memory = new MemoryPort();
+  readonly counters: PortLike['counters'] = {
+    framesIn: 0,
+    bytesIn: 0,
+    framesOut: 0,
+    bytesOut: 0,
+    truncated: 0,
+    oversized: 0,
+    sendErrors: 0,
+  };
+  constructor(readonly sink: FrameSink) {
+    super();
+  }
+  send(frame: Buffer, start?: number): boolean {
+    return this.memory.send(frame, start);
+  }
+  close(): void {
+    this.memory.close();
+  }
+}
+
+const dir = mkdtempSync(join(tmpdir(), 'colo-app-metrics-'));
+let app: InlineApp | null = null;
+let agentLink: Link | null = null;
+let agent: Agent | null = null;
+
+afterEach(async () => {
+  await app?.close();
+  await agent?.close();
+  await agentLink?.close();
+  app = null;
+  agent = null;
+  agentLink = null;
+});
+
+describe('colo-proxy run: the metrics it reports (memory ports, a real coordinator and agent on loopback)', () => {
+  it("counts a divergence once and an aborted checkpoint as 'aborted', in /metrics, /stats and the event log", async () => {
+    // The secondary: an agent on a fake VM, listening on loopback.
+    agent = new Agent({ driver: new FakeDriver(Buffer.from('secondary state')) });
+    agentLink = await linkAgent(agent, parseEndpoint('listen:127.0.0.1:0'), { material: null });
+    const endpoint = formatEndpoint({ ...agentLink.endpoint, mode: 'connect' });
+
+    // The primary's save hook succeeds (the initial seed) until the test creates `fail`: then its own driver
+    // fails mid-checkpoint, the secondary stays, and the checkpoint is aborted rather than failed.
+    const fail = join(dir, 'fail');
+    const events = join(dir, 'events.ndjson');
+    const config = inlineConfigSchema.parse({
+      interfaces: { client: 'c0', primary: 'p0', secondary: 's0' },
+      checkpoint: {
+        endpoint,
+        plaintext: true,
+        driver: {
+          kind: 'exec',
+          suspend: 'true',
+          save: `test -e '${fail}' && exit 3; printf 'primary state'`,
+          resume: 'true',
+        },
+      },
+      offloadCheck: false,
+      events,
+    });
+    const ports = new Map<string, TestPort>();
+    const seen: AppEvent[] = [];
+    const waiters: Array<() => void> = [];
+    const waitFor = (match: (e: AppEvent) => boolean, what: string): Promise<AppEvent> =>
+      withTimeout(
+        new Promise<AppEvent>((resolve) => {
+          const check = (): void => {
+            const found = seen.find(match);
+            if (found) resolve(found);
+            else waiters.push(check);
+          };
+          check();
+        }),
+        10_000,
+        what,
+      );
+    app = await startInlineApp(config, silentLogger, {
+      openPort: (options) => {
+        const port = new TestPort(options.sink);
+        ports.set(options.name, port);
+        return port;
+      },
+      onEvent: (event) => {
+        seen.push(event);
+        for (const wake of waiters.splice(0)) wake();
+      },
+    });
+    await waitFor((e) => e.event === 'ready', "the secondary's READY");
+    expect(app.proxy.mode).toBe('protected');
+
+    writeFileSync(fail, '');
+    const udp = (payload: string) =>
+      buildUdp({ src: '10.0.0.2', dst: '10.0.0.1', srcPort: 53, dstPort: 5353, payload });
+    ports.get('primary')!.sink.onFrame(udp('answer-A'), 0);
+    ports.get('secondary')!.sink.onFrame(udp('answer-B'), 0);
+    const finished = await waitFor((e) => e.event === 'checkpoint' && e.ok === false, 'the aborted checkpoint');
+    expect(finished.error).toBe('COLO_CKPT_DRIVER');
+    // Aborted, not failed: the pair is still protected.
+    expect(app.proxy.mode).toBe('protected');
+
+    const status = app.status() as ReturnType<InlineApp['metrics']['snapshot']>;
+    expect(status.divergences).toEqual({ total: 1, byReason: { payload: 1 }, byProtocol: { udp: 1 } });
+    expect(status.checkpoints.requests).toEqual({ total: 1, byReason: { payload: 1 } });
+    // The initial seed is the one ok checkpoint.
+    expect(status.checkpoints.completed).toEqual({ ok: 1, failed: 0, aborted: 1 });
+    // The held primary frame went to the client when the aborted checkpoint ended; the secondary's was dropped.
+    expect(status.frames.released).toBe(1);
+    expect(status.frames.secondaryDropped).toBe(1);
+    expect(ports.get('client')!.memory.sent).toHaveLength(1);
+    const text = await app.metrics.metricsText();
+    expect(text).toMatch(/colo_checkpoints_total\{outcome="aborted"\} 1/);
+    expect(text).toMatch(/colo_checkpoints_total\{outcome="failed"\} 0/);
+    expect(text).toMatch(/colo_divergences_total\{reason="payload",protocol="udp"\} 1/);
+
+    await app.close();
+    app = null;
+    const logged = readFileSync(events, 'utf8')
+      .trim()
+      .split('\n')
+      .map((line) => JSON.parse(line) as { type: string; outcome?: string });
+    expect(logged.filter((e) => e.type === 'checkpoint').map((e) => e.outcome)).toEqual(['ok', 'aborted']);
+    expect(logged.filter((e) => e.type === 'divergence')).toHaveLength(1);
+  }, 30_000);
+});
+
+process.on('exit', () => rmSync(dir, { recursive: true, force: true }));
