@@ -180,7 +180,8 @@ export class Agent extends EventEmitter<AgentEvents> {
     channel.sendHello(PROTOCOL_VERSION);
     const reply = await channel.next('HELLO', this.timeouts.waitMs);
     if (!reply.ok) {
-      if (reply.error instanceof WaitTimeoutError) {
+      // A primary that answered HELLO before is slow or restarting, not seed-only.
+      if (reply.error instanceof WaitTimeoutError && !this.peerAnnounced) {
         this.learnSeedOnly(`no answer to HELLO within ${this.timeouts.waitMs} ms: sending READY`);
         return { kind: 'seed-silent' };
       }

@@ -27,8 +27,8 @@ afterEach(async () => {
 });
 const delay = (ms: number): Promise<void> => new Promise((resolve) => setTimeout(resolve, ms));
 
-/** A listening seed-only primary; `nextConnection()` resolves with each accepted connection in turn. */
-async function seedPrimary(): Promise<{ port: number; nextConnection(): Promise<RawPeer> }> {
+/** A listening raw primary, scripted by each test; `nextConnection()` resolves with each accepted connection in turn. */
+async function scriptedPrimary(): Promise<{ port: number; nextConnection(): Promise<RawPeer> }> {
   const server = net.createServer();
   const accepted: RawPeer[] = [];
   let wake: (() => void) | null = null;
@@ -104,7 +104,7 @@ async function checkpointsThenProvoke(peer: RawPeer): Promise<void> {
 
 describe('the agent finds a seed-only primary on its own', () => {
   it('opens the next connection with READY when the primary closes on HELLO, and sends no extension again', async () => {
-    const primary = await seedPrimary();
+    const primary = await scriptedPrimary();
     const { agent, secondary, events, ready } = await dialingAgent(primary.port);
 
     // A strict seed primary: the first word must be READY, anything else ends the connection.
@@ -129,7 +129,7 @@ describe('the agent finds a seed-only primary on its own', () => {
   });
 
   it('sends READY on the same connection when the primary skips HELLO and stays silent', async () => {
-    const primary = await seedPrimary();
+    const primary = await scriptedPrimary();
     const { secondary, events, ready } = await dialingAgent(primary.port);
     const peer = await primary.nextConnection();
     // A lenient seed primary: words that are none of the six are skipped while it waits for READY.
@@ -152,7 +152,7 @@ describe('the agent finds a seed-only primary on its own', () => {
   });
 
   it('takes a NEW in answer to HELLO as the seeding checkpoint, without READY out of turn', async () => {
-    const primary = await seedPrimary();
+    const primary = await scriptedPrimary();
     const { secondary, events, ready } = await dialingAgent(primary.port);
     const peer = await primary.nextConnection();
     // A seed primary that starts on whatever its peer says first: it reads the opening and begins.
@@ -175,5 +175,21 @@ describe('the agent finds a seed-only primary on its own', () => {
     ]);
     expect(secondary.state.toString()).toBe('state-two');
     expect(events.slice(0, 3)).toEqual(['checkpoint:4', 'checkpoint:7', 'checkpoint:9']);
+  });
+
+  it('keeps announcing to a primary that once answered HELLO, though a later connection closes on HELLO', async () => {
+    const primary = await scriptedPrimary(); // scripted as an extension primary this time, that then restarts
+    const { agent } = await dialingAgent(primary.port);
+    const first = await primary.nextConnection();
+    expect(await first.readWord()).toBe(0x100n);
+    first.send(0x100, 1);
+    first.close();
+    // Refused or restarting: closed right after HELLO, as a seed-only primary would.
+    const second = await withTimeout(primary.nextConnection(), 3000, 'the agent to redial');
+    expect(await second.readWord()).toBe(0x100n);
+    second.close();
+    const third = await withTimeout(primary.nextConnection(), 3000, 'the agent to redial again');
+    expect(await third.readWord()).toBe(0x100n);
+    expect(agent.announces).toBe(true);
   });
 });
