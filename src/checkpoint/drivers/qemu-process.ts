@@ -56,13 +56,12 @@ export class QemuVm {
       child.once('close', (code, signal) => {
         this.exitStatus = { code, signal };
         this.qmp?.close();
-        void removeSockets(this);
         if (!this.killed) {
           const description = this.describeExit();
           options.logger.error({ pid: child.pid, tap, code, signal, stderr: this.stderrTail() }, description);
           options.onUnexpectedExit(this, description);
         }
-        resolve({ code, signal });
+        void removeSockets(this).then(() => resolve({ code, signal }));
       });
     });
   }

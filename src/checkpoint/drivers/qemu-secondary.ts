@@ -46,11 +46,22 @@ export interface QemuSecondaryOptions {
   logger?: Logger;
 }
 
+/** Where the last load's time went, in ms: for logs and the report of a slow pause. */
+export interface QemuLoadFigures {
+  /** Killing the replaced QEMU and waiting for its exit. */
+  killMs: number;
+  /** Starting the incoming QEMU inside load (one tap only; two taps start it in suspend). */
+  startMs: number;
+  /** Writing the state and waiting for the incoming migration to complete. */
+  feedMs: number;
+  stateBytes: number;
+}
+
 const COMPLETION_POLL_MS = 20;
 
 export class QemuSecondaryDriver implements VmDriver {
   readonly kind = 'qemu';
-  readonly stats = { calls: 0, failures: 0, timeouts: 0, started: 0 };
+  readonly stats = { calls: 0, failures: 0, timeouts: 0, started: 0, last: null as QemuLoadFigures | null };
   private readonly timeouts: QemuTimeouts;
   private readonly migration: MigrationSettings;
   private readonly log: Logger;
@@ -125,13 +136,17 @@ export class QemuSecondaryDriver implements VmDriver {
 
   private async loadReplacing(state: Buffer, deadline: number): Promise<void> {
     if (state.length === 0) throw new Error(emptyStateText);
+    const t0 = performance.now();
     const old = this.current;
     this.current = null;
     if (old) await old.kill();
+    const t1 = performance.now();
     let vm: QemuVm | null = null;
     try {
       vm = await this.startIncoming(this.options.taps[0], deadline);
+      const t2 = performance.now();
       await this.feed(vm, state, deadline);
+      this.record({ killMs: t1 - t0, startMs: t2 - t1, feedMs: performance.now() - t2, stateBytes: state.length });
     } catch (err) {
       await vm?.kill();
       const freed = old ? ` (its previous QEMU, pid ${old.pid}, was stopped to free tap ${old.tap})` : '';
@@ -143,6 +158,7 @@ export class QemuSecondaryDriver implements VmDriver {
   private async loadStandby(state: Buffer, deadline: number): Promise<void> {
     const vm = this.standby;
     if (!vm) throw new Error('no standby QEMU is waiting for the state (suspend starts one)');
+    const t0 = performance.now();
     try {
       await this.feed(vm, state, deadline);
     } catch (err) {
@@ -153,7 +169,15 @@ export class QemuSecondaryDriver implements VmDriver {
     this.standby = null;
     const old = this.current;
     this.current = vm;
+    const t1 = performance.now();
     if (old) await old.kill();
+    this.record({ killMs: performance.now() - t1, startMs: 0, feedMs: t1 - t0, stateBytes: state.length });
+  }
+
+  private record(figures: QemuLoadFigures): void {
+    const rounded = { ...figures, killMs: round(figures.killMs), startMs: round(figures.startMs) };
+    this.stats.last = { ...rounded, feedMs: round(figures.feedMs) };
+    this.log.debug({ pid: this.current?.pid, ...this.stats.last }, 'secondary QEMU loaded');
   }
 
   /** Streams the state into `vm` (or, for an empty state, lets the pre-copy arrive) and waits until loaded. */
@@ -237,6 +261,8 @@ export class QemuSecondaryDriver implements VmDriver {
     }
   }
 }
+
+const round = (ms: number): number => Math.round(ms * 10) / 10;
 
 /** Adds to an error's message in place, so its class (a QMP timeout, say) still says what it was. */
 function annotate(err: unknown, more: string): Error {

@@ -207,6 +207,46 @@ describeWith(
       expect(secondary.currentVm).toBeNull();
     });
 
+    it('fails a save whose stream exceeds maxStateBytes, cancelling the migration; the primary resumes', async () => {
+      const { driverQmp, watch } = await startPrimary();
+      const primary = new QemuPrimaryDriver({
+        qmp: driverQmp,
+        workDir: join(dir, 'work'),
+        timeouts,
+        maxStateBytes: 4096,
+      });
+      cleanups.push(() => primary.close());
+      await primary.suspend();
+      const err = await rejection(primary.save());
+      expect(err.hook).toBe('save');
+      expect(err.message).toContain('larger than the maximum state size of 4096 bytes');
+      const migration = await watch.execute<{ status: string }>('query-migrate');
+      expect(['cancelled', 'failed', 'cancelling']).toContain(migration.status);
+      await primary.resume();
+      expect(await status(watch)).toBe('running');
+    });
+
+    it("names the migration's status and QEMU's error when a pre-copy cannot reach the secondary", async () => {
+      const { driverQmp, watch } = await startPrimary();
+      const primary = primaryDriver(driverQmp, 'unix:/nonexistent/colo-standby.sock');
+      const err = await rejection(primary.suspend());
+      expect(err.message).toMatch(/qemu driver \(primary\): suspend failed: migration failed: .*colo-standby\.sock/);
+      expect(await status(watch)).toBe('running'); // nothing was stopped
+    });
+
+    it('reports a QEMU that will not start with its exit status and stderr', async () => {
+      const secondary = new QemuSecondaryDriver({
+        command: [...secondaryCommand, '-no-such-option'],
+        taps: ['ts0'],
+        workDir: join(dir, 'work'),
+        timeouts,
+      });
+      cleanups.push(() => secondary.close());
+      const err = await rejection(secondary.load(Buffer.from('state')));
+      expect(err.message).toMatch(/exited with status 1; stderr: .*-no-such-option/);
+      expect(err.message).toContain('the secondary has no VM now');
+    });
+
     it('says the VM is gone after its QEMU is killed, then starts afresh', async () => {
       const { driverQmp } = await startPrimary();
       const primary = primaryDriver(driverQmp);
