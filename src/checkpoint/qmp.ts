@@ -111,7 +111,7 @@ export class QmpClient extends EventEmitter<QmpClientEvents> {
     const socket = await connectUntil(path, deadline, timeoutMs, options.retry ?? true);
     const client = new QmpClient(path, socket, options);
     try {
-      await client.awaitGreeting(Math.max(1, deadline - performance.now()));
+      await client.awaitGreeting(Math.max(1, deadline - performance.now()), timeoutMs);
       await client.execute('qmp_capabilities', undefined, Math.max(1, deadline - performance.now()));
     } catch (err) {
       client.close();
@@ -147,11 +147,11 @@ export class QmpClient extends EventEmitter<QmpClientEvents> {
     this.fail(new QmpConnectionError('closed', `QMP connection to ${this.path} closed by us`));
   }
 
-  private awaitGreeting(timeoutMs: number): Promise<void> {
+  private awaitGreeting(timeoutMs: number, connectTimeoutMs: number): Promise<void> {
     return new Promise((resolve, reject) => {
       const timer = setTimeout(() => {
         this.greeting = null;
-        reject(new QmpConnectionError('timeout', `no QMP greeting on ${this.path} within ${timeoutMs} ms`));
+        reject(new QmpConnectionError('timeout', `no QMP greeting on ${this.path} within ${connectTimeoutMs} ms`));
       }, timeoutMs);
       this.greeting = (error) => {
         clearTimeout(timer);

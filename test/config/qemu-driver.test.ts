@@ -1,4 +1,4 @@
-import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
@@ -28,30 +28,17 @@ function error(run: () => unknown): ConfigError {
   throw new Error('expected a ConfigError');
 }
 
-// The examples of docs/configuration.md ("The qemu driver"), word for word.
-const PRIMARY = `
-endpoint: listen:0.0.0.0:9000
-tls: { ca: /etc/colo/ca.pem, cert: /etc/colo/primary.pem, key: /etc/colo/primary.key }
-driver:
-  kind: qemu
-  qmp: /run/colo-vm/primary.qmp
-  precopy:
-    uri: tcp:192.0.2.2:4444
-`;
+/** A YAML example of docs/configuration.md's qemu driver section, found by its first line. */
+function docExample(firstLine: string): string {
+  const doc = readFileSync(new URL('../../docs/configuration.md', import.meta.url), 'utf8');
+  const blocks = [...doc.matchAll(/```yaml\n([^]*?)```/g)].map((match) => match[1]);
+  const block = blocks.find((text) => text.startsWith(firstLine));
+  if (block === undefined) throw new Error(`docs/configuration.md has no yaml example starting with ${firstLine}`);
+  return block;
+}
 
-const SECONDARY = `
-endpoint: connect:192.0.2.1:9000
-tls: { ca: /etc/colo/ca.pem, cert: /etc/colo/secondary.pem, key: /etc/colo/secondary.key }
-driver:
-  kind: qemu
-  command: [qemu-system-x86_64, -M, pc, -accel, tcg, -m, "128", -smp, "1",
-            -display, none, -nodefaults, -serial, "file:/var/log/colo/secondary-console.log",
-            -kernel, /var/lib/colo/vmlinuz, -initrd, /var/lib/colo/initrd.gz, -append, "console=ttyS0 quiet",
-            -netdev, "tap,id=n0,ifname={tap},script=no,downscript=no",
-            -device, "virtio-net-pci,netdev=n0,mac=52:54:00:12:34:56"]
-  taps: [colo-s0, colo-s1]
-  incoming: tcp:0.0.0.0:4444
-`;
+const PRIMARY = docExample('# primary.yaml');
+const SECONDARY = docExample('# secondary.yaml (colo-proxy secondary)');
 
 const SECONDARY_ONE_TAP = `
 endpoint: connect:192.0.2.1:9000
