@@ -1,8 +1,7 @@
-import { createWriteStream } from 'node:fs';
 import type { Divergence, Packet } from '../../compare/types.js';
 import { formatConnection } from '../replay/summary.js';
 import { PcapngWriter } from './pcapng-writer.js';
-import { StreamSink } from './sink.js';
+import { openWriteStream, StreamSink } from './sink.js';
 
 export interface CaptureTime {
   seconds: number;
@@ -44,15 +43,7 @@ export class DivergenceRecorder {
 
   /** Opens (truncates) a file; rejects with the file's error (e.g. ENOENT for a missing directory). */
   static async open(path: string, options: DivergenceRecorderOptions = {}): Promise<DivergenceRecorder> {
-    const stream = createWriteStream(path, { flags: 'w' });
-    await new Promise<void>((resolve, reject) => {
-      stream.once('open', () => {
-        stream.off('error', reject);
-        resolve();
-      });
-      stream.once('error', reject);
-    });
-    return new DivergenceRecorder(new StreamSink(stream), options);
+    return new DivergenceRecorder(new StreamSink(await openWriteStream(path)), options);
   }
 
   record(divergence: Divergence): void {

@@ -1,4 +1,4 @@
-import { closeSync, openSync, writeSync } from 'node:fs';
+import { closeSync, createWriteStream, openSync, writeSync, type WriteStream } from 'node:fs';
 import type { Writable } from 'node:stream';
 
 /** Where a capture writer's bytes go. `chunk` is only valid during the call: a sink that keeps it copies. */
@@ -34,8 +34,21 @@ export class FileSink implements ByteSink {
   }
 }
 
+/** Opens (truncates) a file to stream to; rejects with the file's error (e.g. ENOENT for a missing directory). */
+export async function openWriteStream(path: string): Promise<WriteStream> {
+  const stream = createWriteStream(path, { flags: 'w' });
+  await new Promise<void>((resolve, reject) => {
+    stream.once('open', () => {
+      stream.off('error', reject);
+      resolve();
+    });
+    stream.once('error', reject);
+  });
+  return stream;
+}
+
 /**
- * Streams to a Writable (e.g. fs.createWriteStream) without blocking the event loop: the live proxy's
+ * Streams to a Writable (e.g. openWriteStream's) without blocking the event loop: the live proxy's
  * sink. The stream buffers what the disk has not taken yet; `pendingBytes` lets a caller watch that.
  */
 export class StreamSink implements ByteSink {

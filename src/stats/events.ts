@@ -1,22 +1,18 @@
-import { createWriteStream } from 'node:fs';
 import type { Writable } from 'node:stream';
-import type { ConnectionId, Divergence, DivergenceReason, Protocol } from '../../compare/types.js';
+import type { Divergence } from '../../compare/types.js';
 import type { Mode } from '../../proxy/inline.js';
+import { openWriteStream } from '../capture/sink.js';
 import type { CheckpointOutcomeLabel } from '../checkpoint/engine.js';
 import type { ReportedPhase } from './metrics.js';
 
 /** One line of the NDJSON event log (`--events FILE`). Documented in docs/statistics.md. */
 export type EventRecord = DivergenceEvent | CheckpointEvent | ModeEvent | EventsDroppedEvent;
 
-export interface DivergenceEvent {
+/** A Divergence without its packets (`time`: epoch ms live, the capture's timestamps in replay). */
+type DivergenceFields = Pick<Divergence, 'time' | 'connection' | 'protocol' | 'reason' | 'offset' | 'detail'>;
+
+export interface DivergenceEvent extends DivergenceFields {
   type: 'divergence';
-  /** The caller's clock in ms (epoch ms live; the capture's timestamps in replay). */
-  time: number;
-  connection: ConnectionId;
-  protocol: Protocol;
-  reason: DivergenceReason;
-  offset: number | null;
-  detail: string;
   /** Frame lengths from the Ethernet header on (vnet header excluded); null when that side had none. */
   primaryLength: number | null;
   secondaryLength: number | null;
@@ -98,15 +94,7 @@ export class EventLog {
 
   /** Opens (truncates) FILE; rejects with the file's error (e.g. ENOENT for a missing directory). */
   static async open(path: string, options?: EventLogOptions): Promise<EventLog> {
-    const stream = createWriteStream(path, { flags: 'w' });
-    await new Promise<void>((resolve, reject) => {
-      stream.once('open', () => {
-        stream.off('error', reject);
-        resolve();
-      });
-      stream.once('error', reject);
-    });
-    return new EventLog(stream, options);
+    return new EventLog(await openWriteStream(path), options);
   }
 
   divergence(d: Divergence): void {
