@@ -1,11 +1,16 @@
 import type { Logger } from 'pino';
-import { CompareEngine } from '../../compare/engine.js';
-import { CompareLoop } from '../../proxy/compare-loop.js';
-import { FramedSocket, type ChunkSink, type DisconnectInfo } from '../../proxy/ports/framed-socket.js';
+import { CompareEngine, type EngineStats } from '../../compare/engine.js';
+import { CompareLoop, type LoopCounters } from '../../proxy/compare-loop.js';
+import {
+  FramedSocket,
+  type ChunkSink,
+  type DisconnectInfo,
+  type FramedSocketCounters,
+} from '../../proxy/ports/framed-socket.js';
 import { formatSocketAddress, type SocketAddress } from '../../proxy/ports/socket-address.js';
 import { ColoMetrics } from '../stats/metrics.js';
 import { startStatsServer, type ListenAddress, type StatsServer } from '../stats/server.js';
-import { XenNotify } from './xen-notify.js';
+import { XenNotify, type XenNotifyCounters } from './xen-notify.js';
 
 /** `colo-proxy compare`'s settings, named after QEMU's colo-compare properties. */
 export interface CompareSettings {
@@ -20,6 +25,15 @@ export interface CompareSettings {
   metrics: ListenAddress | null;
 }
 
+/** What the drop-in's /stats adds to the metrics snapshot (docs/compare.md, "GET /stats"). */
+export interface CompareStatus {
+  sockets: Record<string, { address: string; connected: boolean } & FramedSocketCounters>;
+  loop: LoopCounters;
+  notify: XenNotifyCounters | null;
+  engine: EngineStats;
+  settings: { compareTimeoutMs: number; expiredScanCycleMs: number; maxQueueSize: number; vnetHdrSupport: boolean };
+}
+
 export interface CompareService {
   /** Where each socket actually is (kernel-chosen ports resolved), keyed by flag name without dashes. */
   readonly endpoints: Record<string, string>;
@@ -28,7 +42,7 @@ export interface CompareService {
   readonly notify: XenNotify | null;
   readonly sockets: readonly FramedSocket[];
   /** The JSON /stats serves beyond the metrics snapshot. */
-  status(): object;
+  status(): CompareStatus;
   close(): Promise<void>;
 }
 
@@ -95,7 +109,7 @@ export async function startCompareService(settings: CompareSettings, logger: Log
   }
 
   let stats: StatsServer | null = null;
-  const status = (): object => ({
+  const status = (): CompareStatus => ({
     sockets: Object.fromEntries(
       sockets.map((s) => [s.name, { address: formatSocketAddress(s.address), connected: s.connected, ...s.counters }]),
     ),

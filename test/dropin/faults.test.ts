@@ -120,9 +120,7 @@ describe('colo-proxy compare: faults on one socket leave the others serving', { 
   it('a frame the engine cannot parse is rejected with a counted reason, not forwarded blindly', async () => {
     const before = out.sink.frames.length;
     await pri.write(frameOf(Buffer.from('tiny')));
-    const s = await proc.statsUntil(
-      (x) => ((x as unknown as { frames: { malformed: { total: number } } }).frames.malformed.total ?? 0) >= 1,
-    );
+    const s = await proc.statsUntil((x) => x.frames.malformed.total >= 1);
     expect(s.frames.in.primary).toBeGreaterThan(0);
     await provePairFlows();
     expect(out.sink.frames.length).toBe(before + 1);

@@ -1,5 +1,7 @@
 import { spawn, type ChildProcess } from 'node:child_process';
 import { encodeFrame } from '../../proxy/ports/framed.js';
+import type { CompareStatus } from '../../src/dropin/compare-service.js';
+import type { MetricsSnapshot } from '../../src/stats/metrics.js';
 import { Peer, portOf, withTimeout } from '../ports/support.js';
 
 export const XEN = {
@@ -102,21 +104,5 @@ export class CompareProcess {
   }
 }
 
-/** The parts of /stats the tests read. */
-export interface StatsJson {
-  frames: { in: { primary: number; secondary: number }; released: number; secondaryDropped: number };
-  checkpoints: { requests: { total: number; byReason: Record<string, number> } };
-  malformed?: unknown;
-  sockets: Record<string, { connected: boolean; connects: number; disconnects: number }>;
-  loop: {
-    released: number;
-    framing: Record<'primary' | 'secondary', Record<string, number>>;
-    checkpointRequestsSent: number;
-    checkpointRequestsCoalesced: number;
-    checkpointRequestsUnanswered: number;
-    flushes: number;
-    localFlushes: number;
-    backpressurePauses: number;
-  };
-  notify: { inits: number; checkpoints: number; unknown: number; framing: Record<string, number> } | null;
-}
+/** `colo-proxy compare`'s /stats: the metrics snapshot and what the drop-in adds. */
+export type StatsJson = MetricsSnapshot & CompareStatus;
