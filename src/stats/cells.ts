@@ -12,6 +12,12 @@ export interface Cell {
   published: number;
 }
 
+/** Pushes what `cell` counted since the last scrape into the prom-client counter. */
+export function publishCell(counter: Counter<string>, cell: Cell): void {
+  if (cell.value !== cell.published) counter.inc(cell.labels, cell.value - cell.published);
+  cell.published = cell.value;
+}
+
 /**
  * Counts keyed by two label values without building a key string per increment: the hot path does two
  * Map lookups and an integer add. Cells are created on first use, so unknown reasons are still counted.
@@ -59,12 +65,7 @@ export class CellTable {
 
   /** Pushes what was counted since the last scrape into the prom-client counter. */
   publish(counter: Counter<string>): void {
-    for (const cell of this.cells()) {
-      if (cell.value !== cell.published) {
-        counter.inc(cell.labels, cell.value - cell.published);
-        cell.published = cell.value;
-      }
-    }
+    for (const cell of this.cells()) publishCell(counter, cell);
   }
 }
 

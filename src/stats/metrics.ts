@@ -8,7 +8,7 @@ import {
   type CheckpointPhase,
   type PhaseDurations,
 } from '../checkpoint/engine.js';
-import { CellTable, type Cell } from './cells.js';
+import { CellTable, publishCell, type Cell } from './cells.js';
 import { FastHistogram } from './fast-histogram.js';
 
 /**
@@ -96,10 +96,8 @@ export class ColoMetrics {
     primary: { labels: { side: 'primary' }, value: 0, published: 0 },
     secondary: { labels: { side: 'secondary' }, value: 0, published: 0 },
   };
-  private releasedFrames = 0;
-  private releasedPublished = 0;
-  private droppedFrames = 0;
-  private droppedPublished = 0;
+  private readonly releasedFrames: Cell = { labels: {}, value: 0, published: 0 };
+  private readonly droppedFrames: Cell = { labels: {}, value: 0, published: 0 };
   private readonly malformed = new CellTable(['side', 'reason']);
   private readonly divergences = new CellTable(['reason', 'protocol']);
   private readonly checkpointRequests = new CellTable(['reason']);
@@ -130,11 +128,7 @@ export class ColoMetrics {
       labelNames: ['side'],
       registers,
       collect() {
-        for (const side of sides) {
-          const cell = self.framesIn[side];
-          if (cell.value !== cell.published) this.inc(cell.labels, cell.value - cell.published);
-          cell.published = cell.value;
-        }
+        for (const side of sides) publishCell(this, self.framesIn[side]);
       },
     });
     new Counter({
@@ -142,8 +136,7 @@ export class ColoMetrics {
       help: "Primary frames released to the client (compared equal, or flushed at a checkpoint's end)",
       registers,
       collect() {
-        if (self.releasedFrames !== self.releasedPublished) this.inc(self.releasedFrames - self.releasedPublished);
-        self.releasedPublished = self.releasedFrames;
+        publishCell(this, self.releasedFrames);
       },
     });
     new Counter({
@@ -151,8 +144,7 @@ export class ColoMetrics {
       help: 'Secondary frames dropped after comparison or at a checkpoint (their copy was not needed)',
       registers,
       collect() {
-        if (self.droppedFrames !== self.droppedPublished) this.inc(self.droppedFrames - self.droppedPublished);
-        self.droppedPublished = self.droppedFrames;
+        publishCell(this, self.droppedFrames);
       },
     });
     new Counter({
@@ -253,12 +245,12 @@ export class ColoMetrics {
   recordDecision(decision: Decision, now?: number): void {
     const released = decision.release.length;
     if (released !== 0) {
-      this.releasedFrames += released;
+      this.releasedFrames.value += released;
       if (now !== undefined) {
         for (let i = 0; i < released; i++) this.observeCompareLatency(now - decision.release[i].arrivedAt);
       }
     }
-    this.droppedFrames += decision.drop.length;
+    this.droppedFrames.value += decision.drop.length;
     const divergences = decision.divergences;
     for (let i = 0; i < divergences.length; i++) this.divergence(divergences[i]);
     const malformed = decision.malformed;
@@ -269,12 +261,12 @@ export class ColoMetrics {
 
   /** `n` more primary frames sent to the client: compared equal, flushed at a checkpoint, or passed through. */
   released(n: number): void {
-    this.releasedFrames += n;
+    this.releasedFrames.value += n;
   }
 
   /** `n` more secondary frames discarded (compared, flushed, or not needed). */
   dropped(n: number): void {
-    this.droppedFrames += n;
+    this.droppedFrames.value += n;
   }
 
   /** One divergence, counted by its reason and protocol. */
@@ -352,8 +344,8 @@ export class ColoMetrics {
       mode: this.mode,
       frames: {
         in: { primary: this.framesIn.primary.value, secondary: this.framesIn.secondary.value },
-        released: this.releasedFrames,
-        secondaryDropped: this.droppedFrames,
+        released: this.releasedFrames.value,
+        secondaryDropped: this.droppedFrames.value,
         malformed: {
           total: this.malformed.total(),
           bySide: { primary: 0, secondary: 0, ...this.malformed.by(0) },
