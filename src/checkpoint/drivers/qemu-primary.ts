@@ -103,6 +103,9 @@ export class QemuPrimaryDriver implements VmDriver {
           deadline,
           pollMs: COMPLETION_POLL_MS,
           what: `pre-copy to ${this.options.precopy.uri}`,
+        }).catch(async (err: unknown) => {
+          await cancelMigration(qmp);
+          throw err;
         });
         this.record('precopy', info);
         return Buffer.alloc(0);
@@ -126,8 +129,7 @@ export class QemuPrimaryDriver implements VmDriver {
         return state;
       } catch (err) {
         cancel(err as Error);
-        // The stream may be over its bound or late: QEMU must not keep migrating into a closed socket.
-        await qmp.execute('migrate_cancel', undefined, 1000).catch(() => undefined);
+        await cancelMigration(qmp);
         throw err;
       }
     });
@@ -155,22 +157,27 @@ export class QemuPrimaryDriver implements VmDriver {
     const started = performance.now();
     await qmp.execute('migrate', { uri: precopy.uri }, deadline - started);
     const stopBy = Math.min(started + precopy.maxMs, deadline);
-    let info: MigrationInfo;
     try {
-      info = await waitForMigration(
-        qmp,
-        (m) =>
-          SWITCHING_OVER.has(m.status ?? '') ||
-          (m.status === 'active' &&
-            (m.ram?.transferred ?? 0) > 0 &&
-            (m.ram?.remaining ?? Infinity) <= precopy.stopAtRemainingBytes),
-        { deadline: stopBy, pollMs: PRECOPY_POLL_MS, what: `pre-copy to ${precopy.uri}` },
-      );
+      let info: MigrationInfo;
+      try {
+        info = await waitForMigration(
+          qmp,
+          (m) =>
+            SWITCHING_OVER.has(m.status ?? '') ||
+            (m.status === 'active' &&
+              (m.ram?.transferred ?? 0) > 0 &&
+              (m.ram?.remaining ?? Infinity) <= precopy.stopAtRemainingBytes),
+          { deadline: stopBy, pollMs: PRECOPY_POLL_MS, what: `pre-copy to ${precopy.uri}` },
+        );
+      } catch (err) {
+        if (err instanceof MigrationFailed || performance.now() < stopBy) throw err;
+        info = { status: 'active' }; // maxMs reached: stop the guest with whatever is left
+      }
+      if (!SWITCHING_OVER.has(info.status ?? '')) await qmp.execute('stop', undefined, deadline - performance.now());
     } catch (err) {
-      if (err instanceof MigrationFailed || performance.now() < stopBy) throw err;
-      info = { status: 'active' }; // maxMs reached: stop the guest with whatever is left
+      await cancelMigration(qmp);
+      throw err;
     }
-    if (!SWITCHING_OVER.has(info.status ?? '')) await qmp.execute('stop', undefined, deadline - performance.now());
     this.stoppedAt = performance.now();
     this.precopyMs = this.stoppedAt - started;
   }
@@ -219,4 +226,12 @@ export class QemuPrimaryDriver implements VmDriver {
     this.client = qmp;
     return qmp;
   }
+}
+
+/**
+ * After a failed step the migration may still be running (a stream over its bound, a late pre-copy): cancel
+ * it, so the resume that follows finds the VM free and the next checkpoint can migrate again.
+ */
+async function cancelMigration(qmp: QmpClient): Promise<void> {
+  await qmp.execute('migrate_cancel', undefined, 1000).catch(() => undefined);
 }

@@ -1,14 +1,19 @@
 import { execFile, spawn, type ChildProcess } from 'node:child_process';
 import { once } from 'node:events';
-import { mkdtempSync, rmSync } from 'node:fs';
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { promisify } from 'node:util';
 import { afterAll, afterEach, beforeAll, expect, it } from 'vitest';
+import { Agent } from '../../../src/checkpoint/agent.js';
+import { Coordinator } from '../../../src/checkpoint/coordinator.js';
 import { DriverError } from '../../../src/checkpoint/driver.js';
+import { createDriver } from '../../../src/checkpoint/drivers/index.js';
 import { QemuPrimaryDriver } from '../../../src/checkpoint/drivers/qemu-primary.js';
 import { QemuSecondaryDriver } from '../../../src/checkpoint/drivers/qemu-secondary.js';
+import { linkAgent, linkCoordinator } from '../../../src/checkpoint/link.js';
 import { QmpClient } from '../../../src/checkpoint/qmp.js';
+import { checkpointEndpoint, loadCheckpointConfig } from '../../../src/config/checkpoint.js';
 import { describeWith, hasCommand, isRoot } from '../../support/prerequisites.js';
 
 /**
@@ -96,6 +101,51 @@ async function checkpoint(primary: QemuPrimaryDriver, secondary: QemuSecondaryDr
 async function status(qmp: QmpClient | null | undefined): Promise<string> {
   if (!qmp) throw new Error('no QMP connection');
   return (await qmp.execute<{ status: string }>('query-status')).status;
+}
+
+/**
+ * A coordinator and an agent on a unix control socket, their qemu drivers built from YAML the way the
+ * commands build them; resolves once the seeding checkpoint is done and the pair is protected.
+ */
+async function protect(primaryDriverYaml: string, secondaryDriverYaml: string) {
+  const n = serial++;
+  const control = join(dir, `control-${n}.sock`);
+  const file = (name: string, endpoint: string, driver: string): string => {
+    const path = join(dir, `${name}-${n}.yaml`);
+    writeFileSync(path, `endpoint: ${endpoint}\nplaintext: true\ndriver:\n${driver}`);
+    return path;
+  };
+  const primaryConfig = loadCheckpointConfig(
+    file('primary', `listen:unix:${control}`, primaryDriverYaml),
+    {},
+    'primary',
+  );
+  const secondaryConfig = loadCheckpointConfig(
+    file('secondary', `connect:unix:${control}`, secondaryDriverYaml),
+    {},
+    'secondary',
+  );
+  const primaryDriver = createDriver(primaryConfig.driver, 'primary');
+  const secondaryDriver = createDriver(secondaryConfig.driver, 'secondary') as QemuSecondaryDriver;
+  const coordinator = new Coordinator({
+    driver: primaryDriver,
+    timeouts: primaryConfig.timeouts,
+    checkpointTimerMs: null,
+  });
+  const agent = new Agent({ driver: secondaryDriver, timeouts: secondaryConfig.timeouts });
+  const ready = once(coordinator, 'ready');
+  const listening = await linkCoordinator(coordinator, checkpointEndpoint(primaryConfig), { material: null });
+  const dialling = await linkAgent(agent, checkpointEndpoint(secondaryConfig), { material: null, retryMs: 20 });
+  cleanups.push(async () => {
+    await coordinator.close();
+    await agent.close();
+    await listening.close();
+    await dialling.close();
+    await primaryDriver.close?.();
+    await secondaryDriver.close();
+  });
+  await ready;
+  return { coordinator, agent, secondaryDriver };
 }
 
 function alive(pid: number): boolean {
@@ -192,6 +242,32 @@ describeWith(
         expect(await status(secondary.currentVm?.qmp)).toBe('running');
       }
       expect(secondary.stats.started).toBe(2);
+    });
+
+    it('runs under the checkpoint protocol, stream and pre-copy, from YAML through createDriver', async () => {
+      const yamlList = (items: string[]) => `[${items.map((item) => JSON.stringify(item)).join(', ')}]`;
+      const work = join(dir, 'work');
+      const port = 40000 + ((process.pid + 7) % 20000);
+      for (const precopy of [false, true]) {
+        const { driverQmp, watch } = await startPrimary();
+        const primaryYaml =
+          `  kind: qemu\n  qmp: ${driverQmp}\n  workDir: ${work}\n` +
+          (precopy ? `  precopy: { uri: "tcp:127.0.0.1:${port}" }\n` : '');
+        const secondaryYaml =
+          `  kind: qemu\n  command: ${yamlList(secondaryCommand)}\n  workDir: ${work}\n` +
+          (precopy ? `  taps: [ts0, ts1]\n  incoming: "tcp:0.0.0.0:${port}"\n` : '  taps: [ts0]\n');
+        const { coordinator, agent, secondaryDriver } = await protect(primaryYaml, secondaryYaml);
+        for (let i = 0; i < 2; i++) {
+          const loaded = once(agent, 'checkpoint');
+          const outcome = await coordinator.checkpoint('test');
+          expect(outcome.ok).toBe(true);
+          if (outcome.ok) expect(outcome.stateBytes > 0).toBe(!precopy);
+          await loaded; // the agent resumed its VM
+          expect(await status(secondaryDriver.currentVm?.qmp)).toBe('running');
+        }
+        expect(await status(watch)).toBe('running');
+        for (const cleanup of cleanups.splice(0).reverse()) await cleanup();
+      }
     });
 
     it('rejects a state that is not a migration stream, naming the failure', async () => {
