@@ -126,6 +126,7 @@ export class QmpClient extends EventEmitter<QmpClientEvents> {
 
   /** Runs one command; resolves with QEMU's `return` value, rejects with QmpError or QmpConnectionError. */
   execute<T = unknown>(command: string, args?: Record<string, unknown>, timeoutMs = this.commandTimeoutMs): Promise<T> {
+    timeoutMs = Math.max(1, Math.round(timeoutMs));
     if (this.closedBy) return Promise.reject(this.closedError(command));
     const id = this.nextId++;
     return new Promise<T>((resolve, reject) => {

@@ -97,7 +97,7 @@ export class QemuSecondaryDriver implements VmDriver {
   suspend(): Promise<void> {
     return this.step('suspend', this.timeouts.suspendMs, async (deadline) => {
       if (this.options.taps.length === 1) {
-        if (this.current) await this.current.qmp?.execute('stop', undefined, deadline - performance.now());
+        if (this.current) await this.command(this.current, 'stop', deadline);
         return;
       }
       await this.dropStandby();
@@ -122,7 +122,7 @@ export class QemuSecondaryDriver implements VmDriver {
       // A standby still waiting belongs to a checkpoint that was abandoned: it will never be loaded.
       await this.dropStandby();
       if (!this.current) throw new Error('there is no VM to resume: no state has been loaded');
-      await this.current.qmp?.execute('cont', undefined, deadline - performance.now());
+      await this.command(this.current, 'cont', deadline);
     });
   }
 
@@ -200,6 +200,18 @@ export class QemuSecondaryDriver implements VmDriver {
     } catch (err) {
       if (this.gone?.vm === vm) this.gone = null; // reported here, with the exit status
       const text = await vm.explain(err as Error);
+      throw annotate(err, text.slice((err as Error).message.length));
+    }
+  }
+
+  /** One QMP command to a VM; when it fails because QEMU died, the error says how (exit status, stderr). */
+  private async command(vm: QemuVm, name: string, deadline: number): Promise<void> {
+    try {
+      if (!vm.qmp) throw new Error(`QEMU pid ${vm.pid} has no QMP connection`);
+      await vm.qmp.execute(name, undefined, deadline - performance.now());
+    } catch (err) {
+      const text = await vm.explain(err as Error);
+      if (this.gone?.vm === vm) this.gone = null; // reported here, with the exit status
       throw annotate(err, text.slice((err as Error).message.length));
     }
   }
