@@ -96,7 +96,7 @@ export class QemuVm {
       await vm.kill();
       throw new Error(await vm.explain(err as Error));
     }
-    options.logger.info({ pid: vm.pid, tap: options.tap }, 'secondary QEMU started, waiting for its state');
+    options.logger.debug({ pid: vm.pid, tap: options.tap }, 'secondary QEMU started, waiting for its state');
     return vm;
   }
 
