@@ -227,11 +227,13 @@ describeWith(
       expect(await status(standby?.qmp)).toBe('running');
     });
 
-    it('pre-copies QEMU to QEMU and saves an empty state', async () => {
+    it.each([
+      ['tcp', `tcp:127.0.0.1:${40000 + (process.pid % 20000)}`, `tcp:0.0.0.0:${40000 + (process.pid % 20000)}`],
+      ['unix', `unix:${join(dir, 'standby.sock')}`, `unix:${join(dir, 'standby.sock')}`],
+    ])('pre-copies QEMU to QEMU over %s and saves an empty state', async (_kind, target, incoming) => {
       const { driverQmp, watch } = await startPrimary();
-      const port = 40000 + (process.pid % 20000);
-      const primary = primaryDriver(driverQmp, `tcp:127.0.0.1:${port}`);
-      const secondary = secondaryDriver(['ts0', 'ts1'], `tcp:0.0.0.0:${port}`);
+      const primary = primaryDriver(driverQmp, target);
+      const secondary = secondaryDriver(['ts0', 'ts1'], incoming);
 
       for (let i = 0; i < 2; i++) {
         const state = await checkpoint(primary, secondary);
