@@ -84,8 +84,12 @@ export async function waitForMigration(
   options: WaitOptions,
 ): Promise<MigrationInfo> {
   let wake: (() => void) | null = null;
+  // An event may come in the same read as a query's reply, before the wait below is set up: remember it.
+  let eventSeen = false;
   const onEvent = (event: QmpEvent): void => {
-    if (event.event === 'MIGRATION') wake?.();
+    if (event.event !== 'MIGRATION') return;
+    eventSeen = true;
+    wake?.();
   };
   qmp.on('event', onEvent);
   try {
@@ -95,10 +99,12 @@ export async function waitForMigration(
       if (left <= 0) {
         throw new QmpConnectionError('timeout', `${options.what}: still ${status} at the deadline`);
       }
+      eventSeen = false;
       const info = await qmp.execute<MigrationInfo>('query-migrate', undefined, left);
       status = info.status ?? 'none';
       if (FAILED.has(status)) throw new MigrationFailed(status, info['error-desc'] ?? '');
       if (done(info)) return info;
+      if (eventSeen) continue;
       await new Promise<void>((resolve) => {
         const timer = setTimeout(resolve, Math.min(options.pollMs, Math.max(0, left)));
         wake = () => {
