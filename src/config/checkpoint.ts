@@ -177,10 +177,15 @@ export const checkpointConfigSchema = z
           transferMs: ms('the longest wait for the state transfer (SEND to RECEIVED)', 60_000),
           loadMs: ms('the longest wait for the secondary to load (RECEIVED to LOADED, and READY)', 30_000),
           connectMs: ms('the longest wait for one connection attempt', 3_000),
+          retryMs: ms('the first wait before a dialling side tries again', 100),
+          maxRetryMs: ms('the longest wait between connection attempts (the back-off doubles up to it)', 2_000),
           heartbeatIntervalMs: ms('the idle heartbeat interval', 500),
           heartbeatLossMs: ms('the heartbeat silence after which the peer is lost', 3_000),
         },
-        { error: 'a mapping of waitMs, transferMs, loadMs, connectMs, heartbeatIntervalMs, heartbeatLossMs' },
+        {
+          error:
+            'a mapping of waitMs, transferMs, loadMs, connectMs, retryMs, maxRetryMs, heartbeatIntervalMs, heartbeatLossMs',
+        },
       )
       .prefault({}),
     driver: driverSchema,
@@ -202,6 +207,13 @@ export const checkpointConfigSchema = z
         code: 'custom',
         path: ['timeouts', 'heartbeatLossMs'],
         message: `more than timeouts.heartbeatIntervalMs (${timeouts.heartbeatIntervalMs})`,
+      });
+    }
+    if (timeouts?.maxRetryMs !== undefined && timeouts.maxRetryMs < (timeouts.retryMs ?? 0)) {
+      ctx.addIssue({
+        code: 'custom',
+        path: ['timeouts', 'maxRetryMs'],
+        message: `at least timeouts.retryMs (${timeouts.retryMs})`,
       });
     }
   });
@@ -328,6 +340,18 @@ export const checkpointFlags: readonly FlagSpec[] = [
     parse: integer,
     formerly: ['--connect-timeout'],
     description: 'longest wait for one connection attempt (default 3000)',
+  },
+  {
+    flag: '--retry-ms <ms>',
+    path: 'timeouts.retryMs',
+    parse: integer,
+    description: 'first wait before a dialling side tries to connect again; doubles up to --max-retry-ms (default 100)',
+  },
+  {
+    flag: '--max-retry-ms <ms>',
+    path: 'timeouts.maxRetryMs',
+    parse: integer,
+    description: 'longest wait between connection attempts (default 2000)',
   },
   {
     flag: '--heartbeat-interval-ms <ms>',

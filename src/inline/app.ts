@@ -209,6 +209,8 @@ export async function startInlineApp(
       material,
       logger,
       connectTimeoutMs: config.checkpoint.timeouts.connectMs,
+      retryMs: config.checkpoint.timeouts.retryMs,
+      maxRetryMs: config.checkpoint.timeouts.maxRetryMs,
     });
     const activeLink = link;
     closers.push(() => activeLink.close());

@@ -64,6 +64,8 @@ describe('checkpoint config', () => {
         transferMs: 60000,
         loadMs: 30000,
         connectMs: 3000,
+        retryMs: 100,
+        maxRetryMs: 2000,
         heartbeatIntervalMs: 500,
         heartbeatLossMs: 3000,
       },
@@ -87,6 +89,17 @@ describe('checkpoint config', () => {
     expect(config.plaintext).toBe(true);
     expect(config.checkpointTimerMs).toBe(10000);
     expect(config.driver).toMatchObject({ kind: 'exec', suspend: 's', load: 'l', resume: 'r' });
+  });
+
+  it('the dialling back-off comes from timeouts.retryMs and maxRetryMs, or --retry-ms and --max-retry-ms', () => {
+    const base = { connect: '127.0.0.1:7000', plaintext: true, driverSuspend: 's', driverSave: 'v', driverResume: 'r' };
+    const fromFlags = loadCheckpointConfig(undefined, { ...base, retryMs: '20', maxRetryMs: '500' }, 'primary');
+    expect(fromFlags.timeouts).toMatchObject({ retryMs: 20, maxRetryMs: 500 });
+    const fromFile = loadCheckpointConfig(yaml(`${SECONDARY}\n`.replace('{ waitMs: 2000 }', '{ retryMs: 50 }')), {});
+    expect(fromFile.timeouts).toMatchObject({ retryMs: 50, maxRetryMs: 2000 });
+    const inverted = error(() => loadCheckpointConfig(undefined, { ...base, retryMs: '3000' }, 'primary'));
+    expect(inverted.message).toContain('timeouts.maxRetryMs');
+    expect(inverted.message).toContain('at least timeouts.retryMs (3000)');
   });
 
   it('flags override file values', () => {

@@ -50,6 +50,8 @@ export function registerCheckpoint(program: Command): void {
         material,
         logger,
         connectTimeoutMs: config.timeouts.connectMs,
+        retryMs: config.timeouts.retryMs,
+        maxRetryMs: config.timeouts.maxRetryMs,
       });
       result = await runOnce(coordinator, reports, readyMs, String(opts.reason));
     } catch (err) {

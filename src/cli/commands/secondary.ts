@@ -57,7 +57,13 @@ export function registerSecondary(program: Command): void {
     const endpoint = checkpointEndpoint(config);
     let link;
     try {
-      link = await linkAgent(agent, endpoint, { material, logger, connectTimeoutMs: config.timeouts.connectMs });
+      link = await linkAgent(agent, endpoint, {
+        material,
+        logger,
+        connectTimeoutMs: config.timeouts.connectMs,
+        retryMs: config.timeouts.retryMs,
+        maxRetryMs: config.timeouts.maxRetryMs,
+      });
     } catch (err) {
       // Only a listening endpoint can fail here (a dialling one retries): say which, without a stack.
       process.stderr.write(
