@@ -145,8 +145,10 @@ printf '%s\n' "${order[@]}" >"$root/etc/modules"
 
 cp "$guest_src/init" "$root/init"
 cp "$guest_src/etc/inittab" "$root/etc/inittab"
+cp "$guest_src/etc/httpd.conf" "$root/etc/httpd.conf"
+cp "$guest_src/bin/serve-file" "$root/bin/serve-file"
 cp -R "$guest_src/www/." "$root/www/"
-chmod 0755 "$root/init" "$root"/www/cgi-bin/*
+chmod 0755 "$root/init" "$root/bin/serve-file" "$root"/www/cgi-bin/*
 
 # big.bin is generated at boot (16 MiB of incompressible bytes would make the initramfs 14 times larger);
 # the same static binary runs here to record its SHA-256.

@@ -105,7 +105,9 @@ export function guestQemuArgs(image: GuestImage, opts: GuestQemuOptions): string
     ...['-nographic', '-nodefaults'],
     ...['-serial', opts.serialLog ? `file:${opts.serialLog}` : 'null'],
     ...['-kernel', image.kernel, '-initrd', image.initrd, '-append', append.join(' ')],
-    ...['-netdev', `tap,id=n0,ifname=${opts.tap},script=no,downscript=no`],
+    // No vnet headers: QEMU would otherwise turn the tap's offloads on for the guest, and the proxy compares
+    // finished, MTU-sized frames only.
+    ...['-netdev', `tap,id=n0,ifname=${opts.tap},script=no,downscript=no,vnet_hdr=off`],
     ...['-device', `virtio-net-pci,netdev=n0,mac=${opts.mac}`],
     ...(opts.qmpPath ? ['-qmp', `unix:${opts.qmpPath},server=on,wait=off`] : []),
     ...(opts.extra ?? []),

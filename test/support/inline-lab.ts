@@ -414,6 +414,8 @@ export class SuspendRelay {
 /** One TCP data segment seen by a capture: kernel timestamp (epoch ms) and its sequence range. */
 export interface CapturedSegment {
   time: number;
+  /** The client's port: which connection the segment belongs to. */
+  dstPort: number;
   seq: number;
   end: number;
 }
@@ -449,8 +451,14 @@ export class SegmentCapture {
     this.child = child;
     this.exited = new Promise((resolve) => child.once('exit', () => resolve()));
     createInterface({ input: child.stdout! }).on('line', (line) => {
-      const match = /^(\d+\.\d+) .* seq (\d+):(\d+),/.exec(line);
-      if (match) this.segments.push({ time: Number(match[1]) * 1000, seq: Number(match[2]), end: Number(match[3]) });
+      const match = /^(\d+\.\d+) .*> \S+?\.(\d+): .* seq (\d+):(\d+),/.exec(line);
+      if (match)
+        this.segments.push({
+          time: Number(match[1]) * 1000,
+          dstPort: Number(match[2]),
+          seq: Number(match[3]),
+          end: Number(match[4]),
+        });
     });
     await new Promise<void>((resolve, reject) => {
       const timer = setTimeout(() => reject(new Error(`tcpdump did not start: ${this.stderr}`)), 10_000);

@@ -24,7 +24,7 @@ describe('guestQemuArgs', () => {
 
   it('attaches the tap and MAC, sizes memory, and adds QMP and the serial file only when given', () => {
     const plain = guestQemuArgs(image, base);
-    expect(valueAfter(plain, '-netdev')).toEqual(['tap,id=n0,ifname=tap7,script=no,downscript=no']);
+    expect(valueAfter(plain, '-netdev')).toEqual(['tap,id=n0,ifname=tap7,script=no,downscript=no,vnet_hdr=off']);
     expect(valueAfter(plain, '-device')).toEqual(['virtio-net-pci,netdev=n0,mac=52:54:00:00:00:07']);
     expect(valueAfter(plain, '-m')).toEqual(['128']);
     expect(valueAfter(plain, '-serial')).toEqual(['null']);

@@ -50,6 +50,14 @@ describeWith(
       expect((await get('/index.html')).equals(await readFile(indexFile))).toBe(true);
     });
 
+    it('stamps no Date on its replies: two replicas answering in different seconds must not differ', async () => {
+      for (const path of ['/index.html', '/cgi-bin/last-random']) {
+        const head = await ns!.exec('curl', '-si', '--max-time', '20', `${guestUrl}${path}`);
+        expect(head.split('\r\n\r\n')[0]).toMatch(/^HTTP\/1\.[01] 200/);
+        expect(head.split('\r\n\r\n')[0]).not.toMatch(/^date:/im);
+      }
+    });
+
     it("serves big.bin with the manifest's SHA-256", async () => {
       const body = await get('/big.bin');
       expect(body.length).toBe(image.manifest.www['/big.bin'].bytes);
