@@ -33,6 +33,7 @@ import { TcpPositions, type Connection } from './conntrack.js';
 import type { HeldPacket } from './held-packet.js';
 import { seqGt, seqLe, seqLt } from './seq.js';
 import { firstDifference, type ComparisonSink } from './sink.js';
+import { furthestEnd, segmentEnd, segmentUnits } from './tcp-stream.js';
 import { TcpFlag } from './wire/frame-info.js';
 
 /** Once `matched` passes this, bases move forward so stream offsets stay in signed 32-bit range. */
@@ -44,8 +45,7 @@ export function isPureAck(packet: HeldPacket): boolean {
 
 /** Sequence units a segment occupies: SYN + payload + FIN. */
 function units(packet: HeldPacket): number {
-  const flags = packet.tcpFlags;
-  return packet.payloadLength + (flags & TcpFlag.SYN ? 1 : 0) + (flags & TcpFlag.FIN ? 1 : 0);
+  return segmentUnits(packet.tcpFlags, packet.payloadLength);
 }
 
 /** What the TCP comparator counts beyond releases and drops; the engine owns one and reports it in stats(). */
@@ -77,11 +77,9 @@ function noteSecondarySent(conn: Connection, packet: HeldPacket, counters: TcpCo
   if (isPureAck(packet)) return;
   if (packet.tcpFlags & TcpFlag.SYN) checkNewStream(conn, packet, counters);
   const pos = positionsOf(conn);
-  const end = (packet.seq + units(packet)) >>> 0;
-  if (!pos.hasSecondaryEnd || seqGt(end, pos.secondaryEnd)) {
-    pos.secondaryEnd = end;
-    pos.hasSecondaryEnd = true;
-  }
+  const end = segmentEnd(packet.seq, packet.tcpFlags, packet.payloadLength);
+  pos.secondaryEnd = furthestEnd(pos.hasSecondaryEnd, pos.secondaryEnd, end);
+  pos.hasSecondaryEnd = true;
 }
 
 /** Record what the secondary has acknowledged. Call for every secondary segment, queued or not. */
@@ -148,11 +146,9 @@ export function notePrimarySent(conn: Connection, packet: HeldPacket, counters: 
     pos.synSeq = packet.seq;
     pos.hasSynSeq = true;
   }
-  const end = (packet.seq + units(packet)) >>> 0;
-  if (!pos.hasPrimaryEnd || seqGt(end, pos.primaryEnd)) {
-    pos.primaryEnd = end;
-    pos.hasPrimaryEnd = true;
-  }
+  const end = segmentEnd(packet.seq, packet.tcpFlags, packet.payloadLength);
+  pos.primaryEnd = furthestEnd(pos.hasPrimaryEnd, pos.primaryEnd, end);
+  pos.hasPrimaryEnd = true;
 }
 
 /**

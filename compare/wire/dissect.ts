@@ -230,3 +230,11 @@ function clear(out: FrameInfo, buf: Buffer, start: number, end: number): void {
   out.payloadOffset = 0;
   out.payloadLength = 0;
 }
+
+/**
+ * Dissects a whole frame (from byte 0) into `out`: `out` when it dissects, null when it is malformed. Also how
+ * a frame held for a while is read again, once `out` has moved on to other frames.
+ */
+export function dissectFrame(frame: Buffer, out: FrameInfo): FrameInfo | null {
+  return dissect(frame, 0, frame.length, out) === null ? out : null;
+}
