@@ -19,7 +19,7 @@
 import { EventEmitter } from 'node:events';
 import { CompareEngine, type CompareOptions, type Decision } from '../compare/engine.js';
 import type { Divergence, Side } from '../compare/types.js';
-import { dissect } from '../compare/wire/dissect.js';
+import { dissect, dissectFrame } from '../compare/wire/dissect.js';
 import { FrameInfo, type MalformedReason } from '../compare/wire/frame-info.js';
 import { OutputGate } from './gate.js';
 import { Mirror } from './mirror.js';
@@ -167,10 +167,7 @@ export class InlineProxy extends EventEmitter<InlineProxyEvents> {
     // placed by sequence number: a lab guest (kernel not checkpointed) may lag or lead there, and a real VM's
     // kernel state is only approximately the primary's.
     this.engine = new CompareEngine({ tcpAlignAfterFlush: 'sequence', ...this.options.compare });
-    this.rewriter = new SeqRewriter(
-      { releaseToSecondary: (frame) => this.mirror?.sendToSecondary(frame) },
-      this.options.rewriter,
-    );
+    this.rewriter = new SeqRewriter(this.options.rewriter);
     this.sinks = {
       client: this.sinkFor((frame) => this.onClientFrame(frame)),
       primary: this.sinkFor((frame, start) => this.onPrimaryFrame(frame, start)),
@@ -241,7 +238,7 @@ export class InlineProxy extends EventEmitter<InlineProxyEvents> {
     if (this.currentMode === 'protected') this.apply(this.engine.flush(this.clock()));
     this.gate?.release();
     this.setMode('failover', reason);
-    this.mirror?.release((frame) => this.redissect(frame), this.clock());
+    this.mirror?.release(this.clock());
   }
 
   status(): object {
@@ -270,8 +267,7 @@ export class InlineProxy extends EventEmitter<InlineProxyEvents> {
 
   private onClientFrame(frame: Buffer): void {
     this.counters.framesIn.client++;
-    const info = dissect(frame, 0, frame.length, this.info) === null ? this.info : null;
-    this.mirror?.onClientFrame(frame, info, this.clock());
+    this.mirror?.onClientFrame(frame, dissectFrame(frame, this.info), this.clock());
   }
 
   private onPrimaryFrame(frame: Buffer, start: number): void {
@@ -279,7 +275,7 @@ export class InlineProxy extends EventEmitter<InlineProxyEvents> {
     switch (this.currentMode) {
       case 'protected': {
         const now = this.clock();
-        if (dissect(frame, start, frame.length, this.info) === null) this.rewriter.fromPrimary(this.info, now);
+        if (dissect(frame, start, frame.length, this.info) === null) this.mirror?.fromPrimary(this.info, now);
         this.apply(this.engine.push('primary', frame, start, now));
         return;
       }
@@ -300,7 +296,7 @@ export class InlineProxy extends EventEmitter<InlineProxyEvents> {
       return;
     }
     const now = this.clock();
-    if (dissect(frame, start, frame.length, this.info) === null) this.rewriter.fromSecondary(frame, this.info, now);
+    if (dissect(frame, start, frame.length, this.info) === null) this.mirror?.fromSecondary(frame, this.info, now);
     if (mode === 'failover') {
       this.counters.failoverReleased++;
       this.gate?.pass(frame, start);
@@ -371,7 +367,7 @@ export class InlineProxy extends EventEmitter<InlineProxyEvents> {
       this.counters.checkpoints++;
       this.rewriter.onCheckpoint(this.options.resetOffsetsOnCheckpoint);
     }
-    const deliveredIngress = this.mirror?.release((frame) => this.redissect(frame), now) ?? 0;
+    const deliveredIngress = this.mirror?.release(now) ?? 0;
     const done: CheckpointDone = { reason, ok, loadedAt: now, flushedFrames, deliveredIngress };
     this.emit('checkpoint', done);
   }
@@ -383,7 +379,7 @@ export class InlineProxy extends EventEmitter<InlineProxyEvents> {
     this.gate?.release();
     this.pendingReason = null;
     this.setMode('solo', reason);
-    this.mirror?.release((frame) => this.redissect(frame), this.clock());
+    this.mirror?.release(this.clock());
   }
 
   private onProtected(): void {
@@ -413,9 +409,5 @@ export class InlineProxy extends EventEmitter<InlineProxyEvents> {
     }
     this.checkpointTimer = setTimeout(() => this.requestCheckpoint('timer'), this.options.checkpointTimerMs);
     this.checkpointTimer.unref();
-  }
-
-  private redissect(frame: Buffer): FrameInfo | null {
-    return dissect(frame, 0, frame.length, this.info) === null ? this.info : null;
   }
 }

@@ -1,6 +1,7 @@
-import type { FrameInfo } from '../compare/wire/frame-info.js';
+import { dissectFrame } from '../compare/wire/dissect.js';
+import { FrameInfo } from '../compare/wire/frame-info.js';
 import type { FramePort } from './port.js';
-import type { SeqRewriter } from './rewriter.js';
+import type { ReleasedFrames, SeqRewriter } from './rewriter.js';
 
 /** Which VMs receive the client's frames. */
 export type MirrorTargets = 'primary' | 'both' | 'secondary';
@@ -22,6 +23,9 @@ export interface MirrorCounters {
  * Sends each client frame to the VMs: the primary gets it unchanged, the secondary after the rewriter
  * mapped its acknowledgments. While a checkpoint runs, client frames are held (bounded) and delivered to
  * both after LOADED, so both VMs see the same input from the same state.
+ *
+ * The mirror owns the rewriter's traffic: it also hands the rewriter the VMs' frames (their handshakes teach
+ * it the offset), and sends to the secondary the client frames the rewriter returns as released.
  */
 export class Mirror {
   readonly counters: MirrorCounters = {
@@ -36,6 +40,8 @@ export class Mirror {
   targets: MirrorTargets = 'primary';
   private holding = false;
   private held: Buffer[] = [];
+  /** Held client frames are dissected again on delivery: the proxy's FrameInfo has moved on. */
+  private readonly heldInfo = new FrameInfo();
 
   constructor(
     private readonly primary: FramePort,
@@ -53,12 +59,22 @@ export class Mirror {
   }
 
   /** Delivers the held client frames (to the current targets) and stops holding. */
-  release(redissect: (frame: Buffer) => FrameInfo | null, now: number): number {
+  release(now: number): number {
     this.holding = false;
     const held = this.held;
     this.held = [];
-    for (const frame of held) this.deliver(frame, redissect(frame), now);
+    for (const frame of held) this.deliver(frame, dissectFrame(frame, this.heldInfo), now);
     return held.length;
+  }
+
+  /** A frame the primary sent (dissected): its handshake may let the rewriter release held client frames. */
+  fromPrimary(info: FrameInfo, now: number): void {
+    this.sendReleased(this.rewriter.fromPrimary(info, now));
+  }
+
+  /** A frame the secondary sent (dissected): mapped into the primary's space in place, and as fromPrimary. */
+  fromSecondary(frame: Buffer, info: FrameInfo, now: number): void {
+    this.sendReleased(this.rewriter.fromSecondary(frame, info, now));
   }
 
   /** `info` is null for a frame that did not dissect: it is mirrored unchanged. */
@@ -99,8 +115,11 @@ export class Mirror {
     this.sendToSecondary(frame);
   }
 
-  /** Also the rewriter's output for frames it held until the offset was known. */
-  sendToSecondary(frame: Buffer): void {
+  private sendReleased(released: ReleasedFrames): void {
+    for (let frame = released.shift(); frame !== undefined; frame = released.shift()) this.sendToSecondary(frame);
+  }
+
+  private sendToSecondary(frame: Buffer): void {
     if (this.secondary.send(frame, 0)) this.counters.toSecondary++;
     else this.counters.sendFailures++;
   }

@@ -17,10 +17,13 @@
  * A connection whose handshake was never seen (it predates the rewriter, or the pair was re-seeded) has
  * offset 0: after a checkpoint the secondary is a clone of the primary and shares its sequence space.
  */
+import { RingQueue } from '../compare/queue.js';
 import { seqAdd, seqDiff, seqGt } from '../compare/seq.js';
+import { furthestEnd, segmentEnd } from '../compare/tcp-stream.js';
 import { rewriteTcpAck, rewriteTcpSeq } from '../compare/wire/checksum.js';
-import { dissect } from '../compare/wire/dissect.js';
+import { dissectFrame } from '../compare/wire/dissect.js';
 import { FrameInfo, IpProtocol, TcpFlag } from '../compare/wire/frame-info.js';
+import { Phase, RewriterConnection, RewriterTable } from './rewriter-table.js';
 import { rewriteSackEdges, shiftTimestamp, timestampValue, TS_ECHO, TS_VALUE } from './tcp-options.js';
 
 export interface RewriterOptions {
@@ -59,41 +62,17 @@ export interface RewriterCounters {
   ackClamped: number;
 }
 
-const enum Phase {
-  /** Handshake in progress: one or both VM ISNs missing. */
-  Learning = 0,
-  Established = 1,
-  /** Both FINs or an RST seen: forgotten after lingerMs. */
-  Closing = 2,
-}
-
-interface Connection {
-  phase: Phase;
-  primaryIsn: number;
-  secondaryIsn: number;
-  hasPrimaryIsn: boolean;
-  hasSecondaryIsn: boolean;
-  offset: number;
-  /** TSval of each VM's SYN or SYN|ACK; their difference maps TCP timestamps like sequence numbers. */
-  primaryTs: number;
-  secondaryTs: number;
-  tsOffset: number;
-  /** End (wrap-aware highest seq + units) of what the secondary has sent, in its own space. */
-  secondaryEnd: number;
-  hasSecondaryEnd: boolean;
-  clientFin: boolean;
-  vmFin: boolean;
-  lastSeen: number;
-  closedAt: number;
-  /** Client frames waiting for the offset; each with its own FrameInfo snapshot re-dissected on release. */
-  held: Buffer[];
-}
-
 export type ToSecondary = 'forward' | 'held' | 'dropped';
 
-/** The caller owns the sending: release() hands back held frames once the offset is known. */
-export interface RewriterOutput {
-  releaseToSecondary(frame: Buffer): void;
+/**
+ * Client frames the rewriter held and now lets go (the offset became known), oldest first: the caller sends
+ * each to the secondary. One queue reused by every call, so nothing is allocated: take every frame
+ * (`shift()` until undefined) before the next call. A call made while sending (a port that delivers
+ * synchronously) appends to the same queue, and whoever drains it keeps the order.
+ */
+export interface ReleasedFrames {
+  readonly length: number;
+  shift(): Buffer | undefined;
 }
 
 export class SeqRewriter {
@@ -110,12 +89,12 @@ export class SeqRewriter {
     ackClamped: 0,
   };
   private readonly options: RewriterOptions;
-  private readonly connections = new Map<string, Connection>();
+  private readonly connections = new RewriterTable();
+  private readonly released = new RingQueue<Buffer>(16);
+  /** Re-dissects held frames as they are released (the caller's FrameInfo has moved on). */
+  private readonly heldInfo = new FrameInfo();
 
-  constructor(
-    private readonly output: RewriterOutput,
-    options: Partial<RewriterOptions> = {},
-  ) {
+  constructor(options: Partial<RewriterOptions> = {}) {
     this.options = { ...defaultRewriterOptions, ...options };
   }
 
@@ -131,15 +110,14 @@ export class SeqRewriter {
   toSecondary(frame: Buffer, info: FrameInfo, now: number): ToSecondary {
     if (!isTcp(info)) return 'forward';
     const flags = info.tcpFlags;
-    const key = keyOf(info, false);
-    let conn = this.connections.get(key);
+    let conn = this.connections.find(info, false);
     if ((flags & (TcpFlag.SYN | TcpFlag.ACK)) === TcpFlag.SYN) {
       // A client SYN starts (or restarts, on port reuse) a client-initiated connection.
-      if (!conn || conn.phase !== Phase.Learning) conn = this.track(key, now);
+      if (conn === null || conn.phase !== Phase.Learning) conn = this.track(info, false, now);
       conn.lastSeen = now;
       return 'forward';
     }
-    if (!conn) return 'forward';
+    if (conn === null) return 'forward';
     conn.lastSeen = now;
     if (conn.phase === Phase.Learning) {
       if (conn.held.length >= this.options.maxHeldPerConnection) {
@@ -155,21 +133,28 @@ export class SeqRewriter {
     return 'forward';
   }
 
-  /** A frame the primary sent: only its handshake matters here (its ISN). */
-  fromPrimary(info: FrameInfo, now: number): void {
-    if (!isTcp(info) || (info.tcpFlags & TcpFlag.SYN) === 0) return;
+  /**
+   * A frame the primary sent: only its handshake matters here (its ISN). Returns the client frames released
+   * by it (the offset became known), for the caller to send to the secondary.
+   */
+  fromPrimary(info: FrameInfo, now: number): ReleasedFrames {
+    if (!isTcp(info) || (info.tcpFlags & TcpFlag.SYN) === 0) return this.released;
     const conn = this.connectionForVmSyn(info, now);
     conn.primaryIsn = info.tcpSeq;
     conn.hasPrimaryIsn = true;
     conn.primaryTs = timestampValue(info);
     this.maybeEstablish(conn);
+    return this.released;
   }
 
-  /** A frame the secondary sent: learn its ISN, then map its seq into the primary's space (in place). */
-  fromSecondary(frame: Buffer, info: FrameInfo, now: number): void {
-    if (!isTcp(info)) return;
+  /**
+   * A frame the secondary sent: learn its ISN, then map its seq into the primary's space (in place). Returns
+   * the client frames released by it, as fromPrimary does.
+   */
+  fromSecondary(frame: Buffer, info: FrameInfo, now: number): ReleasedFrames {
+    if (!isTcp(info)) return this.released;
     const flags = info.tcpFlags;
-    let conn: Connection | undefined;
+    let conn: RewriterConnection | null;
     if (flags & TcpFlag.SYN) {
       conn = this.connectionForVmSyn(info, now);
       conn.secondaryIsn = info.tcpSeq;
@@ -177,27 +162,23 @@ export class SeqRewriter {
       conn.secondaryTs = timestampValue(info);
       this.maybeEstablish(conn);
     } else {
-      conn = this.connections.get(keyOf(info, true));
+      conn = this.connections.find(info, true);
     }
-    if (!conn) return;
+    if (conn === null) return this.released;
     conn.lastSeen = now;
     if (flags & (TcpFlag.FIN | TcpFlag.RST)) this.noteVmTeardown(conn, flags, now);
-    if (conn.phase === Phase.Learning) return;
+    if (conn.phase === Phase.Learning) return this.released;
     if ((flags & TcpFlag.RST) === 0) {
-      const end = seqAdd(
-        info.tcpSeq,
-        info.payloadLength + (flags & TcpFlag.SYN ? 1 : 0) + (flags & TcpFlag.FIN ? 1 : 0),
-      );
-      if (!conn.hasSecondaryEnd || seqGt(end, conn.secondaryEnd)) {
-        conn.secondaryEnd = end;
-        conn.hasSecondaryEnd = true;
-      }
+      const end = segmentEnd(info.tcpSeq, flags, info.payloadLength);
+      conn.secondaryEnd = furthestEnd(conn.hasSecondaryEnd, conn.secondaryEnd, end);
+      conn.hasSecondaryEnd = true;
     }
     if (conn.offset !== 0) {
       rewriteTcpSeq(frame, info, seqAdd(info.tcpSeq, -conn.offset));
       this.counters.seqRewritten++;
     }
     if (conn.tsOffset !== 0 && shiftTimestamp(frame, info, TS_VALUE, -conn.tsOffset)) this.counters.tsRewritten++;
+    return this.released;
   }
 
   /**
@@ -206,7 +187,7 @@ export class SeqRewriter {
    */
   onCheckpoint(resetOffsets: boolean): void {
     if (!resetOffsets) return;
-    for (const conn of this.connections.values()) {
+    for (let conn = this.connections.first(); conn !== null; conn = conn.next) {
       if (conn.phase === Phase.Learning) continue;
       conn.offset = 0;
       conn.tsOffset = 0;
@@ -217,59 +198,40 @@ export class SeqRewriter {
 
   /** Forgets closed and idle connections; call periodically with the current time. */
   sweep(now: number): void {
-    for (const [key, conn] of this.connections) {
+    for (let conn = this.connections.first(); conn !== null;) {
+      const next = conn.next;
       const closedLongAgo = conn.phase === Phase.Closing && now - conn.closedAt >= this.options.lingerMs;
-      if (closedLongAgo || now - conn.lastSeen >= this.options.idleMs) this.forget(key, conn);
+      if (closedLongAgo || now - conn.lastSeen >= this.options.idleMs) this.forget(conn);
+      conn = next;
     }
   }
 
   /** Offsets per connection, for status output and tests. */
   offsets(): Array<{ key: string; offset: number; phase: 'learning' | 'established' | 'closing' }> {
     const phases = ['learning', 'established', 'closing'] as const;
-    return [...this.connections].map(([key, c]) => ({
-      key: printableKey(key),
-      offset: c.offset,
-      phase: phases[c.phase],
-    }));
+    const out: Array<{ key: string; offset: number; phase: 'learning' | 'established' | 'closing' }> = [];
+    for (let c = this.connections.first(); c !== null; c = c.next)
+      out.push({ key: this.connections.keyHex(c), offset: c.offset, phase: phases[c.phase] });
+    return out;
   }
 
-  private track(key: string, now: number): Connection {
-    const existing = this.connections.get(key);
-    if (existing) this.forget(key, existing);
+  private track(info: FrameInfo, fromVm: boolean, now: number): RewriterConnection {
+    const existing = this.connections.find(info, fromVm);
+    if (existing !== null) this.forget(existing);
     if (this.connections.size >= this.options.maxConnections) this.evictOne();
-    const conn: Connection = {
-      phase: Phase.Learning,
-      primaryIsn: 0,
-      secondaryIsn: 0,
-      hasPrimaryIsn: false,
-      hasSecondaryIsn: false,
-      offset: 0,
-      primaryTs: -1,
-      secondaryTs: -1,
-      tsOffset: 0,
-      secondaryEnd: 0,
-      hasSecondaryEnd: false,
-      clientFin: false,
-      vmFin: false,
-      lastSeen: now,
-      closedAt: 0,
-      held: [],
-    };
-    this.connections.set(key, conn);
-    return conn;
+    return this.connections.add(info, fromVm, now);
   }
 
   /** A VM's SYN or SYN|ACK: joins the client-initiated connection, or starts a VM-initiated one. */
-  private connectionForVmSyn(info: FrameInfo, now: number): Connection {
-    const key = keyOf(info, true);
-    const conn = this.connections.get(key);
-    if (conn && conn.phase === Phase.Learning) return conn;
+  private connectionForVmSyn(info: FrameInfo, now: number): RewriterConnection {
+    const conn = this.connections.find(info, true);
+    if (conn !== null && conn.phase === Phase.Learning) return conn;
     const isVmInitiated = (info.tcpFlags & TcpFlag.ACK) === 0;
-    if (conn && !isVmInitiated) return conn; // a retransmitted SYN|ACK of an established connection
-    return this.track(key, now);
+    if (conn !== null && !isVmInitiated) return conn; // a retransmitted SYN|ACK of an established connection
+    return this.track(info, true, now);
   }
 
-  private maybeEstablish(conn: Connection): void {
+  private maybeEstablish(conn: RewriterConnection): void {
     if (conn.phase !== Phase.Learning || !conn.hasPrimaryIsn || !conn.hasSecondaryIsn) return;
     conn.offset = seqDiff(conn.secondaryIsn, conn.primaryIsn);
     if (conn.primaryTs >= 0 && conn.secondaryTs >= 0) conn.tsOffset = seqDiff(conn.secondaryTs, conn.primaryTs);
@@ -277,16 +239,16 @@ export class SeqRewriter {
     this.counters.offsetsLearned++;
     const held = conn.held;
     conn.held = [];
-    const info = new FrameInfo();
     for (const frame of held) {
-      if (!redissect(frame, info)) continue;
+      const info = dissectFrame(frame, this.heldInfo);
+      if (info === null) continue;
       this.noteClientTeardown(conn, info.tcpFlags, conn.lastSeen);
       this.rewriteClientFrame(frame, info, conn);
-      this.output.releaseToSecondary(frame);
+      this.released.push(frame);
     }
   }
 
-  private rewriteClientFrame(frame: Buffer, info: FrameInfo, conn: Connection): void {
+  private rewriteClientFrame(frame: Buffer, info: FrameInfo, conn: RewriterConnection): void {
     // Timestamps first: the echo goes back to the secondary's own clock (Linux rejects a handshake ACK
     // whose TSecr it never sent).
     if (conn.tsOffset !== 0 && shiftTimestamp(frame, info, TS_ECHO, conn.tsOffset)) this.counters.tsRewritten++;
@@ -306,7 +268,7 @@ export class SeqRewriter {
       this.counters.sackRewritten++;
   }
 
-  private noteClientTeardown(conn: Connection, flags: number, now: number): void {
+  private noteClientTeardown(conn: RewriterConnection, flags: number, now: number): void {
     if (flags & TcpFlag.RST) this.close(conn, now);
     else if (flags & TcpFlag.FIN) {
       conn.clientFin = true;
@@ -314,7 +276,7 @@ export class SeqRewriter {
     }
   }
 
-  private noteVmTeardown(conn: Connection, flags: number, now: number): void {
+  private noteVmTeardown(conn: RewriterConnection, flags: number, now: number): void {
     if (flags & TcpFlag.RST) this.close(conn, now);
     else {
       conn.vmFin = true;
@@ -322,7 +284,7 @@ export class SeqRewriter {
     }
   }
 
-  private close(conn: Connection, now: number): void {
+  private close(conn: RewriterConnection, now: number): void {
     if (conn.phase === Phase.Closing) return;
     // Still rewriting while closing: the last ACKs and retransmitted FINs need the offset too.
     if (conn.phase === Phase.Learning) this.abandonHeld(conn);
@@ -330,57 +292,30 @@ export class SeqRewriter {
     conn.closedAt = now;
   }
 
-  private forget(key: string, conn: Connection): void {
+  private forget(conn: RewriterConnection): void {
     this.abandonHeld(conn);
-    this.connections.delete(key);
+    this.connections.remove(conn);
     this.counters.connectionsForgotten++;
   }
 
-  private abandonHeld(conn: Connection): void {
+  private abandonHeld(conn: RewriterConnection): void {
     this.counters.heldAbandoned += conn.held.length;
     conn.held = [];
   }
 
   private evictOne(): void {
-    let victimKey: string | undefined;
-    let victim: Connection | undefined;
-    for (const [key, conn] of this.connections) {
+    let victim: RewriterConnection | null = null;
+    for (let conn = this.connections.first(); conn !== null; conn = conn.next) {
       if (conn.phase === Phase.Closing) {
-        victimKey = key;
         victim = conn;
         break;
       }
-      if (!victim || conn.lastSeen < victim.lastSeen) {
-        victimKey = key;
-        victim = conn;
-      }
+      if (victim === null || conn.lastSeen < victim.lastSeen) victim = conn;
     }
-    if (victimKey !== undefined && victim) this.forget(victimKey, victim);
+    if (victim !== null) this.forget(victim);
   }
 }
 
 function isTcp(info: FrameInfo): boolean {
   return info.ipVersion !== 0 && info.ipProtocol === IpProtocol.TCP && !info.isFragment;
-}
-
-/**
- * One key per connection from either direction: (client address, client port, VM address, VM port).
- * `fromVm` swaps source and destination. latin1 keeps one char per byte, so the key is exact.
- */
-function keyOf(info: FrameInfo, fromVm: boolean): string {
-  const buf = info.buf;
-  const n = info.addrLength;
-  const client = fromVm ? info.dstAddrOffset : info.srcAddrOffset;
-  const vm = fromVm ? info.srcAddrOffset : info.dstAddrOffset;
-  const clientPort = fromVm ? info.dstPort : info.srcPort;
-  const vmPort = fromVm ? info.srcPort : info.dstPort;
-  return `${buf.toString('latin1', client, client + n)}${buf.toString('latin1', vm, vm + n)}${clientPort}:${vmPort}`;
-}
-
-function printableKey(key: string): string {
-  return Buffer.from(key, 'latin1').toString('hex');
-}
-
-function redissect(frame: Buffer, info: FrameInfo): boolean {
-  return dissect(frame, 0, frame.length, info) === null;
 }

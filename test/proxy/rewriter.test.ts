@@ -5,7 +5,7 @@ import { buildTcp } from '../support/wire-build.js';
 import { transportChecksumOk } from '../../compare/wire/checksum.js';
 import { dissect } from '../../compare/wire/dissect.js';
 import { FrameInfo, TcpFlag } from '../../compare/wire/frame-info.js';
-import { SeqRewriter } from '../../proxy/rewriter.js';
+import { SeqRewriter, type ReleasedFrames } from '../../proxy/rewriter.js';
 
 const CLIENT = { ip: '10.0.0.1', port: 40000 };
 const VM = { ip: '10.0.0.2', port: 80 };
@@ -33,13 +33,18 @@ function info(frame: Buffer): FrameInfo {
   return out;
 }
 
+/** Takes every frame the rewriter returned as released, as its owner (the mirror) does. */
+function drain(released: ReleasedFrames, into: Buffer[]): void {
+  for (let frame = released.shift(); frame !== undefined; frame = released.shift()) into.push(frame);
+}
+
 function harness() {
   const released: Buffer[] = [];
-  const rewriter = new SeqRewriter({ releaseToSecondary: (f) => released.push(f) });
+  const rewriter = new SeqRewriter();
   const toSecondary = (frame: Buffer, now = 0) => rewriter.toSecondary(frame, info(frame), now);
-  const primary = (frame: Buffer, now = 0) => rewriter.fromPrimary(info(frame), now);
+  const primary = (frame: Buffer, now = 0) => drain(rewriter.fromPrimary(info(frame), now), released);
   const secondary = (frame: Buffer, now = 0) => {
-    rewriter.fromSecondary(frame, info(frame), now);
+    drain(rewriter.fromSecondary(frame, info(frame), now), released);
     return info(frame);
   };
   return { rewriter, released, toSecondary, primary, secondary };
@@ -102,8 +107,7 @@ describe('SeqRewriter: learning the offset from the handshake', () => {
   });
 
   it('drops and counts client frames beyond the per-connection hold', () => {
-    const released: Buffer[] = [];
-    const rewriter = new SeqRewriter({ releaseToSecondary: (f) => released.push(f) }, { maxHeldPerConnection: 2 });
+    const rewriter = new SeqRewriter({ maxHeldPerConnection: 2 });
     const syn = fromClient(CLIENT_ISN, 0, SYN);
     rewriter.toSecondary(syn, info(syn), 0);
     const results = [0, 1, 2].map(() => {
