@@ -49,6 +49,8 @@ export class Connection {
   readonly secondary = new RingQueue<HeldPacket>(2);
   /** Set when this connection asked for a checkpoint; it then holds everything until flush. */
   diverged = false;
+  /** The caller's time (ms) of the last packet looked up on this connection: idle eviction reads it. */
+  lastUsed = 0;
 
   // TCP stream state (unused by the other kinds), reset by resetComparison().
   /** Each side's stream origin: the sequence number of its stream offset 0. */
@@ -127,6 +129,12 @@ const EVICTION_SCAN = 16;
  * The connection table: a Map from a 30-bit key hash (a small integer, so V8 keeps it unboxed) to a chain of
  * connections with that hash, each checked against its key row. Connections are also on two lists: first-seen
  * order (flush and the stale scan walk it) and least-recently-used order (eviction takes from its front).
+ *
+ * The bound is hard: `size` never exceeds maxConnections. A new connection when the table is full takes the
+ * place of an idle one (nothing held, not diverged) near the least recently used end; when there is none it is
+ * refused (lookup returns null, counted in `refused`) and the caller passes its packet uncompared. Connections
+ * with held packets are never discarded. Idle ones go at the caller's pace (evictIdle, trimToBound), so the
+ * table shrinks back once traffic stops.
  */
 export class ConnectionTable {
   private readonly byHash = new Map<number, Connection>();
@@ -140,10 +148,10 @@ export class ConnectionTable {
   private leastUsed: Connection | null = null;
   private mostUsed: Connection | null = null;
   size = 0;
-  /** Idle connections dropped to stay within the bound. */
+  /** Idle connections forgotten: to make room for a new one, or idle longer than the caller allows. */
   evictions = 0;
-  /** Connections created while the table was full and nothing was idle (the table grew past its bound). */
-  overBound = 0;
+  /** New connections not tracked because the table was full and nothing near its LRU end was idle. */
+  refused = 0;
 
   constructor(private readonly maxConnections: number) {}
 
@@ -152,20 +160,29 @@ export class ConnectionTable {
     return this.oldestSeen;
   }
 
-  /** The connection `info` belongs to, created if new. `kind` must follow from `info` the same way every time. */
-  lookup(info: FrameInfo, kind: ConnKind, protocol: Protocol): Connection {
+  /**
+   * The connection `info` belongs to, created if new; null when it is new and the table is full of connections
+   * that hold packets (counted in `refused`). `kind` must follow from `info` the same way every time. `now`
+   * (ms, the caller's clock) marks the connection used.
+   */
+  lookup(info: FrameInfo, kind: ConnKind, protocol: Protocol, now: number): Connection | null {
     const hash = this.fillKey(info, kind);
     const head = this.byHash.get(hash) ?? null;
     let conn = head;
     while (conn !== null) {
       if (this.keyMatches(conn.slot)) {
+        conn.lastUsed = now;
         this.touch(conn);
         return conn;
       }
       conn = conn.nextSameHash;
     }
-    if (this.size >= this.maxConnections) this.makeRoom();
+    if (this.size >= this.maxConnections && !this.makeRoom()) {
+      this.refused++;
+      return null;
+    }
     const created = new Connection(this.allocateSlot(), hash, kind, protocol);
+    created.lastUsed = now;
     created.nextSameHash = head;
     this.byHash.set(hash, created);
     this.appendSeen(created);
@@ -196,17 +213,52 @@ export class ConnectionTable {
     this.size--;
   }
 
-  private makeRoom(): void {
+  /**
+   * Forgets every idle connection last used before `cutoff` (the LRU list is in last-use order, so the walk
+   * stops at the first one used since). Returns how many went.
+   */
+  evictIdle(cutoff: number): number {
+    let evicted = 0;
+    let conn = this.leastUsed;
+    while (conn !== null && conn.lastUsed < cutoff) {
+      const next = conn.nextUsed;
+      if (conn.idle) {
+        this.remove(conn);
+        evicted++;
+      }
+      conn = next;
+    }
+    this.evictions += evicted;
+    return evicted;
+  }
+
+  /** Forgets idle connections, least recently used first, until the table is within `bound`. */
+  trimTo(bound: number): number {
+    let evicted = 0;
+    let conn = this.leastUsed;
+    while (conn !== null && this.size > bound) {
+      const next = conn.nextUsed;
+      if (conn.idle) {
+        this.remove(conn);
+        evicted++;
+      }
+      conn = next;
+    }
+    this.evictions += evicted;
+    return evicted;
+  }
+
+  private makeRoom(): boolean {
     let candidate = this.leastUsed;
     for (let i = 0; i < EVICTION_SCAN && candidate !== null; i++) {
       if (candidate.idle) {
         this.remove(candidate);
         this.evictions++;
-        return;
+        return true;
       }
       candidate = candidate.nextUsed;
     }
-    this.overBound++;
+    return false;
   }
 
   private fillKey(info: FrameInfo, kind: ConnKind): number {

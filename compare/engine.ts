@@ -7,6 +7,7 @@
  * on that connection, comparing nothing more, until flush(). QEMU notifies again on every later packet.
  */
 import { ConnectionTable, ConnKind, type Connection } from './conntrack.js';
+import { compareOptions, type CompareOptions } from './engine-options.js';
 import { compareDatagram, matchDatagrams } from './datagram.js';
 import { HeldPacket } from './held-packet.js';
 import { compareArp, isComparedArp, isIcmpv6Housekeeping } from './non-ip.js';
@@ -27,6 +28,7 @@ import type {
   Divergence,
   DivergenceReason,
   EngineStats,
+  HeldBound,
   MalformedFrame,
   Packet,
   Protocol,
@@ -36,32 +38,8 @@ import { formatIp } from './wire/address.js';
 import { dissect } from './wire/dissect.js';
 import { FrameInfo, IpProtocol, type MalformedReason } from './wire/frame-info.js';
 
-export interface CompareOptions {
-  /** A packet held longer than this (ms) asks for a checkpoint (reason 'timeout', or 'ack'). QEMU: 3000. */
-  compareTimeoutMs: number;
-  /** How often the caller should call tick() (ms). The engine itself keeps no timer. QEMU: 1000. */
-  expiredScanCycleMs: number;
-  /** Packets per connection per side before a checkpoint is asked for (reason 'overflow'). QEMU: 1024. */
-  maxQueueSize: number;
-  /** Connections tracked before idle ones are evicted. QEMU resets its whole table at 16384. */
-  maxConnections: number;
-  /**
-   * Where TCP comparison resumes after a flush (docs/compare.md): each side at its own next segment (QEMU's
-   * assumption), or the secondary by its sequence number in the primary's space (needs its seqs rewritten
-   * into that space, as the inline proxy does; copes with a secondary that lags or leads after a checkpoint).
-   */
-  tcpAlignAfterFlush: 'next-segment' | 'sequence';
-}
-
+export { defaultCompareOptions, type CompareOptions } from './engine-options.js';
 export type { Decision, EngineStats, MalformedFrame } from './types.js';
-
-export const defaultCompareOptions: CompareOptions = {
-  compareTimeoutMs: 3000,
-  expiredScanCycleMs: 1000,
-  maxQueueSize: 1024,
-  maxConnections: 16384,
-  tcpAlignAfterFlush: 'next-segment',
-};
 
 /**
  * The engine's one Decision, filled anew by every call; callers see it through the read-only Decision.
@@ -87,6 +65,9 @@ class DecisionBuffer implements Decision {
 function emptyArray(array: unknown[]): void {
   while (array.length > 0) array.pop();
 }
+
+/** A queue emptied by a flush keeps at most this many slots (queue.ts shrinkIfEmpty). */
+const QUEUE_CAPACITY_KEPT = 64;
 
 const protocolOfKind: Record<ConnKind, Protocol> = {
   [ConnKind.TCP]: 'tcp',
@@ -155,27 +136,23 @@ export class CompareEngine implements ComparisonSink {
   private uncomparedPrimary = 0;
   private uncomparedSecondary = 0;
   private flushes = 0;
+  private readonly heldBoundFlushes: Partial<Record<HeldBound, number>> = {};
+  private heldBoundReleased = 0;
+  private heldBoundDropped = 0;
+  /** The smaller of the per-side and total bounds: below both totals, no bound can have been passed. */
+  private readonly heldFramesGate: number;
+  private readonly heldBytesGate: number;
   private readonly divergenceCounts: Partial<Record<DivergenceReason, number>> = {};
   private readonly tcpCounters = new TcpCounters();
   private readonly alignBySequence: boolean;
 
   constructor(options: Partial<CompareOptions> = {}) {
-    this.options = { ...defaultCompareOptions, ...options };
-    const { compareTimeoutMs, expiredScanCycleMs, maxQueueSize, maxConnections } = this.options;
-    for (const [name, value] of Object.entries({
-      compareTimeoutMs,
-      expiredScanCycleMs,
-      maxQueueSize,
-      maxConnections,
-    })) {
-      if (!Number.isInteger(value) || value <= 0)
-        throw new RangeError(`${name} must be a positive integer, got ${value}`);
-    }
-    const alignment = this.options.tcpAlignAfterFlush;
-    if (alignment !== 'next-segment' && alignment !== 'sequence')
-      throw new RangeError(`tcpAlignAfterFlush must be 'next-segment' or 'sequence', got ${String(alignment)}`);
-    this.alignBySequence = alignment === 'sequence';
-    this.table = new ConnectionTable(maxConnections);
+    this.options = compareOptions(options);
+    const o = this.options;
+    this.alignBySequence = o.tcpAlignAfterFlush === 'sequence';
+    this.table = new ConnectionTable(o.maxConnections);
+    this.heldFramesGate = Math.min(o.maxHeldFramesPerSide, o.maxHeldFrames);
+    this.heldBytesGate = Math.min(o.maxHeldBytesPerSide, o.maxHeldBytes);
   }
 
   /**
@@ -202,7 +179,12 @@ export class CompareEngine implements ComparisonSink {
       this.passUncompared(packet);
       return decision;
     }
-    const conn = this.table.lookup(info, kind, protocolOf(kind, info.ipProtocol));
+    const conn = this.table.lookup(info, kind, protocolOf(kind, info.ipProtocol), now);
+    if (conn === null) {
+      // The table is full of connections holding packets: this one is not tracked (counted by the table).
+      this.passUncompared(packet);
+      return decision;
+    }
     const primary = side === 'primary';
     if (kind === ConnKind.TCP && !primary) {
       noteSecondary(conn, packet, this.tcpCounters, this.alignBySequence);
@@ -229,18 +211,12 @@ export class CompareEngine implements ComparisonSink {
       if (primary && this.alignBySequence) notePrimarySent(conn, packet, this.tcpCounters);
       enqueueTcp(conn, packet);
     } else (primary ? conn.primary : conn.secondary).push(packet);
-    if (conn.diverged) return decision;
-    this.compare(conn);
-    const queue = primary ? conn.primary : conn.secondary;
-    if (!conn.diverged && queue.length > this.options.maxQueueSize) {
-      this.diverge(
-        conn,
-        'overflow',
-        null,
-        primary ? packet : null,
-        primary ? null : packet,
-        `${side} queue holds ${queue.length} packets, more than max_queue_size ${this.options.maxQueueSize}`,
-      );
+    if (!conn.diverged) this.compareAndCheckQueue(conn, side, packet);
+    if (
+      this.heldPrimaryPackets + this.heldSecondaryPackets > this.heldFramesGate ||
+      this.heldPrimaryBytes + this.heldSecondaryBytes > this.heldBytesGate
+    ) {
+      this.checkHeldBounds();
     }
     return decision;
   }
@@ -268,6 +244,7 @@ export class CompareEngine implements ComparisonSink {
     const decision = this.decision.clear();
     this.now = now;
     const limit = this.options.compareTimeoutMs;
+    this.table.evictIdle(now - this.options.connectionIdleMs);
     for (let conn = this.table.first(); conn !== null; conn = conn.nextSeen) {
       if (conn.diverged || (conn.primary.length === 0 && conn.secondary.length === 0)) continue;
       const stalePrimary = oldestBefore(conn.primary, now - limit);
@@ -294,12 +271,7 @@ export class CompareEngine implements ComparisonSink {
     const decision = this.decision.clear();
     this.now = now;
     this.flushes++;
-    for (let conn = this.table.first(); conn !== null; conn = conn.nextSeen) {
-      for (let p = conn.primary.shift(); p !== undefined; p = conn.primary.shift()) this.release(p);
-      for (let s = conn.secondary.shift(); s !== undefined; s = conn.secondary.shift()) this.drop(s);
-      if (this.alignBySequence && conn.kind === ConnKind.TCP) anchorAtFlush(conn);
-      else conn.resetComparison();
-    }
+    this.flushAll();
     return decision;
   }
 
@@ -311,7 +283,10 @@ export class CompareEngine implements ComparisonSink {
       heldSecondaryPackets: this.heldSecondaryPackets,
       heldSecondaryBytes: this.heldSecondaryBytes,
       evictions: this.table.evictions,
-      connectionsOverBound: this.table.overBound,
+      connectionsRefused: this.table.refused,
+      heldBoundFlushes: { ...this.heldBoundFlushes },
+      heldBoundReleased: this.heldBoundReleased,
+      heldBoundDropped: this.heldBoundDropped,
       releasedPackets: this.releasedPackets,
       droppedPackets: this.droppedPackets,
       malformedPackets: this.malformedPackets,
@@ -376,6 +351,55 @@ export class CompareEngine implements ComparisonSink {
       case ConnKind.ARP:
         return matchDatagrams(conn, this, compareArp);
     }
+  }
+
+  private compareAndCheckQueue(conn: Connection, side: Side, packet: HeldPacket): void {
+    this.compare(conn);
+    const primary = side === 'primary';
+    const queue = primary ? conn.primary : conn.secondary;
+    if (!conn.diverged && queue.length > this.options.maxQueueSize) {
+      this.diverge(
+        conn,
+        'overflow',
+        null,
+        primary ? packet : null,
+        primary ? null : packet,
+        `${side} queue holds ${queue.length} packets, more than max_queue_size ${this.options.maxQueueSize}`,
+      );
+    }
+  }
+
+  /** Releases every held primary, drops every held secondary (into the current Decision), restarts comparison. */
+  private flushAll(): void {
+    for (let conn = this.table.first(); conn !== null; conn = conn.nextSeen) {
+      for (let p = conn.primary.shift(); p !== undefined; p = conn.primary.shift()) this.release(p);
+      for (let s = conn.secondary.shift(); s !== undefined; s = conn.secondary.shift()) this.drop(s);
+      conn.primary.shrinkIfEmpty(QUEUE_CAPACITY_KEPT);
+      conn.secondary.shrinkIfEmpty(QUEUE_CAPACITY_KEPT);
+      if (this.alignBySequence && conn.kind === ConnKind.TCP) anchorAtFlush(conn);
+      else conn.resetComparison();
+    }
+    // Every connection is idle now: any beyond the bound (none, unless the bound was lowered) go.
+    this.table.trimTo(this.options.maxConnections);
+  }
+
+  /** Called when held totals pass the smaller bound: finds which bound (if any) was passed and flushes. */
+  private checkHeldBounds(): void {
+    const o = this.options;
+    let bound: HeldBound | null = null;
+    if (this.heldPrimaryPackets > o.maxHeldFramesPerSide) bound = 'primary-frames';
+    else if (this.heldPrimaryBytes > o.maxHeldBytesPerSide) bound = 'primary-bytes';
+    else if (this.heldSecondaryPackets > o.maxHeldFramesPerSide) bound = 'secondary-frames';
+    else if (this.heldSecondaryBytes > o.maxHeldBytesPerSide) bound = 'secondary-bytes';
+    else if (this.heldPrimaryPackets + this.heldSecondaryPackets > o.maxHeldFrames) bound = 'total-frames';
+    else if (this.heldPrimaryBytes + this.heldSecondaryBytes > o.maxHeldBytes) bound = 'total-bytes';
+    if (bound === null) return;
+    this.heldBoundFlushes[bound] = (this.heldBoundFlushes[bound] ?? 0) + 1;
+    const released = this.decision.release.length;
+    const dropped = this.decision.drop.length;
+    this.flushAll();
+    this.heldBoundReleased += this.decision.release.length - released;
+    this.heldBoundDropped += this.decision.drop.length - dropped;
   }
 
   private passUncompared(packet: HeldPacket): void {

@@ -87,6 +87,19 @@ export class RingQueue<T> {
     this.count = 0;
   }
 
+  /**
+   * An empty queue whose ring grew past `maxCapacity` goes back to `capacity` slots: a connection that once held
+   * thousands of packets should not keep their slots for as long as it lives. No-op unless empty.
+   */
+  shrinkIfEmpty(maxCapacity: number, capacity = 2): void {
+    if (this.count !== 0 || this.mask + 1 <= maxCapacity) return;
+    let size = 1;
+    while (size < capacity) size <<= 1;
+    this.slots = new Array<T | undefined>(size).fill(undefined);
+    this.mask = size - 1;
+    this.head = 0;
+  }
+
   private grow(): void {
     const old = this.slots;
     const oldMask = this.mask;

@@ -82,6 +82,10 @@ export interface Decision {
   readonly malformed: ReadonlyArray<MalformedFrame>;
 }
 
+/** Which hard bound on held packets was passed: frames or bytes, held by one side or by both together. */
+export type HeldBound =
+  'primary-frames' | 'primary-bytes' | 'secondary-frames' | 'secondary-bytes' | 'total-frames' | 'total-bytes';
+
 /** The engine's counters (CompareEngine.stats()): held now, and totals since it was built. */
 export interface EngineStats {
   connections: number;
@@ -89,10 +93,15 @@ export interface EngineStats {
   heldPrimaryBytes: number;
   heldSecondaryPackets: number;
   heldSecondaryBytes: number;
-  /** Idle connections forgotten to stay within maxConnections. */
+  /** Idle connections forgotten: to make room, after a flush over the bound, or idle past connectionIdleMs. */
   evictions: number;
-  /** Connections added beyond maxConnections because none was idle. */
-  connectionsOverBound: number;
+  /** Packets of new connections passed uncompared because the table was full of busy connections. */
+  connectionsRefused: number;
+  /** Flushes forced by a held-frames or held-bytes bound (docs/compare.md, "Memory bounds"), by the bound hit. */
+  heldBoundFlushes: Partial<Record<HeldBound, number>>;
+  /** Primary packets those flushes released uncompared, and secondary packets they dropped. */
+  heldBoundReleased: number;
+  heldBoundDropped: number;
   releasedPackets: number;
   droppedPackets: number;
   malformedPackets: number;
