@@ -5,7 +5,7 @@ import { buildTcp } from '../support/wire-build.js';
 import { transportChecksumOk } from '../../compare/wire/checksum.js';
 import { dissect } from '../../compare/wire/dissect.js';
 import { FrameInfo, TcpFlag } from '../../compare/wire/frame-info.js';
-import { SeqRewriter, type ReleasedFrames } from '../../proxy/rewriter.js';
+import { defaultRewriterOptions, SeqRewriter, type ReleasedFrames } from '../../proxy/rewriter.js';
 
 const CLIENT = { ip: '10.0.0.1', port: 40000 };
 const VM = { ip: '10.0.0.2', port: 80 };
@@ -321,3 +321,103 @@ describe('SeqRewriter: acks toward a secondary that is behind', () => {
     expect(h.rewriter.counters.ackClamped).toBe(0);
   });
 });
+
+describe('SeqRewriter: what it releases is its result', () => {
+  it('returns the held client frames from the VM frame that taught it the offset, and nothing from the others', () => {
+    // No output is passed in: the only way a held frame can leave is as a call's result.
+    const rewriter = new SeqRewriter();
+    const send = (frame: Buffer) => rewriter.toSecondary(frame, info(frame), 0);
+    expect(send(fromClient(CLIENT_ISN, 0, SYN))).toBe('forward');
+    const ack = fromClient(CLIENT_ISN + 1, PRI_ISN + 1, ACK);
+    const data = fromClient(CLIENT_ISN + 1, PRI_ISN + 1, ACK | PSH, 'GET /');
+    expect([send(ack), send(data)]).toEqual(['held', 'held']);
+
+    const synAck = fromVm(PRI_ISN, CLIENT_ISN + 1, SYN | ACK);
+    const afterPrimary = rewriter.fromPrimary(info(synAck), 0);
+    expect(afterPrimary.length).toBe(0);
+    const secondarySynAck = fromVm(SEC_ISN, CLIENT_ISN + 1, SYN | ACK);
+    const afterSecondary = rewriter.fromSecondary(secondarySynAck, info(secondarySynAck), 0);
+    expect(afterSecondary.length).toBe(2);
+    // In the order they were held, already rewritten for the secondary.
+    const first = afterSecondary.shift()!;
+    const second = afterSecondary.shift()!;
+    expect(afterSecondary.shift()).toBeUndefined();
+    expect([first, second]).toEqual([ack, data]);
+    expect(info(second).tcpAck).toBe(SEC_ISN + 1);
+    expect(transportChecksumOk(info(second))).toBe(true);
+
+    // The result is one reused queue (no allocation per call), empty once taken.
+    const later = fromVm(SEC_ISN + 1, CLIENT_ISN + 1, ACK, 'x');
+    const afterData = rewriter.fromSecondary(later, info(later), 0);
+    expect(afterData).toBe(afterSecondary);
+    expect(afterData.length).toBe(0);
+  });
+
+  it('releases from the primary SYN|ACK when the secondary answered first', () => {
+    const h = harness();
+    h.toSecondary(fromClient(CLIENT_ISN, 0, SYN));
+    h.secondary(fromVm(SEC_ISN, CLIENT_ISN + 1, SYN | ACK));
+    expect(h.toSecondary(fromClient(CLIENT_ISN + 1, PRI_ISN + 1, ACK))).toBe('held');
+    expect(h.released).toHaveLength(0);
+    h.primary(fromVm(PRI_ISN, CLIENT_ISN + 1, SYN | ACK));
+    expect(h.released.map((f) => info(f).tcpAck)).toEqual([SEC_ISN + 1]);
+  });
+});
+
+describe('SeqRewriter: its connection table', () => {
+  const V6 = { client: 'fd00::1', vm: 'fd00::2' };
+  const v6 = (fromClientSide: boolean, seq: number, ack: number, flags: number, clientPort = 40000) =>
+    buildTcp({
+      src: fromClientSide ? V6.client : V6.vm,
+      dst: fromClientSide ? V6.vm : V6.client,
+      srcPort: fromClientSide ? clientPort : 80,
+      dstPort: fromClientSide ? 80 : clientPort,
+      seq,
+      ack,
+      flags,
+    });
+
+  it('keys IPv6 connections by both full addresses and ports, whichever way the frame goes', () => {
+    const h = harness();
+    for (const [port, secIsn] of [
+      [40000, SEC_ISN],
+      [40001, SEC_ISN + 5000],
+    ]) {
+      h.toSecondary(v6(true, CLIENT_ISN, 0, SYN, port));
+      h.primary(v6(false, PRI_ISN, CLIENT_ISN + 1, SYN | ACK, port));
+      h.secondary(v6(false, secIsn, CLIENT_ISN + 1, SYN | ACK, port));
+    }
+    expect(h.rewriter.size).toBe(2);
+    expect(h.rewriter.offsets().map((o) => o.offset)).toEqual([SEC_ISN - PRI_ISN, SEC_ISN + 5000 - PRI_ISN]);
+    const ack = v6(true, CLIENT_ISN + 1, PRI_ISN + 1, ACK, 40001);
+    h.toSecondary(ack);
+    expect(info(ack).tcpAck).toBe(SEC_ISN + 5000 + 1);
+    // An IPv4 connection with the same ports is another connection.
+    h.toSecondary(fromClient(CLIENT_ISN, 0, SYN));
+    expect(h.rewriter.size).toBe(3);
+  });
+
+  it('reuses the slot of a forgotten connection for the next one (keys do not leak)', () => {
+    const h = harness();
+    for (let port = 1; port <= 200; port++) {
+      h.toSecondary(
+        buildTcp({ src: CLIENT.ip, dst: VM.ip, srcPort: port, dstPort: VM.port, seq: 1, ack: 0, flags: SYN }),
+        port,
+      );
+      h.rewriter.sweep(port + defaultIdleMs());
+    }
+    expect(h.rewriter.size).toBe(0);
+    expect(h.rewriter.counters.connectionsForgotten).toBe(200);
+    // The last one is still found by its key after 199 slot reuses.
+    h.toSecondary(fromClient(CLIENT_ISN, 0, SYN));
+    h.primary(fromVm(PRI_ISN, CLIENT_ISN + 1, SYN | ACK));
+    h.secondary(fromVm(SEC_ISN, CLIENT_ISN + 1, SYN | ACK));
+    expect(h.rewriter.offsets()).toEqual([
+      expect.objectContaining({ offset: SEC_ISN - PRI_ISN, phase: 'established' }),
+    ]);
+  });
+});
+
+function defaultIdleMs(): number {
+  return defaultRewriterOptions.idleMs;
+}
