@@ -1,5 +1,6 @@
 import type { Divergence, Packet } from '../../compare/types.js';
 import { formatConnection } from '../replay/summary.js';
+import { divergenceRecord } from '../stats/divergence-record.js';
 import { PcapngWriter } from './pcapng-writer.js';
 import { openWriteStream, StreamSink } from './sink.js';
 
@@ -17,8 +18,9 @@ export interface DivergenceRecorderOptions {
 
 /**
  * Writes each divergence's primary and secondary frame side by side into a pcapng with two interfaces
- * (0 = primary, 1 = secondary), each packet commented with the divergence's number, reason, offset and
- * connection, so a pair can be found in Wireshark with `frame.comment contains "divergence 7:"`.
+ * (0 = primary, 1 = secondary), each packet commented with a line naming the divergence's number, reason,
+ * offset and connection, so a pair can be found in Wireshark with `frame.comment contains "divergence 7:"`,
+ * and a second line holding the divergence record as JSON (the shape `--json` and `--events` use).
  * Streams through a WriteStream (flushed after every divergence) so the live proxy can keep it open.
  */
 export class DivergenceRecorder {
@@ -53,8 +55,10 @@ export class DivergenceRecorder {
       return;
     }
     const comment = describe(this.count, divergence);
-    this.writePacket(0, divergence.primary, `${comment}; primary frame`);
-    this.writePacket(1, divergence.secondary, `${comment}; secondary frame`);
+    const origin = this.clockOrigin.seconds * 1000 + this.clockOrigin.nanoseconds / 1e6;
+    const record = JSON.stringify(divergenceRecord(divergence, origin));
+    this.writePacket(0, divergence.primary, `${comment}; primary frame\n${record}`);
+    this.writePacket(1, divergence.secondary, `${comment}; secondary frame\n${record}`);
     this.writer.flush();
   }
 

@@ -13,6 +13,7 @@ import { prepareCheckpointRole } from '../checkpoint/drivers/index.js';
 import { checkpointEndpoint } from '../config/checkpoint.js';
 import type { InlineConfig } from '../config/inline.js';
 import type { Logger } from '../log.js';
+import { divergenceRecord } from '../stats/divergence-record.js';
 import { EventLog } from '../stats/events.js';
 import { ColoMetrics, reportedPhasesMs } from '../stats/metrics.js';
 import { parseListenAddress, startStatsServer, type StatsServer } from '../stats/server.js';
@@ -272,7 +273,7 @@ function wireObservers({ proxy, coordinator, metrics, events, recorder, logger, 
     metrics.divergence(d);
     events?.divergence(d);
     recorder?.record(d);
-    emit('divergence', { reason: d.reason, protocol: d.protocol, connection: d.connection, offset: d.offset });
+    emit('divergence', { ...divergenceRecord(d) });
   });
   proxy.on('malformed', ({ side, reason }) => metrics.recordMalformed(side, reason));
   proxy.on('checkpoint-request', ({ reason }) => metrics.recordCheckpointRequest(reason));

@@ -1,5 +1,7 @@
-import type { ReplaySummary } from '../replay/summary.js';
+import { divergenceVirtualMs, type ReplaySummary } from '../replay/summary.js';
+import { formatDivergenceConnection } from '../stats/divergence-record.js';
 import { esc, fmtInt, fmtMs } from './format.js';
+import { hexWindow } from './hex.js';
 import { reportStyle } from './style.js';
 import { barChart, legend, orderReasons, reasonColour, timelineChart, type Bar } from './svg.js';
 
@@ -39,7 +41,7 @@ export function renderReport(summary: ReplaySummary, options: ReportOptions = {}
         'plot-timeline',
         'Divergences (up) and checkpoints (down) over time, by reason',
         summary.capture.endMs,
-        summary.divergences.map((d) => ({ time: d.time, reason: d.reason })),
+        summary.divergences.map((d) => ({ time: divergenceVirtualMs(summary, d), reason: d.reason })),
         summary.checkpoints.list.map((c) => ({ time: c.startedAt, reason: c.reason })),
       ) + legend([...divergenceReasons, ...checkpointReasons]),
     ),
@@ -232,17 +234,21 @@ function divergenceTable(s: ReplaySummary, max: number): string {
   if (s.divergences.length === 0) return `<p class="ok">No divergences: the two outputs matched.</p>`;
   const shown = s.divergences.slice(0, max);
   const rows = shown.map((d) => [
-    esc(fmtMs(d.time)),
+    esc(fmtMs(divergenceVirtualMs(s, d))),
     `<span class="swatch" style="background:${reasonColour(d.reason)}"></span>${esc(d.reason)}`,
-    esc(d.protocol),
-    `<code>${esc(d.connection)}</code>`,
+    esc(d.connection.protocol),
+    `<code>${esc(formatDivergenceConnection(d.connection))}</code>`,
     d.offset === null ? '–' : fmtInt(d.offset),
     `${d.primaryLength === null ? '–' : fmtInt(d.primaryLength)} / ${d.secondaryLength === null ? '–' : fmtInt(d.secondaryLength)}`,
-    `<span class="detail">${esc(d.detail)}</span>`,
+    `<span class="detail">${esc(d.detail)}</span>` + hexWindow(d.window),
   ]);
   return (
     `<div class="scroll">` +
-    table(['time', 'reason', 'protocol', 'connection', 'offset', 'lengths P / S', 'detail'], rows, 'rlllrrw') +
+    table(
+      ['time', 'reason', 'protocol', 'connection', 'offset', 'lengths P / S', 'detail and bytes around the difference'],
+      rows,
+      'rlllrrw',
+    ) +
     `</div>` +
     omitted(shown.length, s.divergences.length, 'divergences')
   );

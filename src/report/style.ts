@@ -39,6 +39,10 @@ td.num, th.num { text-align: right; }
 table + table { margin-top: 14px; }
 .scroll { max-height: 520px; overflow: auto; }
 .detail { color: var(--muted); white-space: pre-wrap; word-break: break-word; }
+pre.hex { margin: 6px 0 0; font-family: ui-monospace, "DejaVu Sans Mono", Menlo, Consolas, monospace;
+  font-size: 12px; line-height: 1.35; white-space: pre; }
+pre.hex .off, pre.hex .side { color: var(--muted); }
+pre.hex mark { background: #f6c7c3; color: var(--bad); font-weight: 700; border-radius: 2px; }
 .legend { display: flex; flex-wrap: wrap; gap: 14px; margin-top: 8px; color: var(--muted); font-size: 12px; }
 .key { display: inline-flex; align-items: center; gap: 6px; }
 .swatch { display: inline-block; width: 10px; height: 10px; border-radius: 2px; margin-right: 6px; }

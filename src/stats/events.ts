@@ -3,27 +3,15 @@ import type { Divergence } from '../../compare/types.js';
 import type { Mode } from '../../proxy/inline.js';
 import { openWriteStream } from '../capture/sink.js';
 import type { CheckpointOutcomeLabel } from '../checkpoint/engine.js';
+import { divergenceRecord, type DivergenceRecord } from './divergence-record.js';
 import type { ReportedPhase } from './metrics.js';
 
 /** One line of the NDJSON event log (`--events FILE`). Documented in docs/statistics.md. */
 export type EventRecord = DivergenceEvent | CheckpointEvent | ModeEvent | EventsDroppedEvent;
 
-/** A Divergence without its packets (`time`: epoch ms live, the capture's timestamps in replay). */
-type DivergenceFields = Pick<Divergence, 'time' | 'connection' | 'protocol' | 'reason' | 'offset' | 'detail'>;
-
-export interface DivergenceEvent extends DivergenceFields {
+/** A divergence: the shared record (src/stats/divergence-record.ts) with its line type. */
+export interface DivergenceEvent extends DivergenceRecord {
   type: 'divergence';
-  /** Frame lengths from the Ethernet header on (vnet header excluded); null when that side had none. */
-  primaryLength: number | null;
-  secondaryLength: number | null;
-}
-
-/** Each side's frame length from the Ethernet header on (vnet header excluded); null when that side had none. */
-export function divergenceFrameLengths(d: Divergence): Pick<DivergenceEvent, 'primaryLength' | 'secondaryLength'> {
-  return {
-    primaryLength: d.primary === null ? null : d.primary.frame.length - d.primary.start,
-    secondaryLength: d.secondary === null ? null : d.secondary.frame.length - d.secondary.start,
-  };
 }
 
 export interface CheckpointEvent {
@@ -97,18 +85,9 @@ export class EventLog {
     return new EventLog(await openWriteStream(path), options);
   }
 
-  divergence(d: Divergence): void {
-    const event: DivergenceEvent = {
-      type: 'divergence',
-      time: d.time,
-      connection: d.connection,
-      protocol: d.protocol,
-      reason: d.reason,
-      offset: d.offset,
-      detail: d.detail,
-      ...divergenceFrameLengths(d),
-    };
-    this.write(event);
+  /** `clockOriginMs`: added to the engine's time (0 live; the first frame's capture time in replay). */
+  divergence(d: Divergence, clockOriginMs = 0): void {
+    this.write({ type: 'divergence', ...divergenceRecord(d, clockOriginMs) });
   }
 
   checkpoint(

@@ -9,6 +9,7 @@ import {
   type PhaseDurations,
 } from '../checkpoint/engine.js';
 import { CellTable, publishCell, type Cell } from './cells.js';
+import { divergenceRecord, type DivergenceRecord } from './divergence-record.js';
 import { FastHistogram } from './fast-histogram.js';
 
 /**
@@ -35,6 +36,9 @@ export const MetricName = {
 export const metricNames: readonly string[] = Object.values(MetricName);
 
 export const sides: readonly Side[] = ['primary', 'secondary'];
+
+/** Divergence records /stats keeps: enough to see what the last checkpoints were about, bounded. */
+export const RECENT_DIVERGENCES = 16;
 
 // Each label set below (and the outcome counts in ColoMetrics) is the keys of a Record over the domain type,
 // so the compiler insists on every value: a Mode, phase or outcome added elsewhere cannot go unreported here.
@@ -68,7 +72,13 @@ export interface MetricsSnapshot {
     secondaryDropped: number;
     malformed: { total: number; bySide: Record<Side, number>; byReason: Record<string, number> };
   };
-  divergences: { total: number; byReason: Record<string, number>; byProtocol: Record<string, number> };
+  divergences: {
+    total: number;
+    byReason: Record<string, number>;
+    byProtocol: Record<string, number>;
+    /** The last RECENT_DIVERGENCES divergences, oldest first (src/stats/divergence-record.ts). */
+    recent: DivergenceRecord[];
+  };
   checkpoints: {
     requests: { total: number; byReason: Record<string, number> };
     completed: Record<CheckpointOutcomeLabel, number>;
@@ -100,6 +110,7 @@ export class ColoMetrics {
   private readonly droppedFrames: Cell = { labels: {}, value: 0, published: 0 };
   private readonly malformed = new CellTable(['side', 'reason']);
   private readonly divergences = new CellTable(['reason', 'protocol']);
+  private readonly recentDivergences: DivergenceRecord[] = [];
   private readonly checkpointRequests = new CellTable(['reason']);
   private readonly checkpointOutcomes: Record<CheckpointOutcomeLabel, number> = { ok: 0, failed: 0, aborted: 0 };
   private lastPhasesMs: Partial<Record<ReportedPhase, number>> | null = null;
@@ -269,9 +280,12 @@ export class ColoMetrics {
     this.droppedFrames.value += n;
   }
 
-  /** One divergence, counted by its reason and protocol. */
-  divergence(d: Pick<Divergence, 'reason' | 'protocol'>): void {
+  /** One divergence, counted by its reason and protocol; its record kept for /stats (its time as given: epoch ms). */
+  divergence(d: Divergence): void {
     this.divergences.cell(d.reason, d.protocol).value++;
+    // Built now, not at /stats: the frames may be read buffers the caller reuses once the decision is done.
+    this.recentDivergences.push(divergenceRecord(d));
+    if (this.recentDivergences.length > RECENT_DIVERGENCES) this.recentDivergences.shift();
   }
 
   recordFramesIn(side: Side, n = 1): void {
@@ -356,6 +370,7 @@ export class ColoMetrics {
         total: this.divergences.total(),
         byReason: this.divergences.by(0),
         byProtocol: this.divergences.by(1),
+        recent: [...this.recentDivergences],
       },
       checkpoints: {
         requests: { total: this.checkpointRequests.total(), byReason: this.checkpointRequests.by(0) },

@@ -69,12 +69,20 @@ describe('divergence recorder', () => {
     // The frame from its Ethernet header on: the vnet header is not part of it.
     expect(frames[0].data).toEqual(p1.frame.subarray(10));
     expect(frames[1].data).toEqual(s1.frame);
-    expect(frames[0].comment).toBe(
-      'divergence 1: payload, offset 6, tcp 10.0.0.1:80 > 10.0.0.2:40000: test; primary frame',
-    );
-    expect(frames[1].comment).toBe(
-      'divergence 1: payload, offset 6, tcp 10.0.0.1:80 > 10.0.0.2:40000: test; secondary frame',
-    );
+    // A line to search in Wireshark, then the divergence record as JSON, its time the capture's (epoch) time.
+    const [line0, json0] = frames[0].comment!.split('\n');
+    const [line1, json1] = frames[1].comment!.split('\n');
+    expect(line0).toBe('divergence 1: payload, offset 6, tcp 10.0.0.1:80 > 10.0.0.2:40000: test; primary frame');
+    expect(line1).toBe('divergence 1: payload, offset 6, tcp 10.0.0.1:80 > 10.0.0.2:40000: test; secondary frame');
+    expect(JSON.parse(json0)).toEqual(JSON.parse(json1));
+    expect(JSON.parse(json0)).toMatchObject({
+      time: 1767225601000.5,
+      connection: { protocol: 'tcp', src: '10.0.0.1', srcPort: 80, dst: '10.0.0.2', dstPort: 40000 },
+      reason: 'payload',
+      offset: 6,
+      primaryLength: p1.frame.length - 10,
+      secondaryLength: s1.frame.length,
+    });
     expect(frames[2].comment).toContain(
       'divergence 2: timeout, no offset, tcp 10.0.0.1:80 > 10.0.0.2:40000 (no secondary frame)',
     );

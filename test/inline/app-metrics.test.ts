@@ -118,7 +118,8 @@ describe('colo-proxy run: the metrics it reports (memory ports, a real coordinat
     expect(app.proxy.mode).toBe('protected');
 
     const status = app.status() as ReturnType<InlineApp['metrics']['snapshot']>;
-    expect(status.divergences).toEqual({ total: 1, byReason: { payload: 1 }, byProtocol: { udp: 1 } });
+    expect(status.divergences).toMatchObject({ total: 1, byReason: { payload: 1 }, byProtocol: { udp: 1 } });
+    expect(status.divergences.recent.map((d) => [d.reason, d.connection.protocol])).toEqual([['payload', 'udp']]);
     expect(status.checkpoints.requests).toEqual({ total: 1, byReason: { payload: 1 } });
     // The initial seed is the one ok checkpoint.
     expect(status.checkpoints.completed).toEqual({ ok: 1, failed: 0, aborted: 1 });

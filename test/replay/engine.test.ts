@@ -6,6 +6,7 @@ import { openCaptureBuffer } from '../../src/capture/open.js';
 import { PcapWriter } from '../../src/capture/pcap.js';
 import { BufferSink } from '../../src/capture/sink.js';
 import { defaultReplayOptions, replay, type ReplaySource } from '../../src/replay/replay.js';
+import { divergenceVirtualMs } from '../../src/replay/summary.js';
 
 function source(frames: [ms: number, frame: Buffer][]): ReplaySource {
   const sink = new BufferSink();
@@ -61,8 +62,7 @@ describe('replay through the real CompareEngine', () => {
     );
     expect(summary.divergences).toEqual([
       expect.objectContaining({
-        connection: 'udp 10.0.0.1:5000 > 10.0.0.2:53',
-        protocol: 'udp',
+        connection: { protocol: 'udp', src: '10.0.0.1', srcPort: 5000, dst: '10.0.0.2', dstPort: 53 },
         reason: 'payload',
         offset: 9,
       }),
@@ -102,7 +102,9 @@ describe('replay through the real CompareEngine', () => {
       },
     );
     // Ticks at 200, 400, 600: the frame is 600 ms old at the third.
-    expect(summary.divergences.map((d) => [d.time, d.reason, d.offset])).toEqual([[600, 'timeout', null]]);
+    expect(summary.divergences.map((d) => [divergenceVirtualMs(summary, d), d.reason, d.offset])).toEqual([
+      [600, 'timeout', null],
+    ]);
     expect(summary.checkpoints.list.map((c) => [c.reason, c.completedAt, c.released])).toEqual([['timeout', 620, 1]]);
     expect(summary.compareLatencyMs).toEqual({ count: 1, p50: 620, p99: 620, max: 620 });
     expect(summary.frames.heldAtEnd).toBe(0);

@@ -7,7 +7,7 @@ import { openCaptureFile, readAll } from '../../src/capture/open.js';
 import { PcapngWriter } from '../../src/capture/pcapng-writer.js';
 import { FileSink } from '../../src/capture/sink.js';
 import { replayFiles } from '../../src/replay/run.js';
-import type { ReplaySummary } from '../../src/replay/summary.js';
+import { divergenceVirtualMs, type ReplaySummary } from '../../src/replay/summary.js';
 
 const examples = join(import.meta.dirname, '../../examples');
 const dir = mkdtempSync(join(tmpdir(), 'colo-examples-'));
@@ -111,22 +111,30 @@ describe('bundled examples', () => {
   it('http-nondeterministic: each divergence names its connection, protocol, reason and offset', async () => {
     const summary = await replayFiles(pair('http-nondeterministic'));
     expect(
-      summary.divergences.map(({ time, connection, protocol, reason, offset }) => ({
-        time,
-        connection,
-        protocol,
-        reason,
-        offset,
+      summary.divergences.map((d) => ({
+        time: divergenceVirtualMs(summary, d),
+        connection: d.connection,
+        reason: d.reason,
+        offset: d.offset,
       })),
     ).toEqual(
       [0, 1, 2].map((i) => ({
         time: 100 * i + 1.15,
-        connection: `tcp 192.0.2.10:80 > 198.51.100.20:${40000 + i}`,
-        protocol: 'tcp',
+        connection: { protocol: 'tcp', src: '192.0.2.10', srcPort: 80, dst: '198.51.100.20', dstPort: 40000 + i },
         reason: 'payload',
         offset: 47,
       })),
     );
+    // The window marks the first byte that differs, in both frames, at the same place in each payload.
+    for (const d of summary.divergences) {
+      const { primary, secondary } = d.window!;
+      const byteAt = (w: typeof primary) => w!.hex.slice((w!.at - w!.offset) * 2, (w!.at - w!.offset) * 2 + 2);
+      expect(primary!.at).toBe(secondary!.at);
+      expect(byteAt(primary)).not.toBe(byteAt(secondary));
+      expect(primary!.hex.slice(0, (primary!.at - primary!.offset) * 2)).toBe(
+        secondary!.hex.slice(0, (secondary!.at - secondary!.offset) * 2),
+      );
+    }
     expect(summary.checkpoints.list.map((c) => [c.reason, c.startedAt, c.completedAt, c.released])).toEqual(
       [0, 1, 2].map((i) => ['payload', 100 * i + 1.15, 100 * i + 21.15, 5]),
     );

@@ -8,7 +8,7 @@ import { afterAll, beforeAll, expect, it } from 'vitest';
 import { renderReport } from '../../src/report/html.js';
 import { describeWith, hasCommand } from '../support/prerequisites.js';
 import { Chromium, chromiumFlags, type CdpEvent } from './cdp.js';
-import { fixtureSummary, hostileDetail, quietSummary } from './fixture.js';
+import { fixtureSummary, frameStartWindow, hostileDetail, quietSummary } from './fixture.js';
 import { countColour, decodePng, luminanceVariance } from './png.js';
 
 const run = promisify(execFile);
@@ -167,6 +167,40 @@ describeWith([hasCommand('chromium', 'chromium')], 'the HTML report in headless 
       expect(byId['plot-divergence-reasons'].marks).toBe(Object.keys(summary.divergencesByReason).length);
       expect(byId['plot-checkpoint-reasons'].marks).toBe(Object.keys(summary.checkpoints.byReason).length);
       expect(byId['plot-connections'].marks).toBe(summary.connections.filter((c) => c.divergences > 0).length);
+    },
+    browserTestTimeout,
+  );
+
+  it(
+    'shows the bytes around each difference, the differing byte marked on both sides, frame-start windows included',
+    async () => {
+      const session = await open(reportUrl);
+      const dumps = await evaluate<{ text: string; marks: string[]; width: number; height: number }[]>(
+        session,
+        `[...document.querySelectorAll('pre.hex')].map((pre) => {
+          const box = pre.getBoundingClientRect();
+          return { text: pre.innerText, marks: [...pre.querySelectorAll('mark')].map((m) => m.innerText),
+            width: box.width, height: box.height };
+        })`,
+      );
+      const summary = fixtureSummary();
+      const withWindow = summary.divergences.filter((d) => d.window !== null);
+      expect(dumps).toHaveLength(withWindow.length);
+      for (const [i, dump] of dumps.entries()) {
+        const { primary, secondary } = withWindow[i].window!;
+        const byteAt = (w: typeof primary) => w!.hex.slice((w!.at - w!.offset) * 2, (w!.at - w!.offset) * 2 + 2);
+        expect(dump.marks).toEqual([byteAt(primary), byteAt(secondary)]);
+        expect(dump.width).toBeGreaterThan(200);
+        expect(dump.height).toBeGreaterThan(20);
+      }
+      // The window that starts at the frame's first byte: offset 0x0000, the mark on the first byte.
+      const first = dumps[withWindow.findIndex((d) => d.window === frameStartWindow)];
+      expect(first.text.split('\n')[0]).toMatch(/^P 0x0000 +02 00 00/);
+      expect(first.marks).toEqual(['02', '12']);
+      // A mid-frame window: 16 bytes before the mark, on lines of 16 from the window's offset (70 = 0x46).
+      const mid = dumps.find((d) => d !== first)!;
+      expect(mid.text).toMatch(/^P 0x0046 +48 54 54 50/);
+      expect(mid.text).toMatch(/\n {2}0x0056 +\S\S 0a 44 61 74 65/);
     },
     browserTestTimeout,
   );

@@ -1,5 +1,6 @@
 import type { DivergenceReason, Protocol } from '../../compare/types.js';
 import type { ReplayCheckpoint, ReplayConnection, ReplayDivergence, ReplaySummary } from '../../src/replay/summary.js';
+import type { DivergenceConnection, DivergenceWindow } from '../../src/stats/divergence-record.js';
 
 /**
  * A hand-made replay summary, shaped like the replay lab's (src/replay/summary.ts): 12 s of traffic, six
@@ -8,6 +9,8 @@ import type { ReplayCheckpoint, ReplayConnection, ReplayDivergence, ReplaySummar
  */
 export const hostileDetail = '<script>window.__pwned = 1</script><img src=x onerror="window.__pwned=2">';
 export const hostileFile = 'captures/"><svg onload=alert(1)>/primary.pcap';
+
+export const firstFrameEpochMs = 1_764_115_200_000;
 
 export function fixtureSummary(): ReplaySummary {
   const connections: ReplayConnection[] = [
@@ -27,18 +30,20 @@ export function fixtureSummary(): ReplaySummary {
       const reason: DivergenceReason = c.protocol === 'udp' ? (i % 3 === 0 ? 'length' : 'payload') : reasons[k % 7];
       divergences.push({
         // Spread over 12 s with a burst around 4-5 s, as a nondeterministic reply stream would give.
-        time: Math.round(k < 20 ? 4000 + k * 53 : (k * 397) % 12000),
-        connection: c.connection,
-        protocol: c.protocol,
+        time: firstFrameEpochMs + Math.round(k < 20 ? 4000 + k * 53 : (k * 397) % 12000),
+        connection: connectionOf(c.connection),
         reason,
         offset: reason === 'timeout' ? null : 200 + k * 17,
         detail: k === 3 ? hostileDetail : `${reason} differs at stream byte ${200 + k * 17}`,
         primaryLength: reason === 'timeout' ? 1514 : 600 + k,
         secondaryLength: reason === 'timeout' ? null : reason === 'length' ? 590 + k : 600 + k,
+        window: reason === 'payload' ? payloadWindow(k) : null,
       });
     }
   }
   divergences.sort((a, b) => a.time - b.time);
+  const firstPayload = divergences.findIndex((d) => d.reason === 'payload');
+  divergences[firstPayload] = { ...divergences[firstPayload], window: frameStartWindow };
 
   const list: ReplayCheckpoint[] = [];
   const checkpointTimes: [number, DivergenceReason][] = [
@@ -70,12 +75,12 @@ export function fixtureSummary(): ReplaySummary {
   const divergencesByProtocol: Partial<Record<Protocol, number>> = {};
   for (const d of divergences) {
     divergencesByReason[d.reason] = (divergencesByReason[d.reason] ?? 0) + 1;
-    divergencesByProtocol[d.protocol] = (divergencesByProtocol[d.protocol] ?? 0) + 1;
+    divergencesByProtocol[d.connection.protocol] = (divergencesByProtocol[d.connection.protocol] ?? 0) + 1;
   }
 
   return {
     schema: 'colo-proxy/replay-summary',
-    version: 1,
+    version: 2,
     inputs: {
       primary: { file: hostileFile, format: 'pcap', interface: null, frames: 2412, bytes: 1_903_118 },
       secondary: { file: 'captures/secondary.pcapng', format: 'pcapng', interface: 1, frames: 2408, bytes: 1_899_002 },
@@ -88,7 +93,7 @@ export function fixtureSummary(): ReplaySummary {
       checkpointDurationMs: 20,
       speed: 0,
     },
-    capture: { firstFrameEpochMs: 1_764_115_200_000, lastFrameMs: 11_980, endMs: 12_020 },
+    capture: { firstFrameEpochMs, lastFrameMs: 11_980, endMs: 12_020 },
     frames: {
       primary: 2412,
       secondary: 2408,
@@ -110,6 +115,35 @@ export function fixtureSummary(): ReplaySummary {
     readErrors: [],
   };
 }
+
+/** "tcp 10.0.0.1:80 > 10.0.0.2:40000", "icmp 10.0.0.1 > 10.0.0.2", "tcp [fd00::1]:8080 > ...": as an object. */
+function connectionOf(name: string): DivergenceConnection {
+  const [protocol, from, , to] = name.split(' ');
+  const endpoint = (text: string): [string, number] => {
+    const m = /^\[?([^\]]*?)\]?(?::(\d+))?$/.exec(text.startsWith('[') ? text : text.replace(/:(\d+)$/, ']:$1'))!;
+    return [m[1], Number(m[2] ?? 0)];
+  };
+  const [src, srcPort] = endpoint(from);
+  const [dst, dstPort] = endpoint(to);
+  return { protocol: protocol as Protocol, src, srcPort, dst, dstPort };
+}
+
+/** A payload divergence's window mid-frame: the differing byte (the k-th letter) at frame offset 86. */
+function payloadWindow(k: number): DivergenceWindow {
+  const before = Buffer.from('HTTP/1.1 200 OK\r').toString('hex');
+  const after = Buffer.from('\nDate: Mon, 1 Dec').toString('hex');
+  const letter = (c: number) => Buffer.from([c]).toString('hex');
+  return {
+    primary: { offset: 70, at: 86, hex: before + letter(0x41 + (k % 26)) + after },
+    secondary: { offset: 70, at: 86, hex: before + letter(0x61 + (k % 26)) + after },
+  };
+}
+
+/** The first divergence differs in the frame's first byte (the destination MAC): no bytes before it. */
+export const frameStartWindow: DivergenceWindow = {
+  primary: { offset: 0, at: 0, hex: '02000000000102000000000208004500003c' },
+  secondary: { offset: 0, at: 0, hex: '12000000000102000000000208004500003c' },
+};
 
 function conn(connection: string, protocol: Protocol, divergences: number): ReplayConnection {
   return { connection, protocol, primary: 400, secondary: 400, released: 399, dropped: 398, divergences };

@@ -38,7 +38,11 @@ describe('renderReport', () => {
   it('escapes an unknown reason and connection used as labels and keys', () => {
     const s = fixtureSummary();
     const evil = '<i>odd"reason</i>' as DivergenceReason;
-    s.divergences[0] = { ...s.divergences[0], reason: evil, connection: '<u>x</u>' };
+    s.divergences[0] = {
+      ...s.divergences[0],
+      reason: evil,
+      connection: { ...s.divergences[0].connection, src: '<u>x</u>' },
+    };
     s.divergencesByReason = { ...s.divergencesByReason, [evil]: 1 };
     s.connections[0] = { ...s.connections[0], connection: '<u>x</u>' };
     const html = renderReport(s);

@@ -74,13 +74,14 @@ describe('EventLog', () => {
       {
         type: 'divergence',
         time: 1000,
-        connection: { protocol: 'tcp', family: 4, src: '10.0.0.1', dst: '10.0.0.2', srcPort: 80, dstPort: 40000 },
-        protocol: 'tcp',
+        connection: { protocol: 'tcp', src: '10.0.0.1', srcPort: 80, dst: '10.0.0.2', dstPort: 40000 },
         reason: 'payload',
         offset: 123,
         detail: 'byte 123: 0x41 vs "0x42"\nnext',
         primaryLength: 64,
         secondaryLength: 70,
+        // All-zero frames: no TCP header to find the differing byte in.
+        window: null,
       },
       expect.objectContaining({ type: 'divergence', reason: 'timeout', offset: null, secondaryLength: null }),
       { type: 'checkpoint', time: 1002, reason: 'payload', outcome: 'ok', phasesMs: { suspend: 1.5, total: 20 } },

@@ -83,7 +83,12 @@ describe('ColoMetrics', () => {
     const s = m.snapshot();
     expect(s.frames.released).toBe(3);
     expect(s.frames.secondaryDropped).toBe(2);
-    expect(s.divergences).toEqual({ total: 3, byReason: { payload: 2, timeout: 1 }, byProtocol: { tcp: 2, udp: 1 } });
+    expect(s.divergences).toEqual({
+      total: 3,
+      byReason: { payload: 2, timeout: 1 },
+      byProtocol: { tcp: 2, udp: 1 },
+      recent: expect.any(Array),
+    });
     expect(s.frames.malformed).toEqual({
       total: 2,
       bySide: { primary: 1, secondary: 1 },
@@ -155,7 +160,12 @@ describe('ColoMetrics', () => {
     m.dropped(3);
     m.released(0);
     const s = m.snapshot();
-    expect(s.divergences).toEqual({ total: 1, byReason: { payload: 1 }, byProtocol: { tcp: 1 } });
+    expect(s.divergences).toEqual({
+      total: 1,
+      byReason: { payload: 1 },
+      byProtocol: { tcp: 1 },
+      recent: expect.any(Array),
+    });
     expect(s.frames.released).toBe(4);
     expect(s.frames.secondaryDropped).toBe(3);
     const text = await m.metricsText();
@@ -260,7 +270,12 @@ describe('ColoMetrics with the comparison engine', () => {
     expect(s.frames.secondaryDropped).toBe(3);
     expect(s.frames.malformed.total).toBe(e.malformedPackets);
     expect(s.frames.malformed.bySide).toEqual({ primary: 0, secondary: 1 });
-    expect(s.divergences).toEqual({ total: 1, byReason: { payload: 1 }, byProtocol: { udp: 1 } });
+    expect(s.divergences).toEqual({
+      total: 1,
+      byReason: { payload: 1 },
+      byProtocol: { udp: 1 },
+      recent: expect.any(Array),
+    });
     expect(s.compareLatency.count).toBe(3);
   });
 });
