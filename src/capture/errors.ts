@@ -21,7 +21,9 @@ export type CaptureErrorCode =
   /** pcapng: a packet names an interface that no interface description block declared. */
   | 'unknown-interface'
   /** pcapng: an option runs past the end of its block. */
-  | 'bad-option';
+  | 'bad-option'
+  /** pcapng: a packet's time (its timestamp plus the interface's if_tsoffset) is beyond ±2^40 s. */
+  | 'timestamp-out-of-range';
 
 /**
  * A capture file is bad from `offset` on. Readers return it as a value (reader.error) so everything read

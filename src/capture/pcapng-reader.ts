@@ -23,9 +23,18 @@ import {
 } from './record.js';
 
 interface InterfaceState extends CaptureInterface {
-  /** if_tsoffset: seconds added to every timestamp. */
+  /** if_tsoffset: seconds added to every timestamp (exact only within MAX_TIMESTAMP_SECONDS: checked per packet). */
   offsetSeconds: number;
+  /** The same, exact, for the message when it is out of range. */
+  offsetText: string;
 }
+
+/**
+ * The latest capture time accepted, either side of 1970: about 34,800 years. Replay computes virtual time
+ * in milliseconds as doubles, exact to 1/8 ms up to here; far beyond it a timer of 10 s no longer moves
+ * the clock at all, so a packet out of this range is a read error, never a time.
+ */
+export const MAX_TIMESTAMP_SECONDS = 2 ** 40;
 
 export interface PcapngReaderOptions {
   /** Return only packets of this interface index (counted across sections); others are skipped cheaply. */
@@ -169,6 +178,7 @@ export class PcapngReader implements CaptureReader {
       name: null,
       unitsPerSecond: 1e6,
       offsetSeconds: 0,
+      offsetText: '0',
     };
     this.readOptions(pos, pos + Idb.OPTIONS, pos + length - 4, iface);
     this.interfaces.push(iface);
@@ -203,6 +213,7 @@ export class PcapngReader implements CaptureReader {
         const high = this.u32(value + (this.littleEndian ? 4 : 0));
         const low = this.u32(value + (this.littleEndian ? 0 : 4));
         iface.offsetSeconds = (high | 0) * 4294967296 + low;
+        iface.offsetText = ((BigInt(high | 0) << 32n) + BigInt(low)).toString();
       }
       at = value + pad4(length);
     }
@@ -232,6 +243,25 @@ export class PcapngReader implements CaptureReader {
     );
   }
 
+  /** A packet time out of range: names if_tsoffset when the offset alone is out of range, else the timestamp. */
+  private failTime(pos: number, iface: InterfaceState): false {
+    const range = `within ±2^40 s (${MAX_TIMESTAMP_SECONDS} s) of 1970`;
+    if (!(Math.abs(iface.offsetSeconds) <= MAX_TIMESTAMP_SECONDS)) {
+      return this.fail(
+        'timestamp-out-of-range',
+        pos,
+        `interface ${iface.index}: if_tsoffset ${iface.offsetText} s puts its packets out of range (expected ${range})`,
+      );
+    }
+    const ticks = (BigInt(this.u32(pos + Epb.TS_HIGH)) << 32n) + BigInt(this.u32(pos + Epb.TS_LOW));
+    const offset = iface.offsetSeconds === 0 ? '' : ` plus if_tsoffset ${iface.offsetText} s`;
+    return this.fail(
+      'timestamp-out-of-range',
+      pos,
+      `interface ${iface.index}: packet timestamp ${ticks} (1/${iface.unitsPerSecond} s units)${offset} is out of range (expected ${range})`,
+    );
+  }
+
   private readEnhancedPacket(pos: number, length: number): boolean {
     if (length < Epb.DATA + 4)
       return this.fail('bad-block-length', pos, `enhanced packet block length ${length} below 32`);
@@ -248,6 +278,7 @@ export class PcapngReader implements CaptureReader {
     const record = this.record;
     splitTimestamp(this.u32(pos + Epb.TS_HIGH), this.u32(pos + Epb.TS_LOW), iface.unitsPerSecond, record);
     record.seconds += iface.offsetSeconds;
+    if (!(Math.abs(record.seconds) <= MAX_TIMESTAMP_SECONDS)) return this.failTime(pos, iface);
     this.lastTime.seconds = record.seconds;
     this.lastTime.nanoseconds = record.nanoseconds;
     record.originalLength = this.u32(pos + Epb.ORIGINAL_LEN);

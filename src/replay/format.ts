@@ -1,5 +1,4 @@
-import { formatDivergenceConnection } from '../stats/divergence-record.js';
-import { divergenceVirtualMs, type ReplaySummary } from './summary.js';
+import type { ReplaySummary } from './summary.js';
 
 function counts(record: Record<string, number | undefined>): string {
   const entries = Object.entries(record).filter(([, n]) => n !== undefined && n > 0);
@@ -20,13 +19,18 @@ export function formatSummary(s: ReplaySummary, options: { maxDivergences?: numb
   const shown = s.divergences.slice(0, options.maxDivergences ?? 5);
   for (const d of shown) {
     const offset = d.offset === null ? '' : ` at offset ${d.offset}`;
-    const at = divergenceVirtualMs(s, d).toFixed(3);
-    lines.push(`  ${at} ms  ${d.reason}${offset}  ${formatDivergenceConnection(d.connection)}`);
+    lines.push(`  ${d.time.toFixed(3)} ms  ${d.reason}${offset}  ${d.connection}`);
   }
   if (s.divergences.length > shown.length) lines.push(`  ... and ${s.divergences.length - shown.length} more`);
   const l = s.compareLatencyMs;
   if (l.count > 0) lines.push(`compare latency: p50 ${l.p50} ms, p99 ${l.p99} ms, max ${l.max} ms`);
   lines.push(`connections: ${s.connections.length}; virtual time ${s.capture.endMs} ms`);
+  const c = s.clock;
+  if (c.jumps > 0) {
+    lines.push(
+      `clock jumps: ${c.jumps} over ${c.jumpedMs} ms of empty time (largest ${c.largestJumpMs} ms), ${c.timersSkipped} idle CHKPOINT_TIMER firings skipped`,
+    );
+  }
   for (const e of s.readErrors) lines.push(`read error (${e.side}, after ${e.framesBefore} frames): ${e.message}`);
   return lines.join('\n') + '\n';
 }

@@ -45,9 +45,21 @@ export interface ReplayHooks {
   onDivergence?(divergence: Divergence): void;
   /** Every checkpoint, when it completes. */
   onCheckpoint?(checkpoint: ReplayCheckpoint): void;
+  /** Every jump of the clock over empty time (docs/replay.md, "The virtual clock"). */
+  onJump?(jump: ClockJump): void;
   onProgress?(progress: ReplayProgress): void;
   /** Frames between progress calls (and between yields to the event loop). Default 65536. */
   progressEvery?: number;
+}
+
+/** The clock skipped empty time up to a frame instead of running idle timers through it. */
+export interface ClockJump {
+  /** Virtual time of the last event run before the jump. */
+  from: number;
+  /** Virtual time of the frame the clock jumped to. */
+  to: number;
+  /** CHKPOINT_TIMER firings skipped (each would have been an idle checkpoint). */
+  timersSkipped: number;
 }
 
 interface Request {
@@ -89,6 +101,9 @@ class Replayer {
   private firstFrameEpochMs: number | null = null;
   private lastFrameMs = 0;
   private wallStart = 0;
+  private readonly jumps = { count: 0, jumpedMs: 0, largestMs: 0, timersSkipped: 0 };
+  /** Virtual time --speed does not wait for: the long part of long gaps. */
+  private unpacedMs = 0;
 
   constructor(
     private readonly primary: ReplaySource,
@@ -112,7 +127,6 @@ class Replayer {
       this.originSeconds = first.seconds;
       this.originNanoseconds = first.nanoseconds;
       this.firstFrameEpochMs = first.seconds * 1000 + first.nanoseconds / 1e6;
-      this.tally.epochOriginMs = this.firstFrameEpochMs;
     }
     const origin = { seconds: this.originSeconds, nanoseconds: this.originNanoseconds };
     this.hooks.onStart?.(this.firstFrameEpochMs === null ? null : origin);
@@ -161,7 +175,12 @@ class Replayer {
     this.handle(engine.push(side, frame, 0, at, tag), at);
   }
 
-  /** Runs every timed event (checkpoint completion, tick, CHKPOINT_TIMER) due at or before `t`. */
+  /**
+   * Runs every timed event (checkpoint completion, tick, CHKPOINT_TIMER) due at or before `t`, the next
+   * frame's time. Between two frames the clock never repeats itself over empty time: CHKPOINT_TIMER fires
+   * at most once before `t` (the firings it skips make one jump, however long the gap), and no tick runs
+   * once every frame held at the start has had its timeout (nothing new arrives that a scan could find).
+   */
   private advanceTo(t: number): void {
     // Fast path, almost every frame: nothing falls due by t (the loop below would only set now).
     if (
@@ -172,28 +191,51 @@ class Replayer {
       this.now = t;
       return;
     }
+    const cycle = this.options.expiredScanCycleMs;
+    // A tick after this finds nothing the ticks before it did not: every frame held now has timed out.
+    const quietAt = this.now + this.options.compareTimeoutMs + cycle;
+    let timerFired = false;
+    let timersSkipped = 0;
     while (true) {
-      const completes = this.inFlight?.completesAt ?? Infinity;
-      const timer = this.timerEnabled ? this.timerDeadline : Infinity;
-      if (this.tally.nothingHeld() && this.nextTick <= t) {
-        // Nothing to scan: skip idle cycles instead of ticking through them.
-        const cycle = this.options.expiredScanCycleMs;
+      if (this.nextTick <= t && (this.tally.nothingHeld() || this.nextTick > quietAt)) {
+        // Nothing to scan, or nothing a scan could still find: skip those cycles instead of ticking through them.
         this.nextTick += Math.floor((t - this.nextTick) / cycle + 1) * cycle;
       }
+      if (this.timerEnabled && timerFired && this.timerDeadline < t) {
+        // A second firing before the next frame would checkpoint nothing new: keep the timer's phase, skip the rest.
+        const period = this.options.checkpointTimerMs;
+        const skipped = Math.ceil((t - this.timerDeadline) / period);
+        timersSkipped += skipped;
+        this.timerDeadline += skipped * period;
+      }
+      const completes = this.inFlight?.completesAt ?? Infinity;
+      const timer = this.timerEnabled ? this.timerDeadline : Infinity;
       const next = Math.min(completes, this.nextTick, timer);
       if (next > t) break;
       this.now = next;
       if (next === completes) this.completeCheckpoint();
       else if (next === this.nextTick) {
-        this.nextTick += this.options.expiredScanCycleMs;
+        this.nextTick += cycle;
         this.handle(this.engine.tick(next), next);
       } else {
         // Re-armed at once: a timer that fires while a checkpoint is in flight must not fire again at once.
         this.timerDeadline = next + this.options.checkpointTimerMs;
+        timerFired = true;
         this.request('timer', next);
       }
     }
+    if (timersSkipped > 0) this.jump(t, timersSkipped);
     this.now = t;
+  }
+
+  /** One jump over empty time, from the last event run (now) to the frame at `to`. */
+  private jump(to: number, timersSkipped: number): void {
+    const size = to - this.now;
+    this.jumps.count++;
+    this.jumps.jumpedMs += size;
+    this.jumps.largestMs = Math.max(this.jumps.largestMs, size);
+    this.jumps.timersSkipped += timersSkipped;
+    this.hooks.onJump?.({ from: round(this.now), to: round(to), timersSkipped });
   }
 
   /** After the last frame: no more CHKPOINT_TIMER; finish checkpoints and let held frames time out. */
@@ -260,7 +302,11 @@ class Replayer {
   }
 
   private async pace(at: number): Promise<void> {
-    const due = this.wallStart + at / this.options.speed;
+    // Real time skips a long gap too: never wait longer than the clock could still have work in it.
+    const o = this.options;
+    const longest = 2 * o.checkpointTimerMs + o.compareTimeoutMs + o.expiredScanCycleMs + o.checkpointDurationMs;
+    this.unpacedMs += Math.max(0, at - this.now - longest);
+    const due = this.wallStart + (at - this.unpacedMs) / o.speed;
     const wait = due - performance.now();
     if (wait > 1) await new Promise<void>((resolve) => setTimeout(resolve, wait));
   }
@@ -292,6 +338,12 @@ class Replayer {
         firstFrameEpochMs: this.firstFrameEpochMs,
         lastFrameMs: round(this.lastFrameMs),
         endMs: round(this.now),
+      },
+      clock: {
+        jumps: this.jumps.count,
+        jumpedMs: round(this.jumps.jumpedMs),
+        largestJumpMs: round(this.jumps.largestMs),
+        timersSkipped: this.jumps.timersSkipped,
       },
       ...counts,
     };

@@ -1,11 +1,12 @@
 import type { Decision, Divergence, Packet, Side } from '../../compare/types.js';
 import type { FrameInfo } from '../../compare/wire/frame-info.js';
 import type { CaptureReader } from '../capture/record.js';
-import { divergenceRecord } from '../stats/divergence-record.js';
+import { divergenceFrameLengths } from '../stats/events.js';
 import { ConnectionCounter } from './connections.js';
-import { LatencyRecorder } from './latency.js';
+import { LatencyRecorder, round } from './latency.js';
 import {
   REPLAY_SUMMARY_VERSION,
+  formatConnection,
   type CheckpointReason,
   type ReplayCheckpoint,
   type ReplayDivergence,
@@ -24,8 +25,6 @@ export class Tally {
   /** What the decisions handled since resetFlush() released and dropped: credited to a checkpoint. */
   flushReleased = 0;
   flushDropped = 0;
-  /** The first frame's capture time (epoch ms), added to virtual time in divergence records. */
-  epochOriginMs = 0;
   private readonly divergences: ReplayDivergence[] = [];
   private readonly connections = new ConnectionCounter();
   private readonly latency = new LatencyRecorder();
@@ -112,7 +111,15 @@ export class Tally {
   }
 
   private divergence(d: Divergence): void {
-    this.divergences.push(divergenceRecord(d, this.epochOriginMs));
+    this.divergences.push({
+      time: round(d.time),
+      connection: formatConnection(d.connection),
+      protocol: d.protocol,
+      reason: d.reason,
+      offset: d.offset,
+      detail: d.detail,
+      ...divergenceFrameLengths(d),
+    });
     this.connections.counts[this.connections.byConnection(d.connection)].divergences++;
   }
 
@@ -130,7 +137,7 @@ export class Tally {
   }
 
   /** The summary's counting fields; the caller adds inputs, options and capture times. */
-  counts(): Omit<ReplaySummary, 'inputs' | 'options' | 'capture'> {
+  counts(): Omit<ReplaySummary, 'inputs' | 'options' | 'capture' | 'clock'> {
     const f = this.frames;
     const heldPrimary = f.primary - f.released - this.dropped.primary - this.malformed.primary;
     const heldSecondary = f.secondary - this.dropped.secondary - this.malformed.secondary;
@@ -140,8 +147,7 @@ export class Tally {
     const divergencesByProtocol: ReplaySummary['divergencesByProtocol'] = {};
     for (const d of this.divergences) {
       divergencesByReason[d.reason] = (divergencesByReason[d.reason] ?? 0) + 1;
-      const protocol = d.connection.protocol;
-      divergencesByProtocol[protocol] = (divergencesByProtocol[protocol] ?? 0) + 1;
+      divergencesByProtocol[d.protocol] = (divergencesByProtocol[d.protocol] ?? 0) + 1;
     }
     return {
       schema: 'colo-proxy/replay-summary',

@@ -118,5 +118,45 @@ export function malformedCorpus(): CorpusEntry[] {
   option.writeUInt16LE(200, SHB + 16 + 2);
   add('option-overruns-block.pcapng', option, 'bad-option', SHB + 16);
 
+  // if_tsoffset 2^62 s: the interface's packets would land 146 billion years out (replay used to loop forever).
+  const offset = pcapng(1);
+  add(
+    'tsoffset-2-62.pcapng',
+    Buffer.concat([offset.subarray(0, SHB), idbWithOffset(2n ** 62n), offset.subarray(SHB + IDB)]),
+    'timestamp-out-of-range',
+    SHB + IDB_WITH_OFFSET,
+  );
+
+  // Second packet at 2^40 + 2^32 s, in 1-second units (if_tsresol 0).
+  const late = pcapng(2);
+  late[SHB + 16 + 4] = 0;
+  for (const [i, high, low] of [
+    [0, 0, 1700000000],
+    [1, 0x101, 0],
+  ]) {
+    late.writeUInt32LE(high, SHB + IDB + i * EPB + 12);
+    late.writeUInt32LE(low, SHB + IDB + i * EPB + 16);
+  }
+  add('timestamp-beyond-2-40.pcapng', late, 'timestamp-out-of-range', SHB + IDB + EPB, 1);
+
   return entries;
+}
+
+// IDB: 16 + if_tsresol (8) + if_tsoffset (4 + 8) + end (4) + 4.
+const IDB_WITH_OFFSET = 44;
+
+/** An Ethernet interface in ns with an if_tsoffset of `seconds` (little-endian). */
+function idbWithOffset(seconds: bigint): Buffer {
+  const idb = Buffer.alloc(IDB_WITH_OFFSET);
+  idb.writeUInt32LE(1, 0);
+  idb.writeUInt32LE(IDB_WITH_OFFSET, 4);
+  idb.writeUInt16LE(1, 8);
+  idb.writeUInt16LE(9, 16);
+  idb.writeUInt16LE(1, 18);
+  idb[20] = 9;
+  idb.writeUInt16LE(14, 24);
+  idb.writeUInt16LE(8, 26);
+  idb.writeBigInt64LE(seconds, 28);
+  idb.writeUInt32LE(IDB_WITH_OFFSET, IDB_WITH_OFFSET - 4);
+  return idb;
 }

@@ -7,6 +7,7 @@ import { afterAll, describe, expect, it } from 'vitest';
 import { openCaptureFile, readAll } from '../../src/capture/open.js';
 import { replayFiles } from '../../src/replay/run.js';
 import type { ReplaySummary } from '../../src/replay/summary.js';
+import { malformedCorpus } from '../capture/corpus.js';
 
 const run = promisify(execFile);
 const root = join(import.meta.dirname, '../..');
@@ -131,9 +132,9 @@ describe('colo-proxy replay', { timeout: 60_000 }, () => {
     expect(summary.frames.secondary).toBe(21);
   });
 
-  /** Runs the CLI in `cwd`; resolves with its exit status and output whatever the status. */
+  /** Runs the CLI in `cwd`; resolves with its exit status and output whatever the status (killed after 30 s). */
   function replayCli(args: string[], cwd = root): Promise<{ code: number; stdout: string; stderr: string }> {
-    return run('node', [cli, 'replay', ...args], { cwd }).then(
+    return run('node', [cli, 'replay', ...args], { cwd, timeout: 30_000 }).then(
       (ok) => ({ code: 0, ...ok }),
       (err: { code: number; stdout: string; stderr: string }) => err,
     );
@@ -207,6 +208,57 @@ describe('colo-proxy replay', { timeout: 60_000 }, () => {
       expect(outcome.stdout).toBe('');
       expect(existsSync(events)).toBe(false);
     }
+  });
+
+  it('replays a capture whose last record is stamped 0xFFFFFFFF s in one logged jump of the clock', async () => {
+    // The gap is 80 years: the clock used to fire CHKPOINT_TIMER every 10 s through it until out of memory.
+    const bytes = readFileSync(example('http', 'primary'));
+    const reader = openCaptureFile(example('http', 'primary'));
+    let last = -1;
+    while (reader.next()) last = reader.record.offset;
+    reader.close();
+    expect(bytes.readUInt32LE(0)).toBe(0xa1b2c3d4);
+    bytes.writeUInt32LE(0xffffffff, last);
+    const far = join(dir, 'far-future.pcap');
+    writeFileSync(far, bytes);
+    const started = performance.now();
+    const outcome = await replayCli(['--primary', far, '--secondary', example('http', 'secondary'), '--json', '-']);
+    expect(outcome.code, outcome.stderr).toBe(0);
+    expect(performance.now() - started).toBeLessThan(20_000);
+    const summary = JSON.parse(outcome.stdout) as ReplaySummary;
+    expect(summary.clock.jumps).toBe(1);
+    expect(summary.clock.timersSkipped).toBeGreaterThan(250_000_000);
+    expect(summary.checkpoints.total).toBeLessThan(10);
+    const jumped = outcome.stderr
+      .split('\n')
+      .filter((line) => line.includes('virtual clock jumped over empty time'))
+      .map((line) => JSON.parse(line) as { jumpedMs: number; timersSkipped: number });
+    expect(jumped).toHaveLength(1);
+    expect(jumped[0].jumpedMs).toBeCloseTo(summary.clock.jumpedMs, 0);
+  });
+
+  it('stops at once, status 2, on a pcapng interface whose if_tsoffset is 2^62 s, naming the field and value', async () => {
+    const entry = malformedCorpus().find((e) => e.name === 'tsoffset-2-62.pcapng')!;
+    const file = join(dir, entry.name);
+    writeFileSync(file, entry.bytes);
+    const outcome = await replayCli(['--primary', example('http', 'primary'), '--secondary', file]);
+    expect(outcome.code, outcome.stderr).toBe(2);
+    expect(outcome.stderr.trim()).toMatch(
+      /^colo-proxy: --secondary: .*tsoffset-2-62\.pcapng: byte offset \d+: timestamp-out-of-range: interface 0: if_tsoffset 4611686018427387904 s /,
+    );
+  });
+
+  it('reports a timestamp out of range later in the file as a read error, status 1', async () => {
+    const entry = malformedCorpus().find((e) => e.name === 'timestamp-beyond-2-40.pcapng')!;
+    const file = join(dir, entry.name);
+    writeFileSync(file, entry.bytes);
+    const outcome = await replayCli(['--primary', file, '--secondary', example('http', 'secondary'), '--json', '-']);
+    expect(outcome.code, outcome.stderr).toBe(1);
+    const summary = JSON.parse(outcome.stdout) as ReplaySummary;
+    expect(summary.readErrors).toEqual([
+      expect.objectContaining({ side: 'primary', code: 'timestamp-out-of-range', framesBefore: 1 }),
+    ]);
+    expect(summary.readErrors[0].message).toContain('packet timestamp 1103806595072 (1/1 s units)');
   });
 
   it('rejects bad options with the flag named and exit code 2', async () => {

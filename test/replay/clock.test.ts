@@ -5,7 +5,13 @@ import { openCaptureBuffer } from '../../src/capture/open.js';
 import { PcapWriter } from '../../src/capture/pcap.js';
 import { BufferSink } from '../../src/capture/sink.js';
 import type { ReplayEngine } from '../../src/replay/engine-port.js';
-import { defaultReplayOptions, replay, type ReplayOptions, type ReplaySource } from '../../src/replay/replay.js';
+import {
+  defaultReplayOptions,
+  replay,
+  type ClockJump,
+  type ReplayOptions,
+  type ReplaySource,
+} from '../../src/replay/replay.js';
 
 /**
  * An engine whose decisions are scripted by the frames themselves, so the tests see only the replay's
@@ -259,5 +265,75 @@ describe('replay virtual clock', () => {
       'checkpoint payload 20',
       'progress 3',
     ]);
+  });
+
+  it('fires CHKPOINT_TIMER at most once in a gap between frames: the rest of the gap is one jump', async () => {
+    const engine = new ScriptedEngine();
+    const day = 86_400_500;
+    const jumps: ClockJump[] = [];
+    const summary = await replay(
+      source([
+        [0, 'a'],
+        [5000, 'b'],
+        [day, 'c'],
+        [day + 1000, 'd'],
+      ]),
+      source([]),
+      engine,
+      options({ checkpointTimerMs: 10_000, checkpointDurationMs: 20 }),
+      { onJump: (jump) => jumps.push(jump) },
+    );
+    // One timer checkpoint in the day-long gap (it flushes what is held), one at the end: not 8,641.
+    expect(summary.checkpoints.list.map((c) => [c.reason, c.startedAt])).toEqual([['timer', 10_000]]);
+    expect(jumps).toEqual([{ from: 10_020, to: day, timersSkipped: 8639 }]);
+    expect(summary.clock).toEqual({
+      jumps: 1,
+      jumpedMs: day - 10_020,
+      largestJumpMs: day - 10_020,
+      timersSkipped: jumps[0].timersSkipped,
+    });
+    // The timer keeps its phase across the jump (next due at 86,410,000): no firing by the last frame.
+    expect(summary.frames).toMatchObject({ primary: 4, released: 2, heldAtEnd: 2 });
+    expect(engine.calls.filter((c) => c.startsWith('flush'))).toEqual(['flush 10020']);
+  });
+
+  it('replays a frame stamped 0xFFFFFFFF seconds (year 2106) after a 2026 capture in one jump', async () => {
+    const sink = new BufferSink();
+    const writer = new PcapWriter(sink, { nanosecond: true });
+    writer.write(1767225600, 0, frame('a'));
+    writer.write(1767225600, 5_000_000, frame('b'));
+    writer.write(0xffffffff, 0, frame('c'));
+    writer.flush();
+    const far = { reader: openCaptureBuffer(sink.toBuffer()), interface: null, size: 0 };
+    const started = performance.now();
+    const summary = await replay(far, source([]), new ScriptedEngine(), options({ expiredScanCycleMs: 1 }));
+    expect(performance.now() - started).toBeLessThan(5000);
+    expect(summary.capture.lastFrameMs).toBe((0xffffffff - 1767225600) * 1000);
+    expect(summary.checkpoints.total).toBe(1);
+    expect(summary.clock.jumps).toBe(1);
+    expect(summary.clock.timersSkipped).toBeGreaterThan(250_000_000);
+  });
+
+  it('stops ticking in a gap once every held frame has had its timeout', async () => {
+    const engine = new ScriptedEngine();
+    const summary = await replay(
+      source([
+        [0, 'a'],
+        [100_000, 'b'],
+      ]),
+      source([]),
+      engine,
+      options({ checkpointTimerMs: 0, compareTimeoutMs: 3000, expiredScanCycleMs: 1000 }),
+    );
+    // The scripted engine never expires anything: without the bound it would tick 100 times in the gap.
+    expect(engine.calls.slice(0, 6)).toEqual([
+      'push primary 0',
+      'tick 1000',
+      'tick 2000',
+      'tick 3000',
+      'tick 4000',
+      'push primary 100000',
+    ]);
+    expect(summary.frames.heldAtEnd).toBe(2);
   });
 });

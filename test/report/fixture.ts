@@ -94,6 +94,7 @@ export function fixtureSummary(): ReplaySummary {
       speed: 0,
     },
     capture: { firstFrameEpochMs, lastFrameMs: 11_980, endMs: 12_020 },
+    clock: { jumps: 0, jumpedMs: 0, largestJumpMs: 0, timersSkipped: 0 },
     frames: {
       primary: 2412,
       secondary: 2408,

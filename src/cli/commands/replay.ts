@@ -11,6 +11,7 @@ import { defaultReplayOptions, type ReplayHooks, type ReplayOptions } from '../.
 import { checkCaptures, replayFiles, type ReplayFiles } from '../../replay/run.js';
 import type { ReplaySummary } from '../../replay/summary.js';
 import { renderReport } from '../../report/html.js';
+import { createLogger } from '../../log.js';
 import { EventLog } from '../../stats/events.js';
 import { checkOutputPath, STDOUT_PATH } from '../output-path.js';
 
@@ -143,7 +144,8 @@ async function runReplayCommand(flags: ReplayFlags): Promise<ReplaySummary> {
   const recorder = flags.divergences !== undefined ? await DivergenceRecorder.open(flags.divergences) : null;
   const events = flags.events !== undefined ? await openEventLog(flags.events) : null;
   const bar = ProgressBar.forStderr();
-  // The pcapng and the event log carry capture (epoch) times, as do divergence records everywhere.
+  const logger = createLogger();
+  // The pcapng and the event log carry capture (epoch) times; the summary carries virtual ones.
   let origin = 0;
   const hooks: ReplayHooks = {
     onStart: (start) => {
@@ -153,10 +155,14 @@ async function runReplayCommand(flags: ReplayFlags): Promise<ReplaySummary> {
     },
     onDivergence: (d: Divergence) => {
       recorder?.record(d);
-      events?.divergence(d, origin);
+      events?.divergence({ ...d, time: origin + d.time });
     },
     onCheckpoint: (c) => {
       events?.checkpoint(origin + c.completedAt, c.reason, 'ok', { total: c.completedAt - c.startedAt });
+    },
+    onJump: (jump) => {
+      const { from, to, timersSkipped } = jump;
+      logger.info({ from, to, jumpedMs: to - from, timersSkipped }, 'virtual clock jumped over empty time');
     },
     onProgress: bar === null ? undefined : (p) => bar.update(p),
   };
@@ -165,6 +171,7 @@ async function runReplayCommand(flags: ReplayFlags): Promise<ReplaySummary> {
     summary = await replayFiles(files, options, hooks);
   } finally {
     bar?.done();
+    logger.flush();
     await recorder?.close();
     await events?.close();
   }
