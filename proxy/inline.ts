@@ -6,8 +6,9 @@
  *
  *   client  --sinks.client-->   mirror --> primary port
  *                                      \-> rewriter (ack) --> secondary port
- *   primary   --sinks.primary-->   engine.push(primary)   \
- *   secondary --sinks.secondary--> rewriter (seq) --> engine.push(secondary)
+ *   primary   --sinks.primary-->   mirror -> rewriter (ISN) --> engine.push(primary)   \
+ *   secondary --sinks.secondary--> mirror -> rewriter (seq) --> engine.push(secondary)
+ *   client frames the rewriter held for an ISN: returned by those calls --> mirror --> secondary port
  *   engine decisions --release--> gate --> client port;  --divergence--> requestCheckpoint()
  *
  * Modes: unprotected (before the secondary's READY) and solo (secondary lost): the primary's output passes
@@ -79,6 +80,12 @@ export const defaultInlineOptions: InlineOptions = {
   rewriterSweepMs: 1000,
 };
 
+/** A port's receive clock: when the kernel received the frame being handled, and now, in one unit. */
+export interface FrameClock {
+  frame(): number;
+  now(): number;
+}
+
 export interface InlineCounters {
   framesIn: Record<'client' | Side, number>;
   /** Primary frames sent to the client without comparison (unprotected or solo). */
@@ -87,6 +94,11 @@ export interface InlineCounters {
   secondaryDropped: number;
   /** Secondary frames discarded because the pair was not protected (unprotected or solo). */
   secondaryUnprotected: number;
+  /**
+   * Secondary frames the kernel received before the last LOADED but handed to the proxy after its flush: the
+   * replaced VM sent them, so they belong before the flush and are dropped with it.
+   */
+  secondaryBeforeFlush: number;
   /** Primary frames that arrived after failover. */
   primaryAfterFailover: number;
   failoverReleased: number;
@@ -132,6 +144,7 @@ export class InlineProxy extends EventEmitter<InlineProxyEvents> {
     released: 0,
     secondaryDropped: 0,
     secondaryUnprotected: 0,
+    secondaryBeforeFlush: 0,
     primaryAfterFailover: 0,
     failoverReleased: 0,
     malformed: 0,
@@ -147,6 +160,9 @@ export class InlineProxy extends EventEmitter<InlineProxyEvents> {
   private readonly options: InlineOptions;
   private readonly info = new FrameInfo();
   private ports: { client: FramePort; primary: FramePort; secondary: FramePort } | null = null;
+  private secondaryTime: FrameClock | null = null;
+  /** secondaryTime.now() at the last successful checkpoint's flush. */
+  private flushedAt = -Infinity;
   private gate: OutputGate | null = null;
   private mirror: Mirror | null = null;
   private currentMode: Mode = 'unprotected';
@@ -188,8 +204,14 @@ export class InlineProxy extends EventEmitter<InlineProxyEvents> {
     return this.currentMode;
   }
 
-  attach(ports: { client: FramePort; primary: FramePort; secondary: FramePort }): void {
+  /**
+   * `secondaryTime`, when the secondary's port knows when the kernel received each frame: that time for the frame
+   * being handled and the same clock now. A checkpoint's flush then also drops the frames the replaced VM sent
+   * that were still queued in the capture ring when LOADED arrived.
+   */
+  attach(ports: { client: FramePort; primary: FramePort; secondary: FramePort }, secondaryTime?: FrameClock): void {
     this.ports = ports;
+    this.secondaryTime = secondaryTime ?? null;
     this.gate = new OutputGate(ports.client, this.options.maxHeldFrames, (held) =>
       this.emit('gate-over-bound', { held, bound: this.options.maxHeldFrames }),
     );
@@ -295,6 +317,10 @@ export class InlineProxy extends EventEmitter<InlineProxyEvents> {
       this.counters.secondaryUnprotected++;
       return;
     }
+    if (this.secondaryTime !== null && this.secondaryTime.frame() < this.flushedAt) {
+      this.counters.secondaryBeforeFlush++;
+      return;
+    }
     const now = this.clock();
     if (dissect(frame, start, frame.length, this.info) === null) this.mirror?.fromSecondary(frame, this.info, now);
     if (mode === 'failover') {
@@ -361,6 +387,7 @@ export class InlineProxy extends EventEmitter<InlineProxyEvents> {
    */
   private finishCheckpoint(reason: string, ok: boolean): void {
     const now = this.clock();
+    if (ok && this.secondaryTime !== null) this.flushedAt = this.secondaryTime.now();
     this.apply(this.engine.flush(now));
     const flushedFrames = this.gate?.release() ?? 0;
     if (ok) {

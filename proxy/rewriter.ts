@@ -11,7 +11,8 @@
  * Unlike QEMU, which can only see the client's side and learns the offset from the client's first ACK,
  * this proxy sees both VMs' handshakes, so the offset is exact for client- and VM-initiated connections,
  * and client frames to the secondary are held until it is known: a too-early ACK would make the secondary
- * answer with RST. Teardown is tracked in the primary's space only (QEMU mixes the two and so keeps
+ * answer with RST. The rewriter never sends: the VM frame that completes the handshake returns the held frames,
+ * and the caller sends them. Teardown is tracked in the primary's space only (QEMU mixes the two and so keeps
  * connections forever whenever the offset is not 0).
  *
  * A connection whose handshake was never seen (it predates the rewriter, or the pair was re-seeded) has
