@@ -25,6 +25,22 @@ export interface LoopObserver {
   recordCheckpointRequest(reason: string): void;
 }
 
+/**
+ * Where the loop writes lines about events that can come in floods (divergences, rejected frames): the
+ * drop-in gives src/rate-limited-log.ts's RateLimitedLog, which writes a few per kind and summarises the rest.
+ */
+export interface EventLines {
+  line(level: 'info' | 'warn', kind: string, fields: object, msg: string): void;
+}
+
+/** What shutdown() did with the frames the engine held. */
+export interface ShutdownFlush {
+  /** Held primary frames released by the final flush and handed to outdev's socket (or its wait queue). */
+  flushedFrames: number;
+  /** Held secondary frames dropped by it. */
+  droppedFrames: number;
+}
+
 export interface CompareLoopOptions {
   engine: CompareEngineLike;
   compareTimeoutMs: number;
@@ -34,6 +50,8 @@ export interface CompareLoopOptions {
   /** null: no one can checkpoint; see the rate rule below. */
   notifier: CheckpointNotifier | null;
   logger: Logger;
+  /** Divergence and reject lines; every one goes to `logger` when absent (tests). */
+  lines?: EventLines;
   observer?: LoopObserver;
   /** Runs after every stale-packet scan (e.g. to sample queue depths into gauges). */
   afterScan?: () => void;
@@ -154,6 +172,7 @@ export class CompareLoop {
   private readonly engine: CompareEngineLike;
   private readonly options: CompareLoopOptions;
   private readonly log: Logger;
+  private readonly lines: EventLines;
   private readonly observer: LoopObserver | null;
   private readonly batch: FrameBatch;
   private readonly sinks: Record<Side, InputSink>;
@@ -170,6 +189,7 @@ export class CompareLoop {
     this.options = options;
     this.engine = options.engine;
     this.log = options.logger;
+    this.lines = options.lines ?? { line: (level, kind, fields, msg) => this.log[level]({ ...fields, kind }, msg) };
     this.observer = options.observer ?? null;
     this.clock = options.clock ?? Date.now;
     this.batch = new FrameBatch(options.vnetHdr);
@@ -196,6 +216,24 @@ export class CompareLoop {
     this.scanTimer = null;
     this.fairness.stop();
     this.flushOutput();
+  }
+
+  /**
+   * Shutting down (SIGTERM): stop reading both inputs, then flush the engine as a checkpoint would (every held
+   * primary frame released in order, every held secondary dropped) and write the releases to outdev. What
+   * outdev's socket does not take before it closes is the caller's to report (FramedSocket backlog).
+   */
+  shutdown(): ShutdownFlush {
+    for (const input of this.inputs) input.pause();
+    if (this.scanTimer !== null) clearInterval(this.scanTimer);
+    this.scanTimer = null;
+    this.fairness.stop();
+    const now = this.clock();
+    const decision = this.engine.flush(now);
+    const flushed = { flushedFrames: decision.release.length, droppedFrames: decision.drop.length };
+    this.consume(decision, now);
+    this.flushOutput();
+    return flushed;
   }
 
   /** True between a DO_CHECKPOINT and the COLO_CHECKPOINT that answers it. */
@@ -243,10 +281,13 @@ export class CompareLoop {
   framingReject(side: Side, reason: FramingRejectReason, length: number): void {
     const count = ++this.counters.framing[side][reason];
     this.observer?.recordMalformed(side, `framing-${reason}`);
-    if (worthLogging(count)) {
-      const action = reason === 'oversized' ? 'closing this connection only' : 'skipped; stream continues';
-      this.log.warn({ side, reason, length, count }, `rejected ${side} frame (${reason}): ${action}`);
-    }
+    const action = reason === 'oversized' ? 'closing this connection only' : 'skipped; stream continues';
+    this.lines.line(
+      'warn',
+      `framing-${reason}`,
+      { side, reason, length, count },
+      `rejected ${side} frame (${reason}): ${action}`,
+    );
   }
 
   /** A checkpoint completed (COLO_CHECKPOINT): release every held primary frame in order, drop the rest. */
@@ -305,9 +346,8 @@ export class CompareLoop {
     for (const m of decision.malformed) {
       this.readSlabs.done(m.frame);
       const count = ++this.counters.malformed[m.side];
-      if (worthLogging(count)) {
-        this.log.warn({ side: m.side, reason: m.reason, length: m.frame.length, count }, 'malformed frame rejected');
-      }
+      const fields = { side: m.side, reason: m.reason, length: m.frame.length, count };
+      this.lines.line('warn', 'malformed', fields, 'malformed frame rejected');
     }
   }
 
@@ -325,7 +365,9 @@ export class CompareLoop {
     if (notifier === null) {
       this.counters.checkpointRequestsUnanswered++;
       if (this.localFlushAt === 0) this.localFlushAt = now + this.options.compareTimeoutMs;
-      this.log.warn(
+      this.lines.line(
+        'warn',
+        'divergence',
         { ...fields, localFlushInMs: Math.max(0, this.localFlushAt - now) },
         'checkpoint requested but there is no --notify-dev: held frames are released by a local flush',
       );
@@ -333,12 +375,12 @@ export class CompareLoop {
     }
     if (this.outstanding) {
       this.counters.checkpointRequestsCoalesced++;
-      this.log.info(fields, 'divergence: checkpoint already requested, coalesced');
+      this.lines.line('info', 'divergence', fields, 'divergence: checkpoint already requested, coalesced');
       return;
     }
     this.outstanding = true;
     this.counters.checkpointRequestsSent++;
-    this.log.info(fields, 'divergence: checkpoint requested');
+    this.lines.line('info', 'divergence', fields, 'divergence: checkpoint requested');
     notifier.requestCheckpoint();
   }
 

@@ -1,5 +1,5 @@
 import type { Logger } from 'pino';
-import { CompareEngine, type EngineStats } from '../../compare/engine.js';
+import { CompareEngine, defaultCompareOptions, type EngineStats } from '../../compare/engine.js';
 import { CompareLoop, type LoopCounters } from '../../proxy/compare-loop.js';
 import {
   FramedSocket,
@@ -8,6 +8,8 @@ import {
   type FramedSocketCounters,
 } from '../../proxy/ports/framed-socket.js';
 import { formatSocketAddress, type SocketAddress } from '../../proxy/ports/socket-address.js';
+import { RateLimitedLog } from '../rate-limited-log.js';
+import { BoundMetrics } from '../stats/bound-metrics.js';
 import { ColoMetrics } from '../stats/metrics.js';
 import { startStatsServer, type ListenAddress, type StatsServer } from '../stats/server.js';
 import { XenNotify, type XenNotifyCounters } from './xen-notify.js';
@@ -21,8 +23,28 @@ export interface CompareSettings {
   compareTimeoutMs: number;
   expiredScanCycleMs: number;
   maxQueueSize: number;
+  /**
+   * Hard bounds on everything the engine holds (both sides together); each side may hold two thirds.
+   * Absent: the engine's defaults (compare/engine-options.ts).
+   */
+  maxHeldFrames?: number;
+  maxHeldBytes?: number;
   vnetHdr: boolean;
   metrics: ListenAddress | null;
+}
+
+/** How long shutdown waits for outdev's socket to take the final flush before closing it. */
+export const SHUTDOWN_DRAIN_MS = 2000;
+
+/** What close() did with the held frames (runCompare logs it as one line). */
+export interface ShutdownReport {
+  /** Held primary frames the final flush released to outdev. */
+  flushedFrames: number;
+  /** Held secondary frames it dropped. */
+  droppedFrames: number;
+  /** Output bytes outdev's socket had not taken when it closed (0: everything was delivered to the kernel). */
+  undeliveredBytes: number;
+  outdevConnected: boolean;
 }
 
 /** What the drop-in's /stats adds to the metrics snapshot (docs/compare.md, "GET /stats"). */
@@ -31,7 +53,14 @@ export interface CompareStatus {
   loop: LoopCounters;
   notify: XenNotifyCounters | null;
   engine: EngineStats;
-  settings: { compareTimeoutMs: number; expiredScanCycleMs: number; maxQueueSize: number; vnetHdrSupport: boolean };
+  settings: {
+    compareTimeoutMs: number;
+    expiredScanCycleMs: number;
+    maxQueueSize: number;
+    maxHeldFrames: number;
+    maxHeldBytes: number;
+    vnetHdrSupport: boolean;
+  };
 }
 
 export interface CompareService {
@@ -43,7 +72,8 @@ export interface CompareService {
   readonly sockets: readonly FramedSocket[];
   /** The JSON /stats serves beyond the metrics snapshot. */
   status(): CompareStatus;
-  close(): Promise<void>;
+  /** Flushes every held primary frame to outdev (waiting up to SHUTDOWN_DRAIN_MS), then closes everything. */
+  close(): Promise<ShutdownReport>;
 }
 
 /**
@@ -51,13 +81,25 @@ export interface CompareService {
  * endpoint and (with --metrics) the statistics server. Resolves once every socket is ready: listening
  * sockets bound, connecting ones connected.
  */
-export async function startCompareService(settings: CompareSettings, logger: Logger): Promise<CompareService> {
+export async function startCompareService(given: CompareSettings, logger: Logger): Promise<CompareService> {
+  const settings = {
+    ...given,
+    maxHeldFrames: given.maxHeldFrames ?? defaultCompareOptions.maxHeldFrames,
+    maxHeldBytes: given.maxHeldBytes ?? defaultCompareOptions.maxHeldBytes,
+  };
   const engine = new CompareEngine({
     compareTimeoutMs: settings.compareTimeoutMs,
     expiredScanCycleMs: settings.expiredScanCycleMs,
     maxQueueSize: settings.maxQueueSize,
+    maxHeldFrames: settings.maxHeldFrames,
+    maxHeldBytes: settings.maxHeldBytes,
+    maxHeldFramesPerSide: perSide(settings.maxHeldFrames),
+    maxHeldBytesPerSide: perSide(settings.maxHeldBytes),
   });
   const metrics = new ColoMetrics();
+  const boundMetrics = new BoundMetrics(metrics.registry);
+  const lines = new RateLimitedLog(logger).start();
+  const bounds = new BoundReporter(lines);
   metrics.setMode('protected');
   let notify: XenNotify | null = null;
   const loop = new CompareLoop({
@@ -67,9 +109,12 @@ export async function startCompareService(settings: CompareSettings, logger: Log
     vnetHdr: settings.vnetHdr,
     notifier: settings.notifyDev === null ? null : { requestCheckpoint: () => notify?.requestCheckpoint() },
     logger,
+    lines,
     observer: metrics,
     afterScan: () => {
       const stats = engine.stats();
+      boundMetrics.update(stats);
+      bounds.report(stats, settings);
       metrics.setQueueDepth('primary', stats.heldPrimaryPackets);
       metrics.setQueueDepth('secondary', stats.heldSecondaryPackets);
       metrics.setHeld(stats.heldPrimaryPackets, stats.heldPrimaryBytes);
@@ -102,7 +147,7 @@ export async function startCompareService(settings: CompareSettings, logger: Log
     sockets.push(notifySocket);
   }
   for (const socket of sockets) {
-    watch(socket, logger);
+    watch(socket, logger, metrics);
     if (socket.address.mode === 'connect') {
       logger.info({ socket: socket.name }, `${socket.name}: connecting to ${formatSocketAddress(socket.address)}`);
     }
@@ -120,14 +165,21 @@ export async function startCompareService(settings: CompareSettings, logger: Log
       compareTimeoutMs: settings.compareTimeoutMs,
       expiredScanCycleMs: settings.expiredScanCycleMs,
       maxQueueSize: settings.maxQueueSize,
+      maxHeldFrames: settings.maxHeldFrames,
+      maxHeldBytes: settings.maxHeldBytes,
       vnetHdrSupport: settings.vnetHdr,
     },
   });
 
-  const close = async (): Promise<void> => {
+  const close = async (): Promise<ShutdownReport> => {
+    const flushed = loop.shutdown();
+    const undeliveredBytes = await drained(outdev, SHUTDOWN_DRAIN_MS);
+    const report = { ...flushed, undeliveredBytes, outdevConnected: outdev.connected };
     loop.stop();
+    lines.close();
     await Promise.all(sockets.map((s) => s.close()));
     await stats?.close();
+    return report;
   };
 
   // Wired before any socket can accept a peer, so no frame can arrive before outdev is known.
@@ -152,10 +204,73 @@ export async function startCompareService(settings: CompareSettings, logger: Log
   return { endpoints, loop, metrics, notify, sockets, status, close };
 }
 
+/** Each side may hold two thirds of what both together may (at least 1). */
+function perSide(total: number): number {
+  return Math.max(1, Math.floor((total * 2) / 3));
+}
+
+/**
+ * Resolves with outdev's backlog once it is empty or `timeoutMs` passed; at once when no peer is connected
+ * (nobody will take it). Polled: FramedSocket signals 'drain' only after a refused write, and this runs once.
+ */
+async function drained(outdev: FramedSocket, timeoutMs: number): Promise<number> {
+  const deadline = Date.now() + timeoutMs;
+  while (outdev.backlog > 0 && outdev.connected && Date.now() < deadline) {
+    await new Promise((resolve) => setTimeout(resolve, 5));
+  }
+  return outdev.backlog;
+}
+
+/**
+ * One line per scan cycle at most (through the rate-limited log) when the engine passed a bound since the
+ * last: how many flushes it forced and frames it released uncompared, how many new connections it refused.
+ */
+class BoundReporter {
+  private flushes = 0;
+  private released = 0;
+  private refused = 0;
+
+  constructor(private readonly lines: RateLimitedLog) {}
+
+  report(stats: EngineStats, settings: Required<Pick<CompareSettings, 'maxHeldFrames' | 'maxHeldBytes'>>): void {
+    const flushes = Object.values(stats.heldBoundFlushes).reduce((sum, n) => sum + n, 0);
+    if (flushes > this.flushes) {
+      this.lines.line(
+        'warn',
+        'held-bound',
+        {
+          flushes: flushes - this.flushes,
+          releasedUncompared: stats.heldBoundReleased - this.released,
+          byBound: stats.heldBoundFlushes,
+          maxHeldFrames: settings.maxHeldFrames,
+          maxHeldBytes: settings.maxHeldBytes,
+        },
+        'held frames reached their bound: held primary frames released uncompared (unprotected), secondary ones dropped',
+      );
+    }
+    if (stats.connectionsRefused > this.refused) {
+      this.lines.line(
+        'warn',
+        'connections-refused',
+        { refused: stats.connectionsRefused - this.refused, connections: stats.connections },
+        'connection table full of busy connections: frames of new connections passed uncompared',
+      );
+    }
+    this.flushes = flushes;
+    this.released = stats.heldBoundReleased;
+    this.refused = stats.connectionsRefused;
+  }
+}
+
 /** Peer comings and goings are rare and worth a line each; frames never are. */
-function watch(socket: FramedSocket, logger: Logger): void {
-  socket.on('connect', (peer: string) => logger.info({ socket: socket.name, peer }, `${socket.name}: peer connected`));
+function watch(socket: FramedSocket, logger: Logger, metrics: ColoMetrics): void {
+  metrics.setPeerConnected(socket.name, false);
+  socket.on('connect', (peer: string) => {
+    metrics.setPeerConnected(socket.name, true);
+    logger.info({ socket: socket.name, peer }, `${socket.name}: peer connected`);
+  });
   socket.on('disconnect', (info: DisconnectInfo) => {
+    metrics.setPeerConnected(socket.name, false);
     const level = info.reason === 'closed' || info.reason === 'shutdown' ? 'info' : 'warn';
     logger[level]({ socket: socket.name, ...info }, `${socket.name}: peer disconnected (${info.reason})`);
   });

@@ -6,7 +6,7 @@ import {
   type SocketAddress,
 } from '../../../proxy/ports/socket-address.js';
 import { ConfigError } from '../../config/errors.js';
-import { startCompareService, type CompareSettings } from '../../dropin/compare-service.js';
+import { SHUTDOWN_DRAIN_MS, startCompareService, type CompareSettings } from '../../dropin/compare-service.js';
 import { createLogger } from '../../log.js';
 import { parseListenAddress } from '../../stats/server.js';
 
@@ -21,6 +21,8 @@ export interface CompareFlags {
   compareTimeout: string;
   expiredScanCycle: string;
   maxQueueSize: string;
+  maxHeldFrames: string;
+  maxHeldBytes: string;
   vnetHdrSupport: boolean;
   metrics?: string;
 }
@@ -37,6 +39,12 @@ export function registerCompare(program: Command): void {
     .option('--compare-timeout <ms>', 'a frame held longer asks for a checkpoint (QEMU compare_timeout)', '3000')
     .option('--expired-scan-cycle <ms>', 'how often held frames are checked (QEMU expired_scan_cycle)', '1000')
     .option('--max-queue-size <n>', 'frames per connection per side before a checkpoint (QEMU max_queue_size)', '1024')
+    .option(
+      '--max-held-frames <n>',
+      'frames held by both sides together before held primaries are released uncompared (each side: two thirds)',
+      '49152',
+    )
+    .option('--max-held-bytes <n>', 'the same bound in bytes', String(48 * 1024 * 1024))
     .option('--vnet-hdr-support', 'frames carry a vnet_hdr_len field (QEMU vnet_hdr_support)', false)
     .option('--metrics <[host:]port>', 'serve Prometheus /metrics and JSON /stats (loopback when only a port)')
     .action(async (flags: CompareFlags) => {
@@ -71,6 +79,8 @@ export function parseCompareFlags(flags: CompareFlags): CompareSettings {
     compareTimeoutMs: positiveInteger('--compare-timeout', flags.compareTimeout),
     expiredScanCycleMs: positiveInteger('--expired-scan-cycle', flags.expiredScanCycle),
     maxQueueSize: positiveInteger('--max-queue-size', flags.maxQueueSize),
+    maxHeldFrames: positiveInteger('--max-held-frames', flags.maxHeldFrames),
+    maxHeldBytes: positiveInteger('--max-held-bytes', flags.maxHeldBytes),
     vnetHdr: flags.vnetHdrSupport === true,
     metrics: flags.metrics === undefined ? null : parseListenAddress(flags.metrics, '--metrics'),
   };
@@ -98,7 +108,8 @@ function positiveInteger(flag: string, text: string): number {
 }
 
 /**
- * Runs until SIGINT or SIGTERM. When every socket is ready it logs `{"msg":"ready", endpoints}` (pino JSON)
+ * Runs until SIGINT or SIGTERM, then flushes every held primary frame to outdev and says in one line how many
+ * (or how many could not be delivered); a second signal during that exits at once (status 128 + signal). When every socket is ready it logs `{"msg":"ready", endpoints}` (pino JSON)
  * and also writes the plain line `colo-proxy compare: ready primary-in=HOST:PORT ...` to stderr, which is
  * the one to match on: it is written synchronously, before any frame is read.
  */
@@ -117,11 +128,28 @@ export async function runCompare(settings: CompareSettings): Promise<void> {
     .join(' ');
   process.stderr.write(`colo-proxy compare: ready ${where}\n`);
 
-  const signal = await new Promise<string>((resolve) => {
+  const signal = await new Promise<NodeJS.Signals>((resolve) => {
     process.once('SIGINT', () => resolve('SIGINT'));
     process.once('SIGTERM', () => resolve('SIGTERM'));
   });
+  const again = (second: NodeJS.Signals): void => {
+    process.stderr.write(`colo-proxy compare: ${second} during shutdown: exiting at once\n`);
+    process.exit(second === 'SIGINT' ? 130 : 143);
+  };
+  process.once('SIGINT', again);
+  process.once('SIGTERM', again);
   logger.info({ signal, loop: service.loop.counters }, 'shutting down');
-  await service.close();
+  const report = await service.close();
+  if (report.undeliveredBytes === 0) {
+    logger.info(report, `shutdown: ${report.flushedFrames} held primary frames flushed to outdev`);
+  } else {
+    const why = report.outdevConnected
+      ? `outdev did not take them within ${SHUTDOWN_DRAIN_MS} ms`
+      : 'outdev has no peer';
+    logger.error(
+      report,
+      `shutdown: ${report.flushedFrames} held primary frames flushed but ${report.undeliveredBytes} output bytes were not delivered: ${why}`,
+    );
+  }
   logger.flush();
 }
