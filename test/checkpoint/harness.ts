@@ -78,17 +78,20 @@ export async function protectedPair(
   };
 }
 
-/** Awaits `promise`, failing the test with `what` after `ms` instead of hanging. */
+// Real timers, captured before any test fakes them: a deadline must pass in real time (test/checkpoint/protocol-time.ts).
+const { setTimeout: realSetTimeout, clearTimeout: realClearTimeout } = globalThis;
+
+/** Awaits `promise`, failing the test with `what` after `ms` (real time) instead of hanging. */
 export async function withTimeout<T>(promise: Promise<T>, ms: number, what: string): Promise<T> {
   let timer: NodeJS.Timeout | undefined;
   try {
     return await Promise.race([
       promise,
       new Promise<never>((_, reject) => {
-        timer = setTimeout(() => reject(new Error(`timed out after ${ms} ms waiting for ${what}`)), ms);
+        timer = realSetTimeout(() => reject(new Error(`timed out after ${ms} ms waiting for ${what}`)), ms);
       }),
     ]);
   } finally {
-    clearTimeout(timer);
+    realClearTimeout(timer);
   }
 }

@@ -1,6 +1,9 @@
 import net from 'node:net';
 import { once } from 'node:events';
 
+// Real timers, captured before any test fakes them: a read's deadline passes in real time.
+const { setTimeout: realSetTimeout, clearTimeout: realClearTimeout } = globalThis;
+
 /**
  * A scripted peer over a real socket that knows nothing of the implementation: it reads and writes raw
  * big-endian u64 words, so tests see exactly the bytes on the wire.
@@ -53,9 +56,9 @@ export class RawPeer {
       const left = deadline - Date.now();
       if (left <= 0) throw new Error(`timed out waiting for ${n} bytes`);
       await new Promise<void>((resolve) => {
-        const timer = setTimeout(resolve, left);
+        const timer = realSetTimeout(resolve, left);
         this.waiter = () => {
-          clearTimeout(timer);
+          realClearTimeout(timer);
           resolve();
         };
       });
@@ -99,7 +102,7 @@ export class RawPeer {
   async closedWithin(timeoutMs: number): Promise<boolean> {
     return Promise.race([
       this.closed.then(() => true),
-      new Promise<boolean>((r) => setTimeout(() => r(false), timeoutMs)),
+      new Promise<boolean>((r) => realSetTimeout(() => r(false), timeoutMs)),
     ]);
   }
 }

@@ -1,18 +1,19 @@
 import { once } from 'node:events';
-import { afterEach, describe, expect, it } from 'vitest';
+import { afterEach, describe, expect, it, vi } from 'vitest';
 import { Agent } from '../../src/checkpoint/agent.js';
 import { Coordinator } from '../../src/checkpoint/coordinator.js';
 import type { LossEvent } from '../../src/checkpoint/engine.js';
 import { connectControl, listenControl, parseEndpoint } from '../../src/checkpoint/transport.js';
 import { FakeDriver } from './fake-driver.js';
 import { fastTimeouts, heartbeatTimeouts, withTimeout } from './harness.js';
+import { useProtocolTime } from './protocol-time.js';
 import { RawPeer, u64 } from './raw-peer.js';
 
 const cleanup: (() => Promise<void> | void)[] = [];
 afterEach(async () => {
+  vi.useRealTimers();
   for (const step of cleanup.splice(0).reverse()) await step();
 });
-const delay = (ms: number): Promise<void> => new Promise((resolve) => setTimeout(resolve, ms));
 
 /** The words of a byte stream, as hex strings, with a state after SEND kept whole. */
 function words(bytes: Buffer): string[] {
@@ -30,13 +31,13 @@ function words(bytes: Buffer): string[] {
   return out;
 }
 
-async function coordinatorWithRawSecondary(): Promise<{
+async function coordinatorWithRawSecondary(now?: () => number): Promise<{
   coordinator: Coordinator;
   primary: FakeDriver;
   peer: RawPeer;
 }> {
   const primary = new FakeDriver(Buffer.from('p0'));
-  const coordinator = new Coordinator({ driver: primary, timeouts: heartbeatTimeouts, checkpointTimerMs: null });
+  const coordinator = new Coordinator({ driver: primary, timeouts: heartbeatTimeouts, checkpointTimerMs: null, now });
   const listener = await listenControl(parseEndpoint('listen:127.0.0.1:0'), null);
   listener.on('connection', (stream, peer) => coordinator.attach(stream, peer));
   cleanup.push(
@@ -60,16 +61,20 @@ async function serveOne(peer: RawPeer): Promise<Buffer> {
 
 describe('the wire, byte for byte, with a seed-only secondary', () => {
   it('exchanges exactly the seed words and never sends an extension or a heartbeat', async () => {
-    const { coordinator, primary, peer } = await coordinatorWithRawSecondary();
+    const time = useProtocolTime({ waits: false });
+    const { coordinator, primary, peer } = await coordinatorWithRawSecondary(time.now);
     const ready = once(coordinator, 'ready');
     peer.send(0x46);
     expect((await serveOne(peer)).toString()).toBe('p0');
     await withTimeout(ready, 2000, 'ready');
-    primary.state = Buffer.from('p1');
-    const [outcome] = await Promise.all([coordinator.checkpoint('payload'), serveOne(peer)]);
-    expect(outcome.ok).toBe(true);
-    // Idle for several heartbeat intervals: a seed-only peer is sent nothing.
-    await delay(fastTimeouts.heartbeatIntervalMs * 5);
+    for (const state of ['p1', 'p2']) {
+      // Idle for several heartbeat intervals first: a seed-only peer is sent nothing, so the checkpoint's
+      // NEW (written after any heartbeat would have been) is the next word on the wire.
+      time.advance(heartbeatTimeouts.heartbeatIntervalMs * 5);
+      primary.state = Buffer.from(state);
+      const [outcome] = await Promise.all([coordinator.checkpoint('payload'), serveOne(peer)]);
+      expect(outcome.ok).toBe(true);
+    }
     expect(coordinator.isProtected).toBe(true);
     expect(words(Buffer.concat(peer.received))).toEqual([
       '0000000000000047', // NEW (seeding)
@@ -80,6 +85,10 @@ describe('the wire, byte for byte, with a seed-only secondary', () => {
       '0000000000000049',
       '0000000000000002',
       'p1',
+      '0000000000000047',
+      '0000000000000049',
+      '0000000000000002',
+      'p2',
     ]);
   });
 
@@ -101,8 +110,9 @@ describe('the wire, byte for byte, with a seed-only secondary', () => {
   });
 
   it('a seed-only agent answers a raw primary with exactly READY, SUSPENDED, RECEIVED, LOADED', async () => {
+    const time = useProtocolTime({ waits: false });
     const secondary = new FakeDriver();
-    const agent = new Agent({ driver: secondary, timeouts: fastTimeouts, extensions: false });
+    const agent = new Agent({ driver: secondary, timeouts: fastTimeouts, extensions: false, now: time.now });
     cleanup.push(() => agent.close());
     const { port, accepted, server } = await RawPeer.listen();
     cleanup.push(() => void server.close());
@@ -110,14 +120,15 @@ describe('the wire, byte for byte, with a seed-only secondary', () => {
     const peer = await accepted;
     cleanup.push(() => peer.close());
     expect(await peer.readWord()).toBe(0x46n);
-    for (const state of ['s1', 's2']) {
+    for (const state of ['s1', 's2', 's3']) {
+      // Idle for several heartbeat intervals between checkpoints: a heartbeat would come before SUSPENDED.
+      if (state !== 's1') time.advance(fastTimeouts.heartbeatIntervalMs * 5);
       peer.send(0x47);
       expect(await peer.readWord()).toBe(0x48n);
       peer.sendState(Buffer.from(state));
       expect(await peer.readWord()).toBe(0x4an);
       expect(await peer.readWord()).toBe(0x4bn);
     }
-    await delay(fastTimeouts.heartbeatIntervalMs * 5);
     expect(words(Buffer.concat(peer.received))).toEqual([
       '0000000000000046',
       '0000000000000048',
@@ -126,15 +137,18 @@ describe('the wire, byte for byte, with a seed-only secondary', () => {
       '0000000000000048',
       '000000000000004a',
       '000000000000004b',
+      '0000000000000048',
+      '000000000000004a',
+      '000000000000004b',
     ]);
-    expect(secondary.state.toString()).toBe('s2');
+    expect(secondary.state.toString()).toBe('s3');
   });
 });
 
 describe('extensions: HELLO, heartbeat, ERROR', () => {
   /** An extension-speaking raw secondary: HELLO, the seeding checkpoint, READY. */
-  async function extSecondary(): Promise<{ coordinator: Coordinator; peer: RawPeer }> {
-    const { coordinator, peer } = await coordinatorWithRawSecondary();
+  async function extSecondary(now?: () => number): Promise<{ coordinator: Coordinator; peer: RawPeer }> {
+    const { coordinator, peer } = await coordinatorWithRawSecondary(now);
     const ready = once(coordinator, 'ready');
     peer.send(0x100, 1);
     expect(await peer.readWord()).toBe(0x100n);
@@ -156,8 +170,14 @@ describe('extensions: HELLO, heartbeat, ERROR', () => {
   }
 
   it('the coordinator drops a secondary that stops heartbeating, telling it so with ERROR', async () => {
-    const { coordinator, peer } = await extSecondary();
-    const [lost] = (await withTimeout(once(coordinator, 'secondary-lost'), 2000, 'secondary-lost')) as [LossEvent];
+    const time = useProtocolTime({ waits: false });
+    const { coordinator, peer } = await extSecondary(time.now);
+    const silence = once(coordinator, 'secondary-lost') as Promise<[LossEvent]>;
+    const { heartbeatIntervalMs, heartbeatLossMs } = heartbeatTimeouts;
+    const [lost] = await time.advanceUntil(silence, heartbeatIntervalMs, 10 * heartbeatLossMs);
+    // Lost at the first heartbeat tick after the bound: silence of more than heartbeatLossMs, within one interval.
+    expect(time.now()).toBeGreaterThan(heartbeatLossMs);
+    expect(time.now()).toBeLessThanOrEqual(heartbeatLossMs + heartbeatIntervalMs);
     expect(lost.reason).toBe('heartbeat');
     expect(lost.wasProtected).toBe(true);
     expect(coordinator.isProtected).toBe(false);
@@ -171,7 +191,12 @@ describe('extensions: HELLO, heartbeat, ERROR', () => {
   it('the agent reports primary-lost on heartbeat silence and resumes its suspended VM', async () => {
     const secondary = new FakeDriver();
     // A long transfer bound: only the heartbeat can end this wait in time.
-    const agent = new Agent({ driver: secondary, timeouts: { ...heartbeatTimeouts, transferMs: 10_000 } });
+    const time = useProtocolTime({ waits: false });
+    const agent = new Agent({
+      driver: secondary,
+      timeouts: { ...heartbeatTimeouts, transferMs: 10_000 },
+      now: time.now,
+    });
     cleanup.push(() => agent.close());
     const { port, accepted, server } = await RawPeer.listen();
     cleanup.push(() => void server.close());
@@ -189,7 +214,7 @@ describe('extensions: HELLO, heartbeat, ERROR', () => {
     while (seen.filter((w) => w !== 0x101n).length < 3) seen.push(await peer.readWord());
     expect(seen.filter((w) => w !== 0x101n)).toEqual([0x4an, 0x4bn, 0x46n]);
     peer.send(0x47); // a checkpoint begins, then the primary falls silent
-    const [event] = await withTimeout(lost, 3000, 'primary-lost');
+    const [event] = await time.advanceUntil(lost, heartbeatTimeouts.heartbeatIntervalMs, 5000);
     expect(event.reason).toBe('heartbeat');
     expect((await ended).kind).toBe('primary-lost');
     expect(secondary.calls.slice(-2)).toEqual(['suspend', 'resume']);
