@@ -1,17 +1,20 @@
 import { once } from 'node:events';
-import { afterEach, describe, expect, it } from 'vitest';
+import { afterEach, beforeEach, describe, expect, it, vi } from 'vitest';
 import { Agent, type AgentEnd } from '../../src/checkpoint/agent.js';
 import { Coordinator } from '../../src/checkpoint/coordinator.js';
 import type { LossEvent } from '../../src/checkpoint/engine.js';
 import { listenControl, connectControl, parseEndpoint, type ControlListener } from '../../src/checkpoint/transport.js';
 import { FakeDriver } from './fake-driver.js';
 import { fastTimeouts, withTimeout } from './harness.js';
+import { nextTurn, useProtocolTime, type ProtocolTime } from './protocol-time.js';
 import { RawPeer } from './raw-peer.js';
 
 /**
  * A fault at each of the six sync points, played by a scripted raw-socket peer that speaks only the seed
  * values. Points the secondary sends (READY, SUSPENDED, RECEIVED, LOADED) are faulted against the real
- * Coordinator; points the primary sends (NEW, SEND) against the real Agent.
+ * Coordinator; points the primary sends (NEW, SEND) against the real Agent. The protocol's waits run on
+ * protocol time (test/checkpoint/protocol-time.ts): a stall is time moved past the bound, a slow answer one
+ * sent after a quarter of it, and neither depends on how busy the machine is.
  */
 type Fault = 'stall' | 'close' | 'garbage' | 'slow';
 type Point = 'READY' | 'NEW' | 'SUSPENDED' | 'SEND' | 'RECEIVED' | 'LOADED';
@@ -45,7 +48,7 @@ const bound: Record<Point, number> = {
   SEND: fastTimeouts.transferMs,
 };
 
-const delay = (ms: number): Promise<void> => new Promise((resolve) => setTimeout(resolve, ms));
+let time: ProtocolTime;
 
 /** Plays `point`: sends it normally unless it is the faulted one. Returns false when the script must stop. */
 async function play(peer: RawPeer, point: Point, faulted: Point, fault: Fault, send: () => void): Promise<boolean> {
@@ -63,14 +66,18 @@ async function play(peer: RawPeer, point: Point, faulted: Point, fault: Fault, s
       peer.sendRaw(GARBAGE);
       return false;
     case 'slow':
-      await delay(bound[point] / 4);
+      time.advance(bound[point] / 4);
       send();
       return true;
   }
 }
 
 const cleanup: (() => Promise<void> | void)[] = [];
+beforeEach(() => {
+  time = useProtocolTime({ waits: true });
+});
 afterEach(async () => {
+  vi.useRealTimers();
   for (const step of cleanup.splice(0).reverse()) await step();
 });
 
@@ -92,7 +99,9 @@ async function coordinatorCase(point: Point, fault: Fault): Promise<void> {
 
   // A seed-only secondary: READY first, then the seeding checkpoint the coordinator runs at once.
   if (!(await play(peer, 'READY', point, fault, () => peer.send(value.READY)))) {
-    await withTimeout(lost, 2000, 'secondary-lost');
+    await (fault === 'stall'
+      ? time.advanceUntil(lost, 10, 4 * bound.READY)
+      : withTimeout(lost, 2000, 'secondary-lost'));
     expect(`lost:${losses[0].reason}`).toBe(expected[point][fault]);
     expect(losses[0].wasProtected).toBe(false);
     expect(coordinator.isProtected).toBe(false);
@@ -118,7 +127,11 @@ async function coordinatorCase(point: Point, fault: Fault): Promise<void> {
 
   primary.state = Buffer.from('newer primary state');
   const callsBefore = primary.calls.length;
-  const [outcome, scripted] = await Promise.all([coordinator.checkpoint('payload'), transaction().catch(() => false)]);
+  const checkpoint = coordinator.checkpoint('payload');
+  const scripted = await transaction().catch(() => false);
+  const outcome = await (fault === 'stall' && !scripted
+    ? time.advanceUntil(checkpoint, 10, 4 * bound[point])
+    : withTimeout(checkpoint, 2000, 'the checkpoint outcome'));
   if (expected[point][fault] === 'ok') {
     expect(scripted).toBe(true);
     expect(outcome.ok).toBe(true);
@@ -163,7 +176,8 @@ async function agentCase(point: Point, fault: Fault): Promise<void> {
   const newSent = await play(peer, 'NEW', point, fault, () => peer.send(value.NEW));
   if (!newSent && want === 'idle') {
     // Silence before NEW is an idle primary: no loss, and a later NEW is served normally.
-    await delay(bound.NEW * 2);
+    time.advance(bound.NEW * 2);
+    await nextTurn();
     expect(outcome).toEqual([]);
     expect(agent.busy).toBe(true);
     peer.send(value.NEW);
@@ -188,7 +202,9 @@ async function agentCase(point: Point, fault: Fault): Promise<void> {
     expect(outcome).toEqual([]);
     return;
   }
-  const end = await withTimeout(ended, 2000, 'the agent to end');
+  const end = await (fault === 'stall'
+    ? time.advanceUntil(ended, 10, 4 * bound.SEND)
+    : withTimeout(ended, 2000, 'the agent to end'));
   expect(outcome).toEqual([want]);
   expect(end.kind).toBe(want.split(':')[0]);
   // The secondary VM runs again (resumed, nothing loaded) whatever became of the primary.
