@@ -1,16 +1,30 @@
 import { once } from 'node:events';
-import { afterEach, describe, expect, it } from 'vitest';
-import type { CheckpointTimer } from '../../src/checkpoint/coordinator.js';
+import { Duplex, PassThrough } from 'node:stream';
+import { afterEach, describe, expect, it, vi } from 'vitest';
+import { Agent } from '../../src/checkpoint/agent.js';
+import { Coordinator, type CheckpointTimer } from '../../src/checkpoint/coordinator.js';
 import type { CheckpointReport, LossEvent } from '../../src/checkpoint/engine.js';
-import { deferred } from './fake-driver.js';
+import { deferred, FakeDriver } from './fake-driver.js';
 import { heartbeatTimeouts, protectedPair, withTimeout, type Pair } from './harness.js';
+import { nextTurn, useProtocolTime } from './protocol-time.js';
 import { RawPeer } from './raw-peer.js';
 
 let pair: Pair | null = null;
 afterEach(async () => {
+  vi.useRealTimers();
   await pair?.close();
   pair = null;
 });
+
+/** Two ends of an in-memory connection: what one writes, the other reads (no socket, no kernel). */
+function memoryConnection(): [Duplex, Duplex] {
+  const toSecondary = new PassThrough();
+  const toPrimary = new PassThrough();
+  return [
+    Duplex.from({ readable: toPrimary, writable: toSecondary }),
+    Duplex.from({ readable: toSecondary, writable: toPrimary }),
+  ];
+}
 
 class FakeTimer implements CheckpointTimer {
   armedMs: number | null = null;
@@ -160,16 +174,37 @@ describe('connections', () => {
   });
 
   it('the real pair stays protected while idle: heartbeats keep both sides alive', async () => {
-    pair = await protectedPair({
-      coordinator: { timeouts: heartbeatTimeouts },
-      agent: { timeouts: heartbeatTimeouts },
+    // Protocol time over an in-memory connection: a heartbeat written in one tick is read before the other
+    // side's silence check of the same tick (stream delivery precedes setImmediate), so only the protocol decides.
+    const time = useProtocolTime({ waits: false });
+    const coordinator = new Coordinator({
+      driver: new FakeDriver(Buffer.from('primary state')),
+      timeouts: heartbeatTimeouts,
+      checkpointTimerMs: null,
+      now: time.now,
     });
-    const losses: string[] = [];
-    pair.coordinator.on('secondary-lost', (e) => losses.push(e.reason));
-    pair.agent.on('primary-lost', (e) => losses.push(e.reason));
-    await new Promise((resolve) => setTimeout(resolve, 600));
-    expect(losses).toEqual([]);
-    expect((await pair.coordinator.checkpoint('payload')).ok).toBe(true);
+    const agent = new Agent({ driver: new FakeDriver(), timeouts: heartbeatTimeouts, now: time.now });
+    const [primaryEnd, secondaryEnd] = memoryConnection();
+    const ready = once(coordinator, 'ready');
+    coordinator.attach(primaryEnd);
+    const served = agent.serve(secondaryEnd);
+    try {
+      await withTimeout(ready, 3000, 'ready');
+      const losses: string[] = [];
+      coordinator.on('secondary-lost', (e) => losses.push(e.reason));
+      agent.on('primary-lost', (e) => losses.push(e.reason));
+      const { heartbeatIntervalMs, heartbeatLossMs } = heartbeatTimeouts;
+      for (let idle = 0; idle < 3 * heartbeatLossMs; idle += heartbeatIntervalMs) {
+        time.advance(heartbeatIntervalMs);
+        await nextTurn();
+      }
+      expect(losses).toEqual([]);
+      expect((await coordinator.checkpoint('payload')).ok).toBe(true);
+    } finally {
+      await coordinator.close();
+      await agent.close();
+      await withTimeout(served, 2000, 'the agent to end');
+    }
   });
 });
 
