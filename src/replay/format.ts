@@ -1,4 +1,5 @@
-import type { ReplaySummary } from './summary.js';
+import { formatDivergenceConnection } from '../stats/divergence-record.js';
+import { divergenceVirtualMs, type ReplaySummary } from './summary.js';
 
 function counts(record: Record<string, number | undefined>): string {
   const entries = Object.entries(record).filter(([, n]) => n !== undefined && n > 0);
@@ -19,7 +20,8 @@ export function formatSummary(s: ReplaySummary, options: { maxDivergences?: numb
   const shown = s.divergences.slice(0, options.maxDivergences ?? 5);
   for (const d of shown) {
     const offset = d.offset === null ? '' : ` at offset ${d.offset}`;
-    lines.push(`  ${d.time.toFixed(3)} ms  ${d.reason}${offset}  ${d.connection}`);
+    const at = divergenceVirtualMs(s, d).toFixed(3);
+    lines.push(`  ${at} ms  ${d.reason}${offset}  ${formatDivergenceConnection(d.connection)}`);
   }
   if (s.divergences.length > shown.length) lines.push(`  ... and ${s.divergences.length - shown.length} more`);
   const l = s.compareLatencyMs;

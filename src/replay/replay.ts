@@ -127,6 +127,7 @@ class Replayer {
       this.originSeconds = first.seconds;
       this.originNanoseconds = first.nanoseconds;
       this.firstFrameEpochMs = first.seconds * 1000 + first.nanoseconds / 1e6;
+      this.tally.epochOriginMs = this.firstFrameEpochMs;
     }
     const origin = { seconds: this.originSeconds, nanoseconds: this.originNanoseconds };
     this.hooks.onStart?.(this.firstFrameEpochMs === null ? null : origin);

@@ -1,15 +1,18 @@
 import type { ConnectionId, DivergenceReason, Protocol, Side } from '../../compare/types.js';
 import type { MalformedReason } from '../../compare/wire/frame-info.js';
+import type { DivergenceRecord } from '../stats/divergence-record.js';
 
 /**
  * The replay summary: what `colo-proxy replay --json FILE` writes and what the HTML report
  * (src/report/html.ts) and the examples' documented counts read. Plain JSON, no class instances.
  * Its schema is documented field by field in docs/replay.md; bump `version` on any incompatible change.
  *
- * Times (`time`, `startedAt`, ...) are milliseconds of VIRTUAL time since the first frame of the merged
- * capture (0 = that frame); `capture.firstFrameEpochMs` anchors them to wall-clock time.
+ * Times (`startedAt`, `lastFrameMs`, ...) are milliseconds of VIRTUAL time since the first frame of the
+ * merged capture (0 = that frame); `capture.firstFrameEpochMs` anchors them to wall-clock time. The one
+ * exception is a divergence's `time`: the shared DivergenceRecord carries epoch milliseconds (the capture's
+ * own timestamps), so the same divergence reads alike here, in the event log and in the pcapng comments.
  */
-export const REPLAY_SUMMARY_VERSION = 1;
+export const REPLAY_SUMMARY_VERSION = 2;
 
 /** Why a checkpoint ran: the reason of the request that started it (a divergence reason or 'timer'). */
 export type CheckpointReason = DivergenceReason;
@@ -66,7 +69,7 @@ export interface ReplaySummary {
     /** In the order they started. */
     list: ReplayCheckpoint[];
   };
-  /** Every divergence the engine reported, in virtual-time order. */
+  /** Every divergence the engine reported, in time order (src/stats/divergence-record.ts). */
   divergences: ReplayDivergence[];
   divergencesByReason: Partial<Record<DivergenceReason, number>>;
   divergencesByProtocol: Partial<Record<Protocol, number>>;
@@ -118,21 +121,12 @@ export interface ReplayCheckpoint {
   dropped: number;
 }
 
-export interface ReplayDivergence {
-  time: number;
-  /** Printable connection, `formatConnection()`: e.g. "tcp 10.0.0.1:80 > 10.0.0.2:40000". */
-  connection: string;
-  protocol: Protocol;
-  reason: DivergenceReason;
-  /**
-   * Byte offset of the first difference: within the connection's stream for TCP, within the datagram's
-   * payload otherwise; null where no byte was compared (timeout, overflow).
-   */
-  offset: number | null;
-  detail: string;
-  /** Frame lengths of the two packets involved, or null when that side had none. */
-  primaryLength: number | null;
-  secondaryLength: number | null;
+/** One divergence: the shape every output shares (docs/statistics.md, "Divergence records"). */
+export type ReplayDivergence = DivergenceRecord;
+
+/** A divergence's time as virtual ms since the first frame, like the summary's other times. */
+export function divergenceVirtualMs(summary: Pick<ReplaySummary, 'capture'>, d: ReplayDivergence): number {
+  return Math.round((d.time - (summary.capture.firstFrameEpochMs ?? 0)) * 1000) / 1000;
 }
 
 export interface ReplayConnection {
@@ -165,7 +159,7 @@ export interface ReplayReadError {
   framesBefore: number;
 }
 
-/** The one printable form of a connection, shared by the summary, the NDJSON log and pcapng comments. */
+/** The one printable form of a connection: the summary's `connections` and the pcapng comments. */
 export function formatConnection(id: ConnectionId): string {
   if (id.src === '' && id.dst === '') return id.protocol;
   if (id.family === 0) return `${id.protocol} ${id.src} > ${id.dst}`;

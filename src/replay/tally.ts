@@ -1,12 +1,11 @@
 import type { Decision, Divergence, Packet, Side } from '../../compare/types.js';
 import type { FrameInfo } from '../../compare/wire/frame-info.js';
 import type { CaptureReader } from '../capture/record.js';
-import { divergenceFrameLengths } from '../stats/events.js';
+import { divergenceRecord } from '../stats/divergence-record.js';
 import { ConnectionCounter } from './connections.js';
-import { LatencyRecorder, round } from './latency.js';
+import { LatencyRecorder } from './latency.js';
 import {
   REPLAY_SUMMARY_VERSION,
-  formatConnection,
   type CheckpointReason,
   type ReplayCheckpoint,
   type ReplayDivergence,
@@ -25,6 +24,8 @@ export class Tally {
   /** What the decisions handled since resetFlush() released and dropped: credited to a checkpoint. */
   flushReleased = 0;
   flushDropped = 0;
+  /** The first frame's capture time (epoch ms), added to virtual time in divergence records. */
+  epochOriginMs = 0;
   private readonly divergences: ReplayDivergence[] = [];
   private readonly connections = new ConnectionCounter();
   private readonly latency = new LatencyRecorder();
@@ -111,15 +112,7 @@ export class Tally {
   }
 
   private divergence(d: Divergence): void {
-    this.divergences.push({
-      time: round(d.time),
-      connection: formatConnection(d.connection),
-      protocol: d.protocol,
-      reason: d.reason,
-      offset: d.offset,
-      detail: d.detail,
-      ...divergenceFrameLengths(d),
-    });
+    this.divergences.push(divergenceRecord(d, this.epochOriginMs));
     this.connections.counts[this.connections.byConnection(d.connection)].divergences++;
   }
 
@@ -147,7 +140,8 @@ export class Tally {
     const divergencesByProtocol: ReplaySummary['divergencesByProtocol'] = {};
     for (const d of this.divergences) {
       divergencesByReason[d.reason] = (divergencesByReason[d.reason] ?? 0) + 1;
-      divergencesByProtocol[d.protocol] = (divergencesByProtocol[d.protocol] ?? 0) + 1;
+      const protocol = d.connection.protocol;
+      divergencesByProtocol[protocol] = (divergencesByProtocol[protocol] ?? 0) + 1;
     }
     return {
       schema: 'colo-proxy/replay-summary',

@@ -145,7 +145,7 @@ async function runReplayCommand(flags: ReplayFlags): Promise<ReplaySummary> {
   const events = flags.events !== undefined ? await openEventLog(flags.events) : null;
   const bar = ProgressBar.forStderr();
   const logger = createLogger();
-  // The pcapng and the event log carry capture (epoch) times; the summary carries virtual ones.
+  // The pcapng and the event log carry capture (epoch) times, as do divergence records everywhere.
   let origin = 0;
   const hooks: ReplayHooks = {
     onStart: (start) => {
@@ -155,7 +155,7 @@ async function runReplayCommand(flags: ReplayFlags): Promise<ReplaySummary> {
     },
     onDivergence: (d: Divergence) => {
       recorder?.record(d);
-      events?.divergence({ ...d, time: origin + d.time });
+      events?.divergence(d, origin);
     },
     onCheckpoint: (c) => {
       events?.checkpoint(origin + c.completedAt, c.reason, 'ok', { total: c.completedAt - c.startedAt });
