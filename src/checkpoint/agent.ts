@@ -8,6 +8,7 @@ import {
   CheckpointError,
   LocalDriverError,
   PeerError,
+  SeedAbortedError,
   ShutdownError,
   UnexpectedSyncPointError,
   VersionMismatchError,
@@ -234,6 +235,9 @@ export class Agent extends EventEmitter<AgentEvents> {
     if (!arrived.ok) return arrived.error;
     const message = arrived.value;
     if (message.kind === 'sync' && message.value === SyncPoint.ABORT && channel.extensions) {
+      // Nothing was loaded: after an aborted seeding this VM holds no state of the primary's, so READY would
+      // let a later failover promote a VM that never was a replica. The session ends (resuming the VM) instead.
+      if (seeding) return new SeedAbortedError();
       this.logger.warn('primary aborted the checkpoint: resuming');
       const resumeError = await this.callDriver('resume');
       if (resumeError) return resumeError;

@@ -30,7 +30,8 @@ export type LossReason =
   | 'flood'
   | 'not-protected'
   | 'shutdown'
-  | 'tls';
+  | 'tls'
+  | 'seed-aborted';
 
 /** A bounded wait ran out: the peer stopped answering without closing the connection. */
 export class WaitTimeoutError extends CheckpointError {
@@ -135,6 +136,17 @@ export class FloodError extends CheckpointError {
 export class NotProtectedError extends CheckpointError {
   constructor() {
     super('COLO_CKPT_NOT_PROTECTED', 'not-protected', 'no secondary is ready: the pair is not protected');
+  }
+}
+
+/** The primary sent ABORT during the seeding checkpoint: this VM loaded nothing, so it must not say READY. */
+export class SeedAbortedError extends CheckpointError {
+  constructor() {
+    super(
+      'COLO_CKPT_SEED_ABORTED',
+      'seed-aborted',
+      "the primary aborted the seeding checkpoint: no state of the primary's was loaded, so this side is not ready",
+    );
   }
 }
 

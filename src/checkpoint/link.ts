@@ -20,6 +20,8 @@ export interface LinkOptions {
   logger?: Logger;
   /** The longest wait for one connection attempt (timeouts.connectMs; default 3000). */
   connectTimeoutMs?: number;
+  /** Listening under TLS: the longest handshake before the connection is closed (timeouts.handshakeMs; default 10000). */
+  handshakeMs?: number;
   /** First retry delay; doubles up to maxRetryMs. */
   retryMs?: number;
   maxRetryMs?: number;
@@ -33,7 +35,7 @@ export async function linkCoordinator(
 ): Promise<Link> {
   const logger = (options.logger ?? silentLogger).child({ role: 'coordinator-link' });
   if (endpoint.mode === 'listen') {
-    const listener = await listenControl(endpoint, options.material);
+    const listener = await listenControl(endpoint, options.material, options);
     listener.on('connection', (stream, peer) => coordinator.attach(stream, peer));
     listener.on('refused', (error, peer) => logger.warn({ peer, err: error.message }, 'secondary refused'));
     logger.info({ endpoint: formatEndpoint(listener.address) }, 'waiting for the secondary');
@@ -62,7 +64,7 @@ export async function linkAgent(
 ): Promise<Link> {
   const logger = (options.logger ?? silentLogger).child({ role: 'agent-link' });
   if (endpoint.mode === 'listen') {
-    const listener: ControlListener = await listenControl(endpoint, options.material);
+    const listener: ControlListener = await listenControl(endpoint, options.material, options);
     listener.on('connection', (stream, peer) => {
       if (agent.busy) {
         logger.warn({ peer }, 'refusing a second primary connection while one is served');

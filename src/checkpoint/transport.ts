@@ -73,8 +73,21 @@ interface ListenerEvents {
   refused: [error: TlsRefusedError, peer: string];
 }
 
+export interface ListenOptions {
+  /** Under TLS, how long a connection may take to complete its handshake before it is closed (default 10000). */
+  handshakeMs?: number;
+}
+
+export const defaultHandshakeMs = 10_000;
+
+/** How long close() lets a handed-over connection finish what it writes (an ERROR SHUTDOWN) before destroying it. */
+const CLOSE_GRACE_MS = 500;
+
 /** A listening control endpoint. `address` is the bound endpoint (with the real port when 0 was asked). */
 export class ControlListener extends EventEmitter<ListenerEvents> {
+  /** Every accepted TCP or unix socket not closed yet: under TLS, handshakes still pending among them. */
+  readonly sockets = new Set<net.Socket>();
+
   constructor(
     private readonly server: net.Server,
     readonly address: Endpoint,
@@ -82,27 +95,66 @@ export class ControlListener extends EventEmitter<ListenerEvents> {
     super();
   }
 
+  /**
+   * Stops listening and closes every connection: a pending TLS handshake at once, a connection handed over
+   * (its owner was told to stop first) after CLOSE_GRACE_MS. Resolves when all are closed.
+   */
   close(): Promise<void> {
-    return new Promise((resolve) => this.server.close(() => resolve()));
+    const closed = new Promise<void>((resolve) => this.server.close(() => resolve()));
+    for (const socket of this.sockets) {
+      if (!handedOver.has(socket)) {
+        socket.destroy();
+        continue;
+      }
+      socket.end();
+      setTimeout(() => socket.destroy(), CLOSE_GRACE_MS).unref();
+    }
+    return closed;
   }
 }
 
-/** Starts listening; resolves once bound. Under TLS a connection is only reported after the client's certificate passed. */
-export async function listenControl(endpoint: Endpoint, material: TlsMaterial | null): Promise<ControlListener> {
+/** Raw sockets whose connection was reported (after the TLS handshake, under TLS). */
+const handedOver = new WeakSet<net.Socket>();
+
+/**
+ * Starts listening; resolves once bound. Under TLS a connection is only reported after the client's certificate
+ * passed; one that does not complete its handshake within `handshakeMs` is refused and closed.
+ */
+export async function listenControl(
+  endpoint: Endpoint,
+  material: TlsMaterial | null,
+  options: ListenOptions = {},
+): Promise<ControlListener> {
   if (endpoint.mode !== 'listen') throw new ConfigError('address', 'a listen: address', formatEndpoint(endpoint));
   let listener: ControlListener | null = null;
+  // A TLSSocket may have lost its address by the time it is refused: each is named from its raw socket.
+  const peers = new WeakMap<net.Socket, string>();
+  const report = (socket: net.Socket): void => {
+    const raw = rawSocket(socket);
+    handedOver.add(raw);
+    tuneSocket(socket);
+    listener?.emit('connection', socket, peers.get(raw) ?? peerName(socket));
+  };
   const server: net.Server = material
-    ? tls.createServer(serverTlsOptions(material), (socket) => {
-        tuneSocket(socket);
-        listener?.emit('connection', socket, peerName(socket));
-      })
-    : net.createServer((socket) => {
-        tuneSocket(socket);
-        listener?.emit('connection', socket, peerName(socket));
-      });
+    ? tls.createServer(
+        { ...serverTlsOptions(material), handshakeTimeout: options.handshakeMs ?? defaultHandshakeMs },
+        report,
+      )
+    : net.createServer(report);
+  server.on('connection', (raw: net.Socket) => {
+    peers.set(raw, peerName(raw));
+    const sockets = listener?.sockets;
+    if (sockets === undefined) return void raw.destroy();
+    sockets.add(raw);
+    raw.once('close', () => sockets.delete(raw));
+  });
   if (material) {
     server.on('tlsClientError', (err: Error, socket: tls.TLSSocket) => {
-      listener?.emit('refused', new TlsRefusedError(err), peerName(socket));
+      // Node reports a handshake timeout here but leaves the socket open: close every refused one.
+      socket.destroy();
+      const raw = rawSocket(socket);
+      raw.destroy();
+      listener?.emit('refused', new TlsRefusedError(err), peers.get(raw) ?? peerName(socket));
     });
   }
   if (endpoint.kind === 'unix') await rm(endpoint.path, { force: true });
@@ -125,7 +177,14 @@ export async function listenControl(endpoint: Endpoint, material: TlsMaterial | 
 }
 
 function peerName(socket: net.Socket): string {
-  return socket.remoteAddress ? `${socket.remoteAddress}:${socket.remotePort}` : 'unix';
+  if (socket.remoteAddress === undefined) return 'unix';
+  const host = socket.remoteAddress.includes(':') ? `[${socket.remoteAddress}]` : socket.remoteAddress;
+  return `${host}:${socket.remotePort}`;
+}
+
+/** The TCP or unix socket under a server-side TLSSocket (Node keeps it as `_parent`); the socket itself otherwise. */
+function rawSocket(socket: net.Socket): net.Socket {
+  return (socket as net.Socket & { _parent?: net.Socket })._parent ?? socket;
 }
 
 /**

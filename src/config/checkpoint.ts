@@ -177,6 +177,7 @@ export const checkpointConfigSchema = z
           transferMs: ms('the longest wait for the state transfer (SEND to RECEIVED)', 60_000),
           loadMs: ms('the longest wait for the secondary to load (RECEIVED to LOADED, and READY)', 30_000),
           connectMs: ms('the longest wait for one connection attempt', 3_000),
+          handshakeMs: ms('the longest a TLS handshake may take on a listening side before it is closed', 10_000),
           retryMs: ms('the first wait before a dialling side tries again', 100),
           maxRetryMs: ms('the longest wait between connection attempts (the back-off doubles up to it)', 2_000),
           heartbeatIntervalMs: ms('the idle heartbeat interval', 500),
@@ -184,7 +185,7 @@ export const checkpointConfigSchema = z
         },
         {
           error:
-            'a mapping of waitMs, transferMs, loadMs, connectMs, retryMs, maxRetryMs, heartbeatIntervalMs, heartbeatLossMs',
+            'a mapping of waitMs, transferMs, loadMs, connectMs, handshakeMs, retryMs, maxRetryMs, heartbeatIntervalMs, heartbeatLossMs',
         },
       )
       .prefault({}),
@@ -340,6 +341,12 @@ export const checkpointFlags: readonly FlagSpec[] = [
     parse: integer,
     formerly: ['--connect-timeout'],
     description: 'longest wait for one connection attempt (default 3000)',
+  },
+  {
+    flag: '--handshake-ms <ms>',
+    path: 'timeouts.handshakeMs',
+    parse: integer,
+    description: 'longest a TLS handshake may take on a listening side before it is closed (default 10000)',
   },
   {
     flag: '--retry-ms <ms>',

@@ -210,6 +210,7 @@ export async function startInlineApp(
       material,
       logger,
       connectTimeoutMs: config.checkpoint.timeouts.connectMs,
+      handshakeMs: config.checkpoint.timeouts.handshakeMs,
       retryMs: config.checkpoint.timeouts.retryMs,
       maxRetryMs: config.checkpoint.timeouts.maxRetryMs,
     });

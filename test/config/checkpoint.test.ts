@@ -64,6 +64,7 @@ describe('checkpoint config', () => {
         transferMs: 60000,
         loadMs: 30000,
         connectMs: 3000,
+        handshakeMs: 10000,
         retryMs: 100,
         maxRetryMs: 2000,
         heartbeatIntervalMs: 500,
@@ -232,6 +233,8 @@ describe('checkpoint config', () => {
         '200',
         '--heartbeat-loss-ms',
         '900',
+        '--handshake-ms',
+        '2500',
         '--driver-resume-ms',
         '77',
       ],
@@ -239,7 +242,7 @@ describe('checkpoint config', () => {
     );
     const config = loadCheckpointConfig(undefined, command.opts());
     expect(config.endpoint).toBe('listen:unix:/tmp/x.sock');
-    expect(config.timeouts).toMatchObject({ heartbeatIntervalMs: 200, heartbeatLossMs: 900 });
+    expect(config.timeouts).toMatchObject({ heartbeatIntervalMs: 200, heartbeatLossMs: 900, handshakeMs: 2500 });
     expect(config.driver).toMatchObject({ kind: 'lab', control: 'tcp:127.0.0.1:7001' });
     expect(config.driver.timeouts.resumeMs).toBe(77);
   });

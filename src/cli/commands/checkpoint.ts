@@ -50,6 +50,7 @@ export function registerCheckpoint(program: Command): void {
         material,
         logger,
         connectTimeoutMs: config.timeouts.connectMs,
+        handshakeMs: config.timeouts.handshakeMs,
         retryMs: config.timeouts.retryMs,
         maxRetryMs: config.timeouts.maxRetryMs,
       });

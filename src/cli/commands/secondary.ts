@@ -61,6 +61,7 @@ export function registerSecondary(program: Command): void {
         material,
         logger,
         connectTimeoutMs: config.timeouts.connectMs,
+        handshakeMs: config.timeouts.handshakeMs,
         retryMs: config.timeouts.retryMs,
         maxRetryMs: config.timeouts.maxRetryMs,
       });
