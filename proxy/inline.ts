@@ -122,6 +122,14 @@ export interface CheckpointDone {
   deliveredIngress: number;
 }
 
+/** What shutdown() did with the primary frames held when it was called (engine and gate). */
+export interface StopFlush {
+  /** Held primary frames sent to the client. */
+  flushedFrames: number;
+  /** Of those, the ones the client port refused (counted in the gate's sendFailures too). */
+  sendFailures: number;
+}
+
 /** What the proxy emits; every listener is checked against these payloads. */
 export interface InlineProxyEvents {
   mode: [change: { mode: Mode; reason: string }];
@@ -228,13 +236,27 @@ export class InlineProxy extends EventEmitter<InlineProxyEvents> {
   }
 
   async stop(): Promise<void> {
+    this.shutdown();
+  }
+
+  /**
+   * Nothing the primary produced stays behind: every held frame (engine and gate) goes to the client, and
+   * primary frames that arrive later pass straight through. Call before the ports close; stop() does too.
+   */
+  shutdown(): StopFlush {
     this.stopped = true;
     for (const timer of this.timers) clearInterval(timer);
     this.timers = [];
     if (this.checkpointTimer) clearTimeout(this.checkpointTimer);
-    // Nothing the primary produced stays behind: flush every held frame to the client.
+    const gate = this.gate?.counters;
+    const failuresBefore = gate?.sendFailures ?? 0;
+    const sentBefore = (gate?.passed ?? 0) + (gate?.flushed ?? 0);
     if (this.currentMode === 'protected') this.apply(this.engine.flush(this.clock()));
     this.gate?.release();
+    return {
+      flushedFrames: (gate?.passed ?? 0) + (gate?.flushed ?? 0) - sentBefore,
+      sendFailures: (gate?.sendFailures ?? 0) - failuresBefore,
+    };
   }
 
   requestCheckpoint(reason: string): void {
@@ -296,6 +318,12 @@ export class InlineProxy extends EventEmitter<InlineProxyEvents> {
     this.counters.framesIn.primary++;
     switch (this.currentMode) {
       case 'protected': {
+        if (this.stopped) {
+          // Shutting down: the held frames were flushed, and nothing new is held that nobody would flush.
+          this.counters.passedThrough++;
+          this.gate?.pass(frame, start);
+          return;
+        }
         const now = this.clock();
         if (dissect(frame, start, frame.length, this.info) === null) this.mirror?.fromPrimary(this.info, now);
         this.apply(this.engine.push('primary', frame, start, now));

@@ -9,6 +9,7 @@ import { ConfigError } from '../../config/errors.js';
 import { SHUTDOWN_DRAIN_MS, startCompareService, type CompareSettings } from '../../dropin/compare-service.js';
 import { createLogger } from '../../log.js';
 import { parseListenAddress } from '../../stats/server.js';
+import { exitOnSecondSignal } from '../signals.js';
 
 const ADDRESS_FORMS = 'listen:HOST:PORT | connect:HOST:PORT | listen:unix:PATH | connect:unix:PATH';
 
@@ -132,12 +133,7 @@ export async function runCompare(settings: CompareSettings): Promise<void> {
     process.once('SIGINT', () => resolve('SIGINT'));
     process.once('SIGTERM', () => resolve('SIGTERM'));
   });
-  const again = (second: NodeJS.Signals): void => {
-    process.stderr.write(`colo-proxy compare: ${second} during shutdown: exiting at once\n`);
-    process.exit(second === 'SIGINT' ? 130 : 143);
-  };
-  process.once('SIGINT', again);
-  process.once('SIGTERM', again);
+  exitOnSecondSignal('compare');
   logger.info({ signal, loop: service.loop.counters }, 'shutting down');
   const report = await service.close();
   if (report.undeliveredBytes === 0) {

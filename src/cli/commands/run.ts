@@ -5,6 +5,7 @@ import { startInlineApp } from '../../inline/app.js';
 import { OffloadError } from '../../inline/offloads.js';
 import { createLogger } from '../../log.js';
 import { checkOutputPath } from '../output-path.js';
+import { exitOnSecondSignal } from '../signals.js';
 
 /**
  * Exit status when the host lacks something `run` needs (a capture backend, offloads off): fix the host, not
@@ -16,7 +17,8 @@ export const EXIT_HOST_NOT_READY = 4;
  * `colo-proxy run --config FILE`: the inline proxy between the client side and the two VMs. Prints one JSON
  * object per line on stdout for each event (started, mode, ready, divergence, checkpoint-start,
  * checkpoint-loaded, checkpoint, secondary-lost, primary-health, oversized); logs go to stderr. Runs until
- * SIGINT or SIGTERM. docs/inline.md describes the config file.
+ * SIGINT or SIGTERM: every held primary frame is then flushed to the client (one log line with the count),
+ * and a second signal exits at once. docs/inline.md describes the config file.
  */
 export function registerRun(program: Command): void {
   program
@@ -45,6 +47,17 @@ export function registerRun(program: Command): void {
       await new Promise<void>((resolve) => {
         for (const signal of ['SIGINT', 'SIGTERM'] as const) process.once(signal, () => resolve());
       });
+      exitOnSecondSignal('run');
+      // Before anything closes: every held primary frame goes to the client while its port is open.
+      const flush = app.proxy.shutdown();
+      if (flush.sendFailures === 0) {
+        logger.info(flush, `shutdown: ${flush.flushedFrames} held primary frames flushed to the client`);
+      } else {
+        logger.error(
+          flush,
+          `shutdown: ${flush.flushedFrames} held primary frames flushed, ${flush.sendFailures} of them refused by the client port`,
+        );
+      }
       await app.close();
       print({ event: 'stopped', time: Date.now(), status: app.status() });
       logger.flush();
