@@ -1,12 +1,13 @@
 import net from 'node:net';
 import { once } from 'node:events';
-import { afterEach, describe, expect, it } from 'vitest';
+import { afterEach, describe, expect, it, vi } from 'vitest';
 import { Agent, type AgentCheckpointReport } from '../../src/checkpoint/agent.js';
 import type { ReadyEvent } from '../../src/checkpoint/engine.js';
 import { linkAgent } from '../../src/checkpoint/link.js';
 import { parseEndpoint } from '../../src/checkpoint/transport.js';
 import { FakeDriver } from './fake-driver.js';
 import { fastTimeouts, withTimeout } from './harness.js';
+import { useProtocolTime, type ProtocolTime } from './protocol-time.js';
 import { RawPeer } from './raw-peer.js';
 
 /**
@@ -23,9 +24,9 @@ const SEED_VALUES = new Set([READY, NEW, SUSPENDED, 0x49n, RECEIVED, LOADED]);
 
 const cleanup: (() => Promise<void> | void)[] = [];
 afterEach(async () => {
+  vi.useRealTimers();
   for (const step of cleanup.splice(0).reverse()) await step();
 });
-const delay = (ms: number): Promise<void> => new Promise((resolve) => setTimeout(resolve, ms));
 
 /** A listening raw primary, scripted by each test; `nextConnection()` resolves with each accepted connection in turn. */
 async function scriptedPrimary(): Promise<{ port: number; nextConnection(): Promise<RawPeer> }> {
@@ -67,16 +68,22 @@ function wordsOf(peer: RawPeer): bigint[] {
   return Array.from({ length: bytes.length / 8 }, (_, i) => bytes.readBigUInt64BE(8 * i));
 }
 
-/** An agent dialling `port` with a short backoff; its events are recorded. */
+/** An agent dialling `port` with a short backoff, its heartbeats on protocol time; its events are recorded. */
 async function dialingAgent(port: number): Promise<{
   agent: Agent;
   secondary: FakeDriver;
   events: string[];
   ready: Promise<ReadyEvent>;
+  time: ProtocolTime;
 }> {
   const secondary = new FakeDriver();
-  // A short heartbeat interval: if the agent heartbeated, a few idle milliseconds would show it.
-  const agent = new Agent({ driver: secondary, timeouts: { ...fastTimeouts, heartbeatIntervalMs: 10 } });
+  const time = useProtocolTime({ waits: false });
+  // A short heartbeat interval: if the agent heartbeated, a few idle intervals would show it.
+  const agent = new Agent({
+    driver: secondary,
+    timeouts: { ...fastTimeouts, heartbeatIntervalMs: 10 },
+    now: time.now,
+  });
   const events: string[] = [];
   agent.on('checkpoint', (r: AgentCheckpointReport) => events.push(`checkpoint:${r.stateBytes}`));
   agent.on('dropped', (e) => events.push(`dropped:${e.reason}`));
@@ -87,16 +94,17 @@ async function dialingAgent(port: number): Promise<{
     () => link.close(),
     () => agent.close(),
   );
-  return { agent, secondary, events, ready };
+  return { agent, secondary, events, ready, time };
 }
 
 /**
  * After READY: two checkpoints with an idle spell between them, then an unexpected value so that the agent
  * drops the connection (a seed peer must not be told why with ERROR either). Returns once it closed.
  */
-async function checkpointsThenProvoke(peer: RawPeer): Promise<void> {
+async function checkpointsThenProvoke(peer: RawPeer, time: ProtocolTime): Promise<void> {
   await seedCheckpoint(peer, 'state-1');
-  await delay(100); // ten heartbeat intervals of idle
+  // Ten heartbeat intervals of idle: a heartbeat would be on the wire before the next SUSPENDED.
+  time.advance(100);
   await seedCheckpoint(peer, 'state-two');
   peer.send(LOADED);
   expect(await peer.closedWithin(2000)).toBe(true);
@@ -105,7 +113,7 @@ async function checkpointsThenProvoke(peer: RawPeer): Promise<void> {
 describe('the agent finds a seed-only primary on its own', () => {
   it('opens the next connection with READY when the primary closes on HELLO, and sends no extension again', async () => {
     const primary = await scriptedPrimary();
-    const { agent, secondary, events, ready } = await dialingAgent(primary.port);
+    const { agent, secondary, events, ready, time } = await dialingAgent(primary.port);
 
     // A strict seed primary: the first word must be READY, anything else ends the connection.
     const first = await primary.nextConnection();
@@ -117,7 +125,7 @@ describe('the agent finds a seed-only primary on its own', () => {
     expect(await second.readWord()).toBe(READY);
     expect((await withTimeout(ready, 2000, 'ready')).extensions).toBe(false);
     expect(agent.announces).toBe(false);
-    await checkpointsThenProvoke(second);
+    await checkpointsThenProvoke(second, time);
 
     expect(wordsOf(second)).toEqual([READY, SUSPENDED, RECEIVED, LOADED, SUSPENDED, RECEIVED, LOADED]);
     expect(wordsOf(second).every((word) => SEED_VALUES.has(word))).toBe(true);
@@ -130,7 +138,7 @@ describe('the agent finds a seed-only primary on its own', () => {
 
   it('sends READY on the same connection when the primary skips HELLO and stays silent', async () => {
     const primary = await scriptedPrimary();
-    const { secondary, events, ready } = await dialingAgent(primary.port);
+    const { secondary, events, ready, time } = await dialingAgent(primary.port);
     const peer = await primary.nextConnection();
     // A lenient seed primary: words that are none of the six are skipped while it waits for READY.
     let skipped = 0;
@@ -142,7 +150,7 @@ describe('the agent finds a seed-only primary on its own', () => {
     }
     expect(skipped).toBe(2); // HELLO and its version argument
     expect((await withTimeout(ready, 2000, 'ready')).extensions).toBe(false);
-    await checkpointsThenProvoke(peer);
+    await checkpointsThenProvoke(peer, time);
 
     const words = wordsOf(peer);
     expect(words.slice(0, 2)).toEqual([0x100n, 1n]);
@@ -153,13 +161,13 @@ describe('the agent finds a seed-only primary on its own', () => {
 
   it('takes a NEW in answer to HELLO as the seeding checkpoint, without READY out of turn', async () => {
     const primary = await scriptedPrimary();
-    const { secondary, events, ready } = await dialingAgent(primary.port);
+    const { secondary, events, ready, time } = await dialingAgent(primary.port);
     const peer = await primary.nextConnection();
     // A seed primary that starts on whatever its peer says first: it reads the opening and begins.
     await peer.read(16);
     await seedCheckpoint(peer, 'seed');
     expect((await withTimeout(ready, 2000, 'ready')).extensions).toBe(false);
-    await checkpointsThenProvoke(peer);
+    await checkpointsThenProvoke(peer, time);
 
     const words = wordsOf(peer);
     expect(words.slice(2)).toEqual([
