@@ -87,7 +87,8 @@ export class GarbageError extends CheckpointError {
 
 export class StateTooLargeError extends CheckpointError {
   constructor(
-    readonly length: number,
+    /** Exact: a bigint beyond 2^53. */
+    readonly length: number | bigint,
     readonly max: number,
   ) {
     super('COLO_CKPT_STATE_TOO_LARGE', 'state-too-large', `state of ${length} bytes refused: the maximum is ${max}`);

@@ -108,7 +108,9 @@ export const encoded: Readonly<Record<SyncPointName, Buffer>> = Object.fromEntri
 
 /** A decoding failure: a typed value, never a throw. */
 export type DecodeFailure =
-  { reason: 'unknown-value'; hex: string } | { reason: 'state-too-large'; length: number; max: number };
+  | { reason: 'unknown-value'; hex: string }
+  /** `length` is a bigint when it is beyond 2^53, where a number would print it rounded. */
+  | { reason: 'state-too-large'; length: number | bigint; max: number };
 
 /** What the decoder hands to its sink, in wire order. */
 export interface DecoderSink {
@@ -220,7 +222,8 @@ export class SyncPointDecoder {
       case Stage.StateLength: {
         const length = hi * 0x1_0000_0000 + lo;
         if (length > this.maxStateBytes) {
-          this.failure = { reason: 'state-too-large', length, max: this.maxStateBytes };
+          const exact = Number.isSafeInteger(length) ? length : (BigInt(hi) << 32n) | BigInt(lo);
+          this.failure = { reason: 'state-too-large', length: exact, max: this.maxStateBytes };
           return;
         }
         this.sink.stateBegin(length);

@@ -1,5 +1,8 @@
 import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
+import { ControlChannel } from '../../src/checkpoint/channel.js';
+import { StateTooLargeError } from '../../src/checkpoint/errors.js';
+import { memoryPair } from '../../src/checkpoint/transport.js';
 import {
   SyncPoint,
   SyncPointDecoder,
@@ -104,6 +107,31 @@ describe('sync point codec', () => {
     expect(events).toEqual([]);
     expect(decoder.push(encoded.READY)).toEqual(failure);
     expect(events).toEqual([]);
+  });
+
+  it('keeps a refused length beyond 2^53 exact, so a 2^63 + 1 length is named as sent', async () => {
+    const { decoder } = collect(1000);
+    const header = Buffer.alloc(16);
+    header.writeBigUInt64BE(0x49n, 0);
+    header.writeBigUInt64BE(2n ** 63n + 1n, 8);
+    const failure = decoder.push(header);
+    expect(failure).toEqual({ reason: 'state-too-large', length: 2n ** 63n + 1n, max: 1000 });
+    const exactly = collect(1000).decoder.push(Buffer.from('00000000000000498000000000000000', 'hex'));
+    expect(exactly).toEqual({ reason: 'state-too-large', length: 9223372036854775808n, max: 1000 });
+    // Through a channel, as the agent and the coordinator see it.
+    const [near, far] = memoryPair();
+    const channel = new ControlChannel(near, {
+      maxStateBytes: 1000,
+      heartbeatIntervalMs: 60_000,
+      heartbeatLossMs: 120_000,
+      now: () => performance.now(),
+    });
+    const failed = new Promise<Error>((resolve) => channel.onFailure(resolve));
+    far.write(header);
+    const error = await failed;
+    expect(error).toBeInstanceOf(StateTooLargeError);
+    expect(error.message).toBe('state of 9223372036854775809 bytes refused: the maximum is 1000');
+    far.destroy();
   });
 
   it('refuses a word that is no sync point, naming its value', () => {
