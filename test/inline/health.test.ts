@@ -1,20 +1,13 @@
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { afterAll, describe, expect, it } from 'vitest';
+import { afterAll, describe, expect, it, vi } from 'vitest';
 import { execProbe, labProbe, watchPrimary } from '../../src/inline/health.js';
 import { GuestControlServer } from '../../src/lab/guest-control.js';
 import { LabGuest } from '../../src/lab/guest.js';
 
 const dir = mkdtempSync(join(tmpdir(), 'colo-health-'));
 afterAll(() => rmSync(dir, { recursive: true, force: true }));
-
-function withTimeout<T>(promise: Promise<T>, ms: number, what: string): Promise<T> {
-  return Promise.race([
-    promise,
-    new Promise<T>((_, reject) => setTimeout(() => reject(new Error(`timed out waiting for ${what}`)), ms)),
-  ]);
-}
 
 describe('primary health check', () => {
   it('a lab probe is healthy while the guest answers and names the failure once it is gone', async () => {
@@ -34,31 +27,31 @@ describe('primary health check', () => {
   });
 
   it('declares the primary lost only after N failures in a row, once', async () => {
-    const results = [null, 'x', null, 'a', 'b', 'c', 'd'];
-    let calls = 0;
-    const failures: number[] = [];
-    const lost: string[] = [];
-    await withTimeout(
-      new Promise<void>((resolve) => {
-        watchPrimary({
-          probe: () => Promise.resolve(calls < results.length ? results[calls++] : 'e'),
-          intervalMs: 5,
-          failures: 3,
-          timeoutMs: 100,
-          onFailure: (_reason, inARow) => failures.push(inARow),
-          onLost: (reason) => {
-            lost.push(reason);
-            resolve();
-          },
-        });
-      }),
-      2000,
-      'the primary to be declared lost',
-    );
-    await new Promise((resolve) => setTimeout(resolve, 50));
-    expect(failures).toEqual([1, 1, 2, 3]);
-    expect(lost).toHaveLength(1);
-    expect(lost[0]).toContain('3 times in a row: c');
-    expect(calls).toBe(6);
+    // The watch's interval runs on fake time: the test moves it, one interval at a time.
+    vi.useFakeTimers({ toFake: ['setTimeout', 'clearTimeout'] });
+    try {
+      const results = [null, 'x', null, 'a', 'b', 'c', 'd'];
+      let calls = 0;
+      const failures: number[] = [];
+      const lost: string[] = [];
+      watchPrimary({
+        probe: () => Promise.resolve(calls < results.length ? results[calls++] : 'e'),
+        intervalMs: 5,
+        failures: 3,
+        timeoutMs: 100,
+        onFailure: (_reason, inARow) => failures.push(inARow),
+        onLost: (reason) => lost.push(reason),
+      });
+      for (let step = 0; lost.length === 0 && step < 100; step++) await vi.advanceTimersByTimeAsync(5);
+      expect(lost).toHaveLength(1);
+      // Long after the loss (two hundred intervals): no further probe, failure or loss.
+      await vi.advanceTimersByTimeAsync(1000);
+      expect(failures).toEqual([1, 1, 2, 3]);
+      expect(lost).toHaveLength(1);
+      expect(lost[0]).toContain('3 times in a row: c');
+      expect(calls).toBe(6);
+    } finally {
+      vi.useRealTimers();
+    }
   });
 });
