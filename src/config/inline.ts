@@ -23,16 +23,20 @@ const iface = z.string({ error: ifaceText }).regex(/^[^\s/:]{1,15}$/, { error: i
 const filePath = (what: string) => z.string({ error: what }).min(1, { error: what });
 
 const metricsText = 'PORT, HOST:PORT or [IPV6]:PORT with PORT in 0..65535';
-const metricsAddress = z.string({ error: metricsText }).refine(
-  (text) => {
-    try {
-      parseListenAddress(text);
-      return true;
-    } catch {
-      return false;
-    }
-  },
-  { error: metricsText },
+/** A bare port may be a YAML integer (`metrics: 9464`): it is read as the string it stands for. */
+const metricsAddress = z.preprocess(
+  (value) => (typeof value === 'number' ? String(value) : value),
+  z.string({ error: metricsText }).refine(
+    (text) => {
+      try {
+        parseListenAddress(text);
+        return true;
+      } catch {
+        return false;
+      }
+    },
+    { error: metricsText },
+  ),
 );
 
 const controlText = 'the lab guest control socket: a unix socket path, unix:PATH or tcp:HOST:PORT';

@@ -81,6 +81,13 @@ primaryHealth: { kind: lab, control: unix:/run/colo/primary.sock, intervalMs: 10
     });
   });
 
+  it('takes a bare port as a YAML integer, as the docs allow, and refuses one out of range', () => {
+    expect(load(`${minimal}\nmetrics: 9464\n`).metrics).toBe('9464');
+    expect(load(`${minimal}\nmetrics: "9464"\n`).metrics).toBe('9464');
+    expect(errorOf(`${minimal}\nmetrics: 70000\n`).field).toBe('metrics');
+    expect(errorOf(`${minimal}\nmetrics: 94.5\n`).field).toBe('metrics');
+  });
+
   it('names the field and the expected value on bad input', () => {
     expect(errorOf(`${minimal}\nmtu: 20\n`).field).toBe('mtu');
     expect(errorOf(`${minimal}\nmtu: 20\n`).message).toContain('an integer from 68 to 65535');
