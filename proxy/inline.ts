@@ -282,6 +282,12 @@ export class InlineProxy extends EventEmitter<InlineProxyEvents> {
     if (this.currentMode === 'protected') this.apply(this.engine.flush(this.clock()));
     this.gate?.release();
     this.setMode('failover', reason);
+    this.rewriter.primaryLost();
+    const waiting = this.rewriter.releasedSecondary;
+    for (let held = waiting.shift(); held !== undefined; held = waiting.shift()) {
+      this.counters.failoverReleased++;
+      this.gate?.pass(held, 0);
+    }
     this.mirror?.release(this.clock());
   }
 
@@ -327,6 +333,10 @@ export class InlineProxy extends EventEmitter<InlineProxyEvents> {
         const now = this.clock();
         if (dissect(frame, start, frame.length, this.info) === null) this.mirror?.fromPrimary(this.info, now);
         this.apply(this.engine.push('primary', frame, start, now));
+        // A secondary SYN-ACK that came first waited for this one's ISN: now it can be placed and compared.
+        const waiting = this.rewriter.releasedSecondary;
+        for (let held = waiting.shift(); held !== undefined; held = waiting.shift())
+          this.apply(this.engine.push('secondary', held, 0, now));
         return;
       }
       case 'failover':
@@ -351,6 +361,7 @@ export class InlineProxy extends EventEmitter<InlineProxyEvents> {
     }
     const now = this.clock();
     if (dissect(frame, start, frame.length, this.info) === null) this.mirror?.fromSecondary(frame, this.info, now);
+    if (this.rewriter.secondaryHeld) return;
     if (mode === 'failover') {
       this.counters.failoverReleased++;
       this.gate?.pass(frame, start);

@@ -37,6 +37,8 @@ export class RewriterConnection {
   closedAt = 0;
   /** Client frames waiting for the offset, re-dissected when released. */
   held: Buffer[] = [];
+  /** Secondary frames (its SYN-ACK) that came before the primary's ISN: mapped and released with the offset. */
+  heldSecondary: Buffer[] = [];
   nextSameHash: RewriterConnection | null = null;
   prev: RewriterConnection | null = null;
   next: RewriterConnection | null = null;

@@ -57,6 +57,11 @@ export interface RewriterCounters {
   heldOverflow: number;
   /** Held frames dropped because the connection was forgotten before the offset was learned. */
   heldAbandoned: number;
+  /**
+   * Secondary frames held because they came before the primary's SYN-ACK (a faster secondary): unmapped, the
+   * comparison would take the secondary's own ISN for the stream's start. Released mapped (releasedSecondary).
+   */
+  heldSecondary: number;
   offsetsLearned: number;
   connectionsForgotten: number;
   /** Client acks toward the secondary lowered to the end of what the secondary has sent (see rewriteClientFrame). */
@@ -85,6 +90,7 @@ export class SeqRewriter {
     held: 0,
     heldOverflow: 0,
     heldAbandoned: 0,
+    heldSecondary: 0,
     offsetsLearned: 0,
     connectionsForgotten: 0,
     ackClamped: 0,
@@ -92,6 +98,14 @@ export class SeqRewriter {
   private readonly options: RewriterOptions;
   private readonly connections = new RewriterTable();
   private readonly released = new RingQueue<Buffer>(16);
+  /**
+   * Secondary frames the rewriter held and now lets go, mapped into the primary's space, oldest first: the
+   * caller hands each to the comparison. Reused like the client queue: drain it after every fromPrimary call.
+   */
+  readonly releasedSecondary: ReleasedFrames = new RingQueue<Buffer>(4);
+  /** Whether the last fromSecondary call kept its frame (it comes back through releasedSecondary). */
+  secondaryHeld = false;
+  private primaryAlive = true;
   /** Re-dissects held frames as they are released (the caller's FrameInfo has moved on). */
   private readonly heldInfo = new FrameInfo();
 
@@ -105,8 +119,8 @@ export class SeqRewriter {
 
   /**
    * A client frame on its way to the secondary (the primary already has its copy: the frame may be
-   * patched in place). 'forward': send it now; 'held': the rewriter keeps it and releases it later;
-   * 'dropped': the hold was full (counted).
+   * patched in place). 'forward': send it now; 'held': the rewriter keeps it until the offset is known, and
+   * the fromPrimary/fromSecondary call that learns it returns it; 'dropped': the hold was full (counted).
    */
   toSecondary(frame: Buffer, info: FrameInfo, now: number): ToSecondary {
     if (!isTcp(info)) return 'forward';
@@ -153,6 +167,7 @@ export class SeqRewriter {
    * the client frames released by it, as fromPrimary does.
    */
   fromSecondary(frame: Buffer, info: FrameInfo, now: number): ReleasedFrames {
+    this.secondaryHeld = false;
     if (!isTcp(info)) return this.released;
     const flags = info.tcpFlags;
     let conn: RewriterConnection | null;
@@ -168,7 +183,39 @@ export class SeqRewriter {
     if (conn === null) return this.released;
     conn.lastSeen = now;
     if (flags & (TcpFlag.FIN | TcpFlag.RST)) this.noteVmTeardown(conn, flags, now);
-    if (conn.phase === Phase.Learning) return this.released;
+    if (conn.phase === Phase.Learning) {
+      // Only the primary's ISN can be missing here (the secondary's SYN-ACK was just seen or is this frame).
+      // Once the primary is gone none will come: the secondary's frames pass in its own space.
+      if (!this.primaryAlive) return this.released;
+      if (conn.heldSecondary.length >= this.options.maxHeldPerConnection) {
+        this.counters.heldOverflow++;
+        this.secondaryHeld = true;
+        return this.released;
+      }
+      conn.heldSecondary.push(frame);
+      this.counters.heldSecondary++;
+      this.secondaryHeld = true;
+      return this.released;
+    }
+    this.mapSecondary(frame, info, conn);
+    return this.released;
+  }
+
+  /**
+   * Failover: no primary ISN will come. The secondary frames held for one are let go as they are (the client
+   * never saw the primary's answer to those SYNs), and later ones are no longer held.
+   */
+  primaryLost(): void {
+    this.primaryAlive = false;
+    for (let conn = this.connections.first(); conn !== null; conn = conn.next) {
+      for (const frame of conn.heldSecondary) (this.releasedSecondary as RingQueue<Buffer>).push(frame);
+      conn.heldSecondary = [];
+    }
+  }
+
+  /** Puts a secondary frame into the primary's sequence space and clock (in place). */
+  private mapSecondary(frame: Buffer, info: FrameInfo, conn: RewriterConnection): void {
+    const flags = info.tcpFlags;
     if ((flags & TcpFlag.RST) === 0) {
       const end = segmentEnd(info.tcpSeq, flags, info.payloadLength);
       conn.secondaryEnd = furthestEnd(conn.hasSecondaryEnd, conn.secondaryEnd, end);
@@ -179,7 +226,6 @@ export class SeqRewriter {
       this.counters.seqRewritten++;
     }
     if (conn.tsOffset !== 0 && shiftTimestamp(frame, info, TS_VALUE, -conn.tsOffset)) this.counters.tsRewritten++;
-    return this.released;
   }
 
   /**
@@ -247,6 +293,14 @@ export class SeqRewriter {
       this.rewriteClientFrame(frame, info, conn);
       this.released.push(frame);
     }
+    const heldSecondary = conn.heldSecondary;
+    conn.heldSecondary = [];
+    for (const frame of heldSecondary) {
+      const info = dissectFrame(frame, this.heldInfo);
+      if (info === null) continue;
+      this.mapSecondary(frame, info, conn);
+      (this.releasedSecondary as RingQueue<Buffer>).push(frame);
+    }
   }
 
   private rewriteClientFrame(frame: Buffer, info: FrameInfo, conn: RewriterConnection): void {
@@ -300,8 +354,9 @@ export class SeqRewriter {
   }
 
   private abandonHeld(conn: RewriterConnection): void {
-    this.counters.heldAbandoned += conn.held.length;
+    this.counters.heldAbandoned += conn.held.length + conn.heldSecondary.length;
     conn.held = [];
+    conn.heldSecondary = [];
   }
 
   private evictOne(): void {

@@ -1,5 +1,5 @@
 import { EventEmitter } from 'node:events';
-import { describe, expect, it } from 'vitest';
+import { afterEach, describe, expect, it, vi } from 'vitest';
 import { buildTcp, buildUdp } from '../support/wire-build.js';
 import { dissect } from '../../compare/wire/dissect.js';
 import { FrameInfo, TcpFlag } from '../../compare/wire/frame-info.js';
@@ -41,9 +41,9 @@ class FakeEngine extends EventEmitter<FakeEngineEvents> implements InlineCheckpo
   }
 }
 
-function setup(engine: FakeEngine | null = new FakeEngine()) {
+function setup(engine: FakeEngine | null = new FakeEngine(), checkpointTimerMs = 0) {
   let now = 0;
-  const proxy = new InlineProxy(engine, { checkpointTimerMs: 0, resetOffsetsOnCheckpoint: false }, () => now);
+  const proxy = new InlineProxy(engine, { checkpointTimerMs, resetOffsetsOnCheckpoint: false }, () => now);
   const ports = { client: new MemoryPort(), primary: new MemoryPort(), secondary: new MemoryPort() };
   proxy.attach(ports);
   const tick = (ms: number) => (now += ms);
@@ -104,6 +104,48 @@ describe('InlineProxy (memory ports, fake checkpoint engine)', () => {
     h.proxy.sinks.primary.onFrame(reply(5009, 'DDDD'), 0);
     h.proxy.sinks.secondary.onFrame(reply(9009, 'DDDD'), 0);
     expect(tcpInfo(h.ports.client.sent.at(-1)!).tcpSeq).toBe(5009);
+  });
+
+  it("drops, with the flush, the secondary frames the kernel received before LOADED (the replaced VM's)", async () => {
+    const engine = new FakeEngine();
+    const proxy = new InlineProxy(engine, { checkpointTimerMs: 0, resetOffsetsOnCheckpoint: false }, () => 0);
+    const ports = { client: new MemoryPort(), primary: new MemoryPort(), secondary: new MemoryPort() };
+    // The secondary port's receive clock: each frame carries the time the test gives it.
+    let frameTime = 0;
+    let clockNow = 0;
+    proxy.attach(ports, { frame: () => frameTime, now: () => clockNow });
+    const h = { proxy, ports, engine, tick: () => 0 };
+    handshake(h);
+    proxy.requestCheckpoint('timer');
+    clockNow = 1000;
+    await engine.finish();
+    // Received at 900, before LOADED at 1000, handled after the flush: the old VM's, dropped and counted.
+    frameTime = 900;
+    proxy.sinks.secondary.onFrame(reply(9001, 'XXXX'), 0);
+    expect(proxy.counters.secondaryBeforeFlush).toBe(1);
+    // Received after LOADED: compared as usual, and it matches the primary's.
+    frameTime = 1100;
+    proxy.sinks.primary.onFrame(reply(5001, 'hello'), 0);
+    proxy.sinks.secondary.onFrame(reply(9001, 'hello'), 0);
+    expect(engine.started).toEqual(['timer']);
+    expect(tcpInfo(ports.client.sent.at(-1)!).payloadLength).toBe(5);
+    expect(proxy.counters.secondaryBeforeFlush).toBe(1);
+  });
+
+  it('compares a connection whose secondary answered the SYN before the primary did', () => {
+    const h = setup();
+    h.proxy.sinks.client.onFrame(buildTcp({ ...C, seq: 100, ack: 0, flags: SYN }), 0);
+    // The secondary is faster: its SYN-ACK comes before the primary's, when no offset is known yet.
+    h.proxy.sinks.secondary.onFrame(buildTcp({ ...V, seq: 9000, ack: 101, flags: SYN | ACK }), 0);
+    h.proxy.sinks.primary.onFrame(buildTcp({ ...V, seq: 5000, ack: 101, flags: SYN | ACK }), 0);
+    h.proxy.sinks.client.onFrame(buildTcp({ ...C, seq: 101, ack: 5001, flags: ACK }), 0);
+    h.proxy.sinks.primary.onFrame(reply(5001, 'HTTP/1.1 200 OK'), 0);
+    h.proxy.sinks.secondary.onFrame(reply(9001, 'HTTP/1.1 200 OK'), 0);
+    h.proxy.sinks.primary.onFrame(reply(5016, 'Content-Type'), 0);
+    h.proxy.sinks.secondary.onFrame(reply(9016, 'Content-Type'), 0);
+    expect(h.engine!.started).toEqual([]);
+    const payloads = h.ports.client.sent.map((f) => tcpInfo(f)).filter((i) => i.payloadLength > 0);
+    expect(payloads.map((i) => i.tcpSeq)).toEqual([5001, 5016]);
   });
 
   it('coalesces checkpoint requests made during a checkpoint into one more', async () => {
@@ -210,13 +252,44 @@ describe('InlineProxy (memory ports, fake checkpoint engine)', () => {
     expect(proxy.listenerCount('mode')).toBe(1);
   });
 
-  it('asks for a checkpoint when a held packet goes stale (compare_timeout), via the periodic scan', () => {
-    const h = setup();
-    const udp = buildUdp({ src: '10.0.0.2', dst: '10.0.0.1', srcPort: 53, dstPort: 5353, payload: 'only primary' });
-    h.proxy.sinks.primary.onFrame(udp, 0);
-    h.tick(3001);
-    // The scan runs on a timer in start(); call the same path directly to stay deterministic.
-    (h.proxy as unknown as { apply(d: unknown): void }).apply(h.proxy.engine.tick(3001));
-    expect(h.engine!.started).toEqual(['timeout']);
+  describe('on fake timers (the proxy clock moved with them)', () => {
+    afterEach(() => {
+      vi.useRealTimers();
+    });
+
+    it('asks for a checkpoint when a held packet goes stale (compare_timeout), via the periodic scan', async () => {
+      vi.useFakeTimers({ toFake: ['setTimeout', 'clearTimeout', 'setInterval', 'clearInterval'] });
+      const h = setup();
+      h.proxy.start();
+      const udp = buildUdp({ src: '10.0.0.2', dst: '10.0.0.1', srcPort: 53, dstPort: 5353, payload: 'only primary' });
+      h.proxy.sinks.primary.onFrame(udp, 0);
+      const { compareTimeoutMs, expiredScanCycleMs } = h.proxy.engine.options;
+      h.tick(compareTimeoutMs);
+      vi.advanceTimersByTime(expiredScanCycleMs);
+      expect(h.engine!.started).toEqual([]);
+      h.tick(1);
+      vi.advanceTimersByTime(expiredScanCycleMs);
+      expect(h.engine!.started).toEqual(['timeout']);
+      await h.proxy.stop();
+    });
+
+    it('CHKPOINT_TIMER asks for a checkpoint when none ran for checkpointTimerMs, and re-arms after each', async () => {
+      vi.useFakeTimers({ toFake: ['setTimeout', 'clearTimeout', 'setInterval', 'clearInterval'] });
+      const h = setup(new FakeEngine(), 1000);
+      h.proxy.start();
+      vi.advanceTimersByTime(999);
+      expect(h.engine!.started).toEqual([]);
+      vi.advanceTimersByTime(1);
+      expect(h.engine!.started).toEqual(['timer']);
+      // None while that checkpoint runs; the next a full period after it ended.
+      vi.advanceTimersByTime(5000);
+      expect(h.engine!.started).toEqual(['timer']);
+      await h.engine!.finish();
+      vi.advanceTimersByTime(999);
+      expect(h.engine!.started).toEqual(['timer']);
+      vi.advanceTimersByTime(1);
+      expect(h.engine!.started).toEqual(['timer', 'timer']);
+      await h.proxy.stop();
+    });
   });
 });
