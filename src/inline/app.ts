@@ -129,6 +129,7 @@ export async function startInlineApp(
 
     const metrics = new ColoMetrics();
     metrics.setMode('unprotected');
+    metrics.setPeerConnected('secondary', false);
     const sync = new CounterSync(proxy, metrics);
     closers.push(recordCheckpointMetrics(coordinator, metrics));
     wireObservers({ proxy, coordinator, metrics, events, recorder, logger, emit });
@@ -161,6 +162,7 @@ export async function startInlineApp(
       let dropsLoggedAt = -Infinity;
       let dropsUnlogged = 0;
       port.on('drops', (added: number, total: number) => {
+        metrics.recordCaptureDrops(role, added);
         dropsUnlogged += added;
         if (performance.now() - dropsLoggedAt < 1000) return;
         dropsLoggedAt = performance.now();
@@ -280,10 +282,14 @@ function wireObservers({ proxy, coordinator, metrics, events, recorder, logger, 
   proxy.on('checkpoint-request', ({ reason }) => metrics.recordCheckpointRequest(reason));
   proxy.on('checkpoint-start', ({ reason }) => emit('checkpoint-start', { reason }));
   proxy.on('checkpoint', (done) => emit('checkpoint-loaded', { ...done }));
-  coordinator.on('ready', (event) => emit('ready', { ...event }));
-  coordinator.on('secondary-lost', (event) =>
-    emit('secondary-lost', { reason: event.reason, message: event.error.message, wasProtected: event.wasProtected }),
-  );
+  coordinator.on('ready', (event) => {
+    metrics.setPeerConnected('secondary', true);
+    emit('ready', { ...event });
+  });
+  coordinator.on('secondary-lost', (event) => {
+    metrics.setPeerConnected('secondary', false);
+    emit('secondary-lost', { reason: event.reason, message: event.error.message, wasProtected: event.wasProtected });
+  });
   coordinator.on('checkpoint', (report) => {
     events?.checkpoint(Date.now(), report.reason, outcomeLabel(report), reportedPhasesMs(report.durations));
     emit('checkpoint', {

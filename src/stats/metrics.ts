@@ -1,4 +1,5 @@
-import { Counter, Gauge, Histogram, Registry } from 'prom-client';
+import { collectDefaultMetrics, Counter, Gauge, Histogram, Registry } from 'prom-client';
+import packageJson from '../../package.json' with { type: 'json' };
 import type { Decision, Divergence, Side } from '../../compare/types.js';
 import type { Mode } from '../../proxy/inline.js';
 import {
@@ -31,6 +32,9 @@ export const MetricName = {
   mode: 'colo_mode',
   compareLatencySeconds: 'colo_compare_latency_seconds',
   connections: 'colo_connections',
+  buildInfo: 'colo_build_info',
+  captureDrops: 'colo_capture_drops_total',
+  peerConnected: 'colo_peer_connected',
 } as const;
 
 export const metricNames: readonly string[] = Object.values(MetricName);
@@ -121,6 +125,9 @@ export class ColoMetrics {
   private connections = 0;
   private latencyCount = 0;
   private latencySumMs = 0;
+  private readonly captureDrops = new CellTable(['role']);
+  private readonly peers = new Map<string, boolean>();
+  private processMetrics = false;
 
   private readonly checkpointCounter: Counter<'outcome'>;
   private readonly phaseHistogram: Histogram<'phase'>;
@@ -241,6 +248,30 @@ export class ColoMetrics {
         this.set(self.connections);
       },
     });
+    new Gauge({
+      name: MetricName.buildInfo,
+      help: 'Always 1; the labels say which colo-proxy (version) runs on which Node.js (node)',
+      labelNames: ['version', 'node'],
+      registers,
+    }).set({ version: packageJson.version, node: process.versions.node }, 1);
+    new Counter({
+      name: MetricName.captureDrops,
+      help: "Frames the kernel dropped because a capture ring was full (ring capture only), by the port's role",
+      labelNames: ['role'],
+      registers,
+      collect() {
+        self.captureDrops.publish(this);
+      },
+    });
+    new Gauge({
+      name: MetricName.peerConnected,
+      help: 'Whether each peer is connected (1) or not (0): the secondary for run, each socket for compare',
+      labelNames: ['peer'],
+      registers,
+      collect() {
+        for (const [peer, connected] of self.peers) this.set({ peer }, connected ? 1 : 0);
+      },
+    });
     this.latencyHistogram = new FastHistogram({
       name: MetricName.compareLatencySeconds,
       help: 'Time a primary frame was held before its release (arrival to release)',
@@ -345,6 +376,27 @@ export class ColoMetrics {
 
   setConnections(n: number): void {
     this.connections = n;
+  }
+
+  /** `n` more frames the kernel dropped on the capture ring of the port with this role (client, primary, ...). */
+  recordCaptureDrops(role: string, n: number): void {
+    this.captureDrops.cell(role).value += n;
+  }
+
+  /** Whether a peer is connected now; name every peer early (false) so its series exists before it connects. */
+  setPeerConnected(peer: string, connected: boolean): void {
+    this.peers.set(peer, connected);
+  }
+
+  /**
+   * Adds prom-client's process and Node.js metrics (CPU, memory, file descriptors, event loop lag, heap, GC)
+   * to this registry; the statistics server calls it. Not in the constructor: the event-loop monitor and the
+   * GC observer run for the process's life, which a ColoMetrics that is never served does not need.
+   */
+  collectProcessMetrics(): void {
+    if (this.processMetrics) return;
+    this.processMetrics = true;
+    collectDefaultMetrics({ register: this.registry });
   }
 
   /** Prometheus text exposition, e.g. for a test or a one-shot dump. */

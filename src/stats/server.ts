@@ -20,12 +20,13 @@ export interface StatsServer {
 }
 
 /**
- * Serves GET /metrics (Prometheus text) and GET /stats (JSON) over plain HTTP. Anything else is 404,
- * a method other than GET/HEAD is 405; a failing status() or registry is a 500 with the message, and
- * the server keeps serving.
+ * Serves GET /metrics (Prometheus text, the process and Node.js metrics included) and GET /stats (JSON)
+ * over plain HTTP. Anything else is 404, a method other than GET/HEAD is 405; a failing status() or
+ * registry is a 500 with the message, and the server keeps serving.
  */
 export async function startStatsServer(options: StatsServerOptions): Promise<StatsServer> {
   const { metrics, status } = options;
+  metrics.collectProcessMetrics();
 
   const server = createServer((req, res) => {
     handle(req, res).catch((err: unknown) => fail(res, err));

@@ -3,6 +3,7 @@ import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterEach, describe, expect, it } from 'vitest';
+import packageJson from '../../package.json' with { type: 'json' };
 import { MemoryPort, type FrameSink } from '../../proxy/port.js';
 import { Agent } from '../../src/checkpoint/agent.js';
 import { linkAgent, type Link } from '../../src/checkpoint/link.js';
@@ -140,6 +141,70 @@ describe('colo-proxy run: the metrics it reports (memory ports, a real coordinat
       .map((line) => JSON.parse(line) as { type: string; outcome?: string });
     expect(logged.filter((e) => e.type === 'checkpoint').map((e) => e.outcome)).toEqual(['ok', 'aborted']);
     expect(logged.filter((e) => e.type === 'divergence')).toHaveLength(1);
+  }, 30_000);
+
+  it('exports the secondary as a peer, kernel ring drops per port, the mode, the build and the process', async () => {
+    agent = new Agent({ driver: new FakeDriver(Buffer.from('secondary state')) });
+    agentLink = await linkAgent(agent, parseEndpoint('listen:127.0.0.1:0'), { material: null });
+    const config = inlineConfigSchema.parse({
+      interfaces: { client: 'c0', primary: 'p0', secondary: 's0' },
+      checkpoint: {
+        endpoint: formatEndpoint({ ...agentLink.endpoint, mode: 'connect' }),
+        plaintext: true,
+        driver: { kind: 'exec', suspend: 'true', save: "printf 'primary state'", resume: 'true' },
+      },
+      offloadCheck: false,
+      metrics: '127.0.0.1:0',
+    });
+    const ports = new Map<string, TestPort>();
+    const seen: AppEvent[] = [];
+    let wake = (): void => {};
+    const waitFor = (event: string): Promise<void> =>
+      withTimeout(
+        new Promise<void>((resolve) => {
+          wake = () => {
+            if (seen.some((e) => e.event === event)) resolve();
+          };
+          wake();
+        }),
+        10_000,
+        `the ${event} event`,
+      );
+    app = await startInlineApp(config, silentLogger, {
+      openPort: (options) => {
+        const port = new TestPort(options.sink);
+        ports.set(options.name, port);
+        return port;
+      },
+      onEvent: (event) => {
+        seen.push(event);
+        wake();
+      },
+    });
+    const scrape = async (): Promise<string> =>
+      (await fetch(`http://${app!.stats!.host}:${app!.stats!.port}/metrics`)).text();
+    await waitFor('ready');
+    // A ring port reports what the kernel dropped (added, total): the counter follows each port.
+    ports.get('primary')!.emit('drops', 3, 3);
+    ports.get('primary')!.emit('drops', 2, 5);
+    ports.get('client')!.emit('drops', 7, 7);
+    const text = await scrape();
+    expect(text).toContain('colo_peer_connected{peer="secondary"} 1');
+    expect(text).toContain('colo_capture_drops_total{role="primary"} 5');
+    expect(text).toContain('colo_capture_drops_total{role="client"} 7');
+    expect(text).toContain('colo_mode{mode="protected"} 1');
+    expect(text).toContain(`colo_build_info{version="${packageJson.version}",node="${process.versions.node}"} 1`);
+    expect(text).toMatch(/^process_cpu_user_seconds_total \d/m);
+    expect(text).toMatch(/^nodejs_eventloop_lag_seconds \d/m);
+
+    await agent.close();
+    await agentLink.close();
+    agent = null;
+    agentLink = null;
+    await waitFor('secondary-lost');
+    const after = await scrape();
+    expect(after).toContain('colo_peer_connected{peer="secondary"} 0');
+    expect(after).toContain('colo_mode{mode="solo"} 1');
   }, 30_000);
 });
 

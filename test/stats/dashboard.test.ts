@@ -69,9 +69,14 @@ function queriesOf(d: Dashboard): { where: string; expr: string }[] {
   return out;
 }
 
-/** Every series name the registry exposes, including a histogram's _bucket, _sum and _count. */
+/**
+ * Every series name the registry exposes, including a histogram's _bucket, _sum and _count: ColoMetrics' own
+ * and the process and Node.js metrics the statistics server adds.
+ */
 async function exposedSeries(): Promise<Set<string>> {
-  const metrics = await new ColoMetrics().registry.getMetricsAsJSON();
+  const coloMetrics = new ColoMetrics();
+  coloMetrics.collectProcessMetrics();
+  const metrics = await coloMetrics.registry.getMetricsAsJSON();
   const names = new Set<string>();
   for (const m of metrics) {
     names.add(m.name);

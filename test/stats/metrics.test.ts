@@ -1,5 +1,6 @@
 import { Registry } from 'prom-client';
 import { describe, expect, it } from 'vitest';
+import packageJson from '../../package.json' with { type: 'json' };
 import { CompareEngine } from '../../compare/engine.js';
 import type { Decision, Divergence, Packet, Side } from '../../compare/types.js';
 import { buildUdp } from '../support/wire-build.js';
@@ -277,5 +278,46 @@ describe('ColoMetrics with the comparison engine', () => {
       recent: expect.any(Array),
     });
     expect(s.compareLatency.count).toBe(3);
+  });
+
+  it('exports the build as colo_build_info{version,node} = 1', async () => {
+    const text = await new ColoMetrics().metricsText();
+    expect(seriesValue(text, `colo_build_info{version="${packageJson.version}",node="${process.versions.node}"}`)).toBe(
+      1,
+    );
+  });
+
+  it('counts kernel ring drops per port role, exactly across scrapes', async () => {
+    const m = new ColoMetrics();
+    m.recordCaptureDrops('primary', 3);
+    expect(seriesValue(await m.metricsText(), 'colo_capture_drops_total{role="primary"}')).toBe(3);
+    m.recordCaptureDrops('primary', 2);
+    m.recordCaptureDrops('secondary', 1);
+    const text = await m.metricsText();
+    expect(seriesValue(text, 'colo_capture_drops_total{role="primary"}')).toBe(5);
+    expect(seriesValue(text, 'colo_capture_drops_total{role="secondary"}')).toBe(1);
+  });
+
+  it('shows each named peer as connected (1) or not (0), following the last call', async () => {
+    const m = new ColoMetrics();
+    m.setPeerConnected('outdev', false);
+    m.setPeerConnected('notify-dev', true);
+    expect(seriesValue(await m.metricsText(), 'colo_peer_connected{peer="outdev"}')).toBe(0);
+    m.setPeerConnected('outdev', true);
+    m.setPeerConnected('notify-dev', false);
+    const text = await m.metricsText();
+    expect(seriesValue(text, 'colo_peer_connected{peer="outdev"}')).toBe(1);
+    expect(seriesValue(text, 'colo_peer_connected{peer="notify-dev"}')).toBe(0);
+  });
+
+  it('adds the process and Node.js metrics only when asked, once however often asked', async () => {
+    const m = new ColoMetrics();
+    expect(await m.metricsText()).not.toContain('process_cpu_user_seconds_total');
+    m.collectProcessMetrics();
+    m.collectProcessMetrics();
+    const text = await m.metricsText();
+    // CPU counts from the call on, so it may still read 0; the heap is never empty.
+    expect(seriesValue(text, 'process_cpu_user_seconds_total')).toBeGreaterThanOrEqual(0);
+    expect(seriesValue(text, 'nodejs_heap_size_used_bytes')).toBeGreaterThan(0);
   });
 });
