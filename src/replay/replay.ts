@@ -303,9 +303,10 @@ class Replayer {
   }
 
   private async pace(at: number): Promise<void> {
-    // Real time skips a long gap too: never wait longer than the clock could still have work in it.
+    // Real time skips a long gap too: wait only as long as the clock can still have work in it (one timer
+    // firing and its checkpoint, or the ticks that may still find a timeout).
     const o = this.options;
-    const longest = 2 * o.checkpointTimerMs + o.compareTimeoutMs + o.expiredScanCycleMs + o.checkpointDurationMs;
+    const longest = Math.max(o.checkpointTimerMs, o.compareTimeoutMs + o.expiredScanCycleMs) + o.checkpointDurationMs;
     this.unpacedMs += Math.max(0, at - this.now - longest);
     const due = this.wallStart + (at - this.unpacedMs) / o.speed;
     const wait = due - performance.now();

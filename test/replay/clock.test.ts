@@ -314,6 +314,21 @@ describe('replay virtual clock', () => {
     expect(summary.clock.timersSkipped).toBeGreaterThan(250_000_000);
   });
 
+  it('--speed waits through a long gap only as long as the clock has work in it', async () => {
+    const frames: [number, string][] = [
+      [0, 'a'],
+      [86_400_000, 'b'],
+    ];
+    const fast = await replay(source(frames), source([]), new ScriptedEngine(), options({}));
+    const started = performance.now();
+    // Real time at 100x would be 864 s; the wait is max(timer, timeout + cycle) + duration = 10,020 ms / 100.
+    const paced = await replay(source(frames), source([]), new ScriptedEngine(), options({ speed: 100 }));
+    const waited = performance.now() - started;
+    expect(waited).toBeGreaterThanOrEqual(95);
+    expect(waited).toBeLessThan(5000);
+    expect({ ...paced, options: null }).toEqual({ ...fast, options: null });
+  });
+
   it('stops ticking in a gap once every held frame has had its timeout', async () => {
     const engine = new ScriptedEngine();
     const summary = await replay(
