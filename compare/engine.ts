@@ -145,6 +145,7 @@ export class CompareEngine implements ComparisonSink {
   private readonly divergenceCounts: Partial<Record<DivergenceReason, number>> = {};
   private readonly tcpCounters = new TcpCounters();
   private readonly alignBySequence: boolean;
+  private forgetPositions = false;
 
   constructor(options: Partial<CompareOptions> = {}) {
     this.options = compareOptions(options);
@@ -275,6 +276,20 @@ export class CompareEngine implements ComparisonSink {
     return decision;
   }
 
+  /**
+   * A flush after a gap in what the engine saw (the inline proxy passes frames around it while it is not
+   * protected): what each TCP connection had sent by then is stale, so both sides' positions are forgotten and
+   * comparison restarts at the next segment of either side, as after a SYN.
+   */
+  flushForgettingPositions(now: number): Decision {
+    this.forgetPositions = true;
+    try {
+      return this.flush(now);
+    } finally {
+      this.forgetPositions = false;
+    }
+  }
+
   stats(): EngineStats {
     return {
       connections: this.table.size,
@@ -376,6 +391,7 @@ export class CompareEngine implements ComparisonSink {
       for (let s = conn.secondary.shift(); s !== undefined; s = conn.secondary.shift()) this.drop(s);
       conn.primary.shrinkIfEmpty(QUEUE_CAPACITY_KEPT);
       conn.secondary.shrinkIfEmpty(QUEUE_CAPACITY_KEPT);
+      if (this.forgetPositions) conn.positions = null;
       if (this.alignBySequence && conn.kind === ConnKind.TCP) anchorAtFlush(conn);
       else conn.resetComparison();
     }

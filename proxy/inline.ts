@@ -360,8 +360,20 @@ export class InlineProxy extends EventEmitter<InlineProxyEvents> {
       return;
     }
     const now = this.clock();
-    if (dissect(frame, start, frame.length, this.info) === null) this.mirror?.fromSecondary(frame, this.info, now);
-    if (this.rewriter.secondaryHeld) return;
+    if (dissect(frame, start, frame.length, this.info) === null) {
+      this.mirror?.fromSecondary(frame, this.info, now);
+      // Only this frame's own fromSecondary call says whether the rewriter kept it (a malformed frame makes none).
+      const held = this.rewriter.secondaryHeld;
+      // The offset can be learned here too (the secondary's SYN came after its other frames): those go first.
+      const waiting = this.rewriter.releasedSecondary;
+      for (let earlier = waiting.shift(); earlier !== undefined; earlier = waiting.shift()) {
+        if (mode === 'failover') {
+          this.counters.failoverReleased++;
+          this.gate?.pass(earlier, 0);
+        } else this.apply(this.engine.push('secondary', earlier, 0, now));
+      }
+      if (held) return;
+    }
     if (mode === 'failover') {
       this.counters.failoverReleased++;
       this.gate?.pass(frame, start);
@@ -450,8 +462,10 @@ export class InlineProxy extends EventEmitter<InlineProxyEvents> {
 
   private onProtected(): void {
     if (this.currentMode === 'protected' || this.currentMode === 'failover') return;
-    // The secondary was (re-)seeded with a full copy: it is a clone, so offsets restart from 0.
+    // The secondary was (re-)seeded with a full copy: it is a clone, so offsets restart from 0, and the engine,
+    // which saw nothing while the primary passed through, restarts each connection at its next segments.
     this.rewriter.onCheckpoint(true);
+    this.apply(this.engine.flushForgettingPositions(this.clock()));
     this.setMode('protected', 'secondary ready');
     this.armCheckpointTimer();
   }

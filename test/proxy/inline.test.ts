@@ -148,6 +148,24 @@ describe('InlineProxy (memory ports, fake checkpoint engine)', () => {
     expect(payloads.map((i) => i.tcpSeq)).toEqual([5001, 5016]);
   });
 
+  it('after solo, compares a connection that lived through it from where both VMs are now', () => {
+    const h = setup();
+    handshake(h);
+    h.proxy.sinks.primary.onFrame(reply(5001, 'hello'), 0);
+    h.proxy.sinks.secondary.onFrame(reply(9001, 'hello'), 0);
+    h.engine!.emit('secondary-lost', { reason: 'heartbeat' });
+    // Solo: the primary's stream goes on around the comparison.
+    h.proxy.sinks.primary.onFrame(reply(5006, 'while solo'), 0);
+    // A new secondary is a clone (offsets back to 0): it resumes exactly where the primary is.
+    h.engine!.emit('ready', { peer: 'x', extensions: true });
+    const sent = h.ports.client.sent.length;
+    h.proxy.sinks.primary.onFrame(reply(5016, 'protected again'), 0);
+    h.proxy.sinks.secondary.onFrame(reply(5016, 'protected again'), 0);
+    expect(h.ports.client.sent.length).toBe(sent + 1);
+    expect(tcpInfo(h.ports.client.sent.at(-1)!).tcpSeq).toBe(5016);
+    expect(h.engine!.started).toEqual([]);
+  });
+
   it('coalesces checkpoint requests made during a checkpoint into one more', async () => {
     const h = setup();
     h.proxy.requestCheckpoint('timer');
