@@ -178,13 +178,21 @@ function connectionPlot(s: ReplaySummary, top: number): string {
  * A table; `align` has one letter per column: l (text), r (numbers, right-aligned), w (text that may
  * wrap, e.g. details). Other columns do not wrap, so times and addresses stay on one line.
  */
-function table(head: string[], rows: string[][], align: string): string {
+/** `below[i]`, when not empty, is a full-width row under row i (e.g. a divergence's bytes). */
+function table(head: string[], rows: string[][], align: string, below: string[] = []): string {
   const cls = (i: number): string => {
     const a = align[i] ?? 'l';
     return a === 'r' ? ' class="num"' : a === 'w' ? ' class="wrap"' : '';
   };
   const th = head.map((h, i) => `<th${cls(i)}>${esc(h)}</th>`).join('');
-  const tr = rows.map((r) => `<tr>${r.map((cell, i) => `<td${cls(i)}>${cell}</td>`).join('')}</tr>`).join('');
+  const tr = rows
+    .map((r, n) => {
+      const cells = r.map((cell, i) => `<td${cls(i)}>${cell}</td>`).join('');
+      const sub = below[n] ?? '';
+      if (sub === '') return `<tr>${cells}</tr>`;
+      return `<tr class="has-sub">${cells}</tr><tr class="sub"><td colspan="${head.length}">${sub}</td></tr>`;
+    })
+    .join('');
   return `<table><thead><tr>${th}</tr></thead><tbody>${tr}</tbody></table>`;
 }
 
@@ -240,14 +248,15 @@ function divergenceTable(s: ReplaySummary, max: number): string {
     `<code>${esc(formatDivergenceConnection(d.connection))}</code>`,
     d.offset === null ? '–' : fmtInt(d.offset),
     `${d.primaryLength === null ? '–' : fmtInt(d.primaryLength)} / ${d.secondaryLength === null ? '–' : fmtInt(d.secondaryLength)}`,
-    `<span class="detail">${esc(d.detail)}</span>` + hexWindow(d.window),
+    `<span class="detail">${esc(d.detail)}</span>`,
   ]);
   return (
     `<div class="scroll">` +
     table(
-      ['time', 'reason', 'protocol', 'connection', 'offset', 'lengths P / S', 'detail and bytes around the difference'],
+      ['time', 'reason', 'protocol', 'connection', 'offset', 'lengths P / S', 'detail'],
       rows,
       'rlllrrw',
+      shown.map((d) => hexWindow(d.window)),
     ) +
     `</div>` +
     omitted(shown.length, s.divergences.length, 'divergences')

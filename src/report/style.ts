@@ -39,9 +39,11 @@ td.num, th.num { text-align: right; }
 table + table { margin-top: 14px; }
 .scroll { max-height: 520px; overflow: auto; }
 .detail { color: var(--muted); white-space: pre-wrap; word-break: break-word; }
-pre.hex { margin: 6px 0 0; font-family: ui-monospace, "DejaVu Sans Mono", Menlo, Consolas, monospace;
+tr.has-sub td { border-bottom: none; }
+tr.sub td { padding-top: 0; }
+pre.hex { margin: 0 0 4px; font-family: ui-monospace, "DejaVu Sans Mono", Menlo, Consolas, monospace;
   font-size: 12px; line-height: 1.35; white-space: pre; }
-pre.hex .off, pre.hex .side { color: var(--muted); }
+pre.hex .off, pre.hex .side, pre.hex .ascii { color: var(--muted); }
 pre.hex mark { background: #f6c7c3; color: var(--bad); font-weight: 700; border-radius: 2px; }
 .legend { display: flex; flex-wrap: wrap; gap: 14px; margin-top: 8px; color: var(--muted); font-size: 12px; }
 .key { display: inline-flex; align-items: center; gap: 6px; }

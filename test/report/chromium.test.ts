@@ -179,7 +179,7 @@ describeWith([hasCommand('chromium', 'chromium')], 'the HTML report in headless 
         session,
         `[...document.querySelectorAll('pre.hex')].map((pre) => {
           const box = pre.getBoundingClientRect();
-          return { text: pre.innerText, marks: [...pre.querySelectorAll('mark')].map((m) => m.innerText),
+          return { text: pre.innerText, marks: [...pre.querySelectorAll('mark:not(.ch)')].map((m) => m.innerText),
             width: box.width, height: box.height };
         })`,
       );

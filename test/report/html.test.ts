@@ -1,6 +1,7 @@
 import { describe, expect, it } from 'vitest';
 import type { DivergenceReason } from '../../compare/types.js';
 import { esc, fmtInt, fmtMs, niceStep, niceTicks } from '../../src/report/format.js';
+import { hexWindow } from '../../src/report/hex.js';
 import { renderReport } from '../../src/report/html.js';
 import { reasonColour, timelineChart } from '../../src/report/svg.js';
 import { fixtureSummary, hostileDetail, hostileFile, quietSummary } from './fixture.js';
@@ -59,7 +60,10 @@ describe('renderReport', () => {
     const s = fixtureSummary();
     const html = renderReport(s, { maxDivergences: 5 });
     const table = html.slice(html.indexOf('<h2>Divergences</h2>'), html.indexOf('<h2>Checkpoints</h2>'));
-    expect(table.match(/<tr>/g)).toHaveLength(1 + 5);
+    // The header, then one row per divergence (each with a window also has a row of bytes under it).
+    expect(table.match(/<tr(?: class="has-sub")?>/g)).toHaveLength(1 + 5);
+    const windows = s.divergences.slice(0, 5).filter((d) => d.window !== null).length;
+    expect(table.match(/<tr class="sub">/g) ?? []).toHaveLength(windows);
     expect(table).toContain(
       `Showing the first 5 of ${s.divergences.length} divergences; ${s.divergences.length - 5} omitted`,
     );
@@ -185,5 +189,22 @@ describe('report formatting', () => {
     expect(reasonColour('payload')).toBe('#D55E00');
     expect(reasonColour('something-new')).toMatch(/^#[0-9A-F]{6}$/);
     expect(reasonColour('something-new')).toBe(reasonColour('something-new'));
+  });
+});
+
+describe('hexWindow', () => {
+  it('dumps a window 16 bytes a line with its frame offsets, marking the differing byte or where a side ended', () => {
+    const html = hexWindow({
+      primary: { offset: 0x20, at: 0x30, hex: '41'.repeat(16) },
+      secondary: { offset: 0x20, at: 0x30, hex: '41'.repeat(16) + '3c' },
+    });
+    const lines = html.replace(/^<pre class="hex">|<\/pre>$/g, '').split('\n');
+    expect(lines).toHaveLength(4);
+    expect(lines[0]).toContain('<span class="off">0x0020</span>  41 41');
+    // The primary ended where the secondary has one more byte: an end mark on a line of its own.
+    expect(lines[1]).toContain('<span class="off">0x0030</span>  <mark title="the frame ends here">--</mark>');
+    expect(lines[3]).toContain('<mark>3c</mark>');
+    expect(lines[3]).toContain('<mark class="ch">&lt;</mark>');
+    expect(hexWindow(null)).toBe('');
   });
 });
