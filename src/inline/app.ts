@@ -3,7 +3,12 @@ import { InlineProxy, type FramePort } from '../../proxy/inline.js';
 import { LivePort, liveCaptureAvailable } from '../../proxy/ports/live.js';
 import type { LivePortCounters, LivePortOptions } from '../../proxy/ports/capture.js';
 import { RingPort } from '../../proxy/ports/ring.js';
-import { RingCaptureUnavailable, ringCaptureAvailable, ringCaptureError } from '../../proxy/ports/packet-ring.js';
+import {
+  RingCaptureUnavailable,
+  ringCaptureAvailable,
+  ringCaptureError,
+  ringClockUs,
+} from '../../proxy/ports/packet-ring.js';
 import { DivergenceRecorder } from '../capture/divergence-recorder.js';
 import { Coordinator } from '../checkpoint/coordinator.js';
 import { outcomeLabel } from '../checkpoint/engine.js';
@@ -44,8 +49,9 @@ export function chooseCapture(configured: CaptureBackend | undefined): CaptureBa
   throw new RingCaptureUnavailable(ringCaptureError(), false);
 }
 
-export function openLivePort(capture: CaptureBackend, options: LivePortOptions): PortLike {
-  return capture === 'ring' ? new RingPort(options) : new LivePort(options);
+/** `receiveTimes`: a ring port keeps each frame's kernel receive time (the pcap backend has none). */
+export function openLivePort(capture: CaptureBackend, options: LivePortOptions, receiveTimes = false): PortLike {
+  return capture === 'ring' ? new RingPort({ ...options, timestamps: receiveTimes }) : new LivePort(options);
 }
 
 export interface AppDependencies {
@@ -140,7 +146,8 @@ export async function startInlineApp(
     if (openPort === undefined) {
       const backend = chooseCapture(config.capture);
       capture = backend;
-      openPort = (options: LivePortOptions) => openLivePort(backend, options);
+      // The secondary's receive times mark which of its frames the replaced VM sent (InlineProxy.attach).
+      openPort = (options: LivePortOptions) => openLivePort(backend, options, options.name === 'secondary');
     }
     const ports = {} as Record<'client' | 'primary' | 'secondary', PortLike>;
     for (const role of ['client', 'primary', 'secondary'] as const) {
@@ -173,7 +180,14 @@ export async function startInlineApp(
         dropsUnlogged = 0;
       });
     }
-    proxy.attach(ports);
+    const secondaryPort = ports.secondary;
+    proxy.attach(
+      ports,
+      // 0: the ring keeps no receive times (a port opened without them): never taken for a replaced VM's frame.
+      secondaryPort instanceof RingPort
+        ? { frame: () => secondaryPort.frameTimeUs || Infinity, now: ringClockUs }
+        : undefined,
+    );
     proxy.start();
     closers.push(() => proxy.stop());
     const sampler = setInterval(() => sync.run(), 500);

@@ -46,16 +46,21 @@ export class LabProcess {
       }
       for (const wake of this.waiters.splice(0)) wake();
     });
+    // 'close', not 'exit': only after it has every line the process printed been read (a waiter that saw the
+    // exit first would miss the last one).
     this.exited = new Promise((resolve) =>
-      child.once('exit', (code, signal) => {
+      child.once('close', (code, signal) => {
+        this.closed = true;
         resolve(code ?? (signal ? -1 : null));
         for (const wake of this.waiters.splice(0)) wake();
       }),
     );
   }
 
+  private closed = false;
+
   get running(): boolean {
-    return this.child.exitCode === null && this.child.signalCode === null;
+    return !this.closed;
   }
 
   /** Resolves with the first event (from the start) that matches; rejects after timeoutMs or on exit. */
@@ -64,7 +69,10 @@ export class LabProcess {
     for (;;) {
       const found = this.events.find(match);
       if (found) return found;
-      if (!this.running) throw new Error(`${this.name} exited while waiting for ${what}\n${this.logTail()}`);
+      if (!this.running)
+        throw new Error(
+          `${this.name} exited (${String(this.child.exitCode ?? this.child.signalCode)}) while waiting for ${what}\n${this.logTail()}`,
+        );
       const left = deadline - Date.now();
       if (left <= 0)
         throw new Error(`timed out after ${timeoutMs} ms waiting for ${what} from ${this.name}\n${this.logTail()}`);

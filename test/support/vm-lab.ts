@@ -233,7 +233,9 @@ export class VmLab {
           ...(o.precopy ? { precopy: { uri: `unix:${this.path('incoming.sock')}` } } : {}),
         },
       },
-      compare: { compareTimeoutMs: o.compareTimeoutMs ?? 3000, expiredScanCycleMs: 100, maxQueueSize: 8192 },
+      // Under TCG a freshly loaded QEMU translates the guest's code anew: its first replies after a checkpoint can
+      // trail the primary's by seconds on a loaded two-core host, which a 3 s compare_timeout calls a divergence.
+      compare: { compareTimeoutMs: o.compareTimeoutMs ?? 10_000, expiredScanCycleMs: 100, maxQueueSize: 8192 },
       capture: labCapture,
       captureBufferFrames: 1024,
       metrics: '127.0.0.1:0',
@@ -252,6 +254,17 @@ export class VmLab {
 
   /** Primary guest, agent, proxy; resolves once the seeding checkpoint made the pair protected. */
   async start(): Promise<void> {
+    // COLO_VM_LAB_PCAP=1 keeps a capture of both VM-side interfaces in the lab directory, for debugging.
+    if (process.env.COLO_VM_LAB_PCAP === '1')
+      for (const iface of [this.topo.primaryTap, 'xsec'])
+        this.spawn(`tcpdump-${iface}`, this.topo.proxy, 'tcpdump', [
+          '-i',
+          iface,
+          '-nn',
+          '-U',
+          '-w',
+          this.path(`${iface}.pcap`),
+        ]);
     await this.bootPrimary();
     await this.startAgent();
     await this.startProxy();
@@ -260,7 +273,12 @@ export class VmLab {
   /** Runs the HTTP client in the client namespace. */
   client(job: Record<string, unknown>, name = 'client'): LabProcess {
     const full = { host: this.topo.vmIp, port: 80, ...job };
-    return this.spawn(name, this.topo.client, process.execPath, ['--import', 'tsx', clientScript, JSON.stringify(full)]);
+    return this.spawn(name, this.topo.client, process.execPath, [
+      '--import',
+      'tsx',
+      clientScript,
+      JSON.stringify(full),
+    ]);
   }
 
   async clientResult<T = Record<string, unknown>>(proc: LabProcess, timeoutMs: number): Promise<T> {
@@ -315,7 +333,12 @@ export class VmLab {
 }
 
 /** Resolves when `file` contains `needle`; polls every 50 ms up to timeoutMs, or fails once `alive()` is false. */
-export async function waitForFile(file: string, needle: string, timeoutMs: number, alive: () => boolean): Promise<void> {
+export async function waitForFile(
+  file: string,
+  needle: string,
+  timeoutMs: number,
+  alive: () => boolean,
+): Promise<void> {
   const deadline = Date.now() + timeoutMs;
   for (;;) {
     let text = '';
@@ -326,7 +349,8 @@ export async function waitForFile(file: string, needle: string, timeoutMs: numbe
     }
     if (text.includes(needle)) return;
     if (!alive()) throw new Error(`the process writing ${file} exited before "${needle}":\n${text.slice(-2000)}`);
-    if (Date.now() > deadline) throw new Error(`no "${needle}" in ${file} within ${timeoutMs} ms:\n${text.slice(-2000)}`);
+    if (Date.now() > deadline)
+      throw new Error(`no "${needle}" in ${file} within ${timeoutMs} ms:\n${text.slice(-2000)}`);
     await new Promise((resolve) => setTimeout(resolve, 50));
   }
 }

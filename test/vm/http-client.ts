@@ -38,6 +38,7 @@ function get(host: string, port: number, path: string, timeoutMs: number): Promi
 }
 
 async function readAll(res: IncomingMessage, path: string): Promise<Reply> {
+  const localPort = res.socket?.localPort ?? 0;
   const hash = createHash('sha256');
   const small: Buffer[] = [];
   let bytes = 0;
@@ -52,7 +53,7 @@ async function readAll(res: IncomingMessage, path: string): Promise<Reply> {
     body: bytes <= 4096 ? Buffer.concat(small).toString('utf8') : null,
     bytes,
     sha256: hash.digest('hex'),
-    localPort: res.socket?.localPort ?? 0,
+    localPort,
     time: Date.now(),
   };
 }
@@ -93,7 +94,16 @@ async function load(j: Extract<Job, { kind: 'load' }>): Promise<object> {
   latencies.sort((a, b) => a - b);
   const at = (q: number): number | null =>
     latencies.length === 0 ? null : latencies[Math.min(latencies.length - 1, Math.floor(q * latencies.length))];
-  return { kind: 'load', requests, errors, lastError, seconds, rps: requests / seconds, p50Ms: at(0.5), p99Ms: at(0.99) };
+  return {
+    kind: 'load',
+    requests,
+    errors,
+    lastError,
+    seconds,
+    rps: requests / seconds,
+    p50Ms: at(0.5),
+    p99Ms: at(0.99),
+  };
 }
 
 async function download(j: Extract<Job, { kind: 'download' }>): Promise<object> {
@@ -109,7 +119,8 @@ async function download(j: Extract<Job, { kind: 'download' }>): Promise<object> 
       if (!paused && j.pauseAfter !== undefined && bytes >= j.pauseAfter) {
         paused = true;
         res.pause();
-        process.once('SIGUSR2', () => {
+        // `on`, not `once`: a second SIGUSR2 with no listener would end the process.
+        process.on('SIGUSR2', () => {
           print({ event: 'resumed', bytes });
           res.resume();
         });
