@@ -32,7 +32,15 @@ type FrameSpec =
 
 type Action =
   | { type: 'client'; frame: FrameSpec }
-  | { type: 'vm'; frame: FrameSpec; to: 'both' | 'primary' | 'secondary'; diverge: boolean; secondaryFirst: boolean }
+  | {
+      type: 'vm';
+      frame: FrameSpec;
+      to: 'both' | 'primary' | 'secondary';
+      diverge: boolean;
+      secondaryFirst: boolean;
+      /** How long before it is handled the secondary's kernel received it (a frame queued across a LOADED). */
+      receivedAgo: number;
+    }
   | { type: 'reject'; side: 'client' | 'primary' | 'secondary' }
   | { type: 'request' }
   | { type: 'finish'; outcome: FakeOutcome }
@@ -75,6 +83,7 @@ const actionArb: fc.Arbitrary<Action> = oneOf<Action>(
       to: fc.constantFrom('both', 'both', 'both', 'primary', 'secondary'),
       diverge: fc.constantFrom(false, false, false, true),
       secondaryFirst: fc.boolean(),
+      receivedAgo: fc.constantFrom(0, 0, 0, 10),
     }),
   ],
   [
@@ -111,6 +120,7 @@ const optionsArb = fc.record({
   maxQueueSize: fc.integer({ min: 1, max: 6 }),
   resetOffsetsOnCheckpoint: fc.boolean(),
   stopDuringCheckpoint: fc.boolean(),
+  secondaryReceiveTimes: fc.boolean(),
 });
 
 /** Builds one frame; the VM's side uses its own ISN, the client's acks the primary's sequence space. */
@@ -175,7 +185,9 @@ function setup(o: Options) {
   };
   const proxy = new InlineProxy(checkpoints, options, () => now);
   const ports = { client: new RecordingPort(), primary: new RecordingPort(), secondary: new SecondaryPort() };
-  proxy.attach(ports);
+  const received = { ago: 0 };
+  const secondaryTime = { frame: () => now - received.ago, now: () => now };
+  proxy.attach(ports, o.secondaryReceiveTimes ? secondaryTime : undefined);
   const model = new IngressModel(o.maxHeldIngress);
   const fed = { client: new Set<Buffer>(), primary: new Set<Buffer>(), secondary: new Set<Buffer>() };
   const seen = { rejected: 0, malformed: { primary: 0, secondary: 0 } };
@@ -190,7 +202,7 @@ function setup(o: Options) {
     now += ms;
     vi.advanceTimersByTime(timerMs);
   };
-  return { proxy, checkpoints, ports, model, fed, seen, advance, secondaryIsn: o.secondaryIsn };
+  return { proxy, checkpoints, ports, model, fed, seen, advance, received, secondaryIsn: o.secondaryIsn };
 }
 type Harness = ReturnType<typeof setup>;
 
@@ -217,7 +229,11 @@ async function act(h: Harness, a: Action): Promise<void> {
     case 'vm': {
       const primary = () => feedVm(h, 'primary', build(a.frame, 'vm', PRIMARY_ISN));
       const secondarySpec = a.diverge ? diverged(a.frame) : a.frame;
-      const secondary = () => feedVm(h, 'secondary', build(secondarySpec, 'vm', h.secondaryIsn));
+      const secondary = () => {
+        h.received.ago = a.receivedAgo;
+        feedVm(h, 'secondary', build(secondarySpec, 'vm', h.secondaryIsn));
+        h.received.ago = 0;
+      };
       const order = a.secondaryFirst ? [secondary, primary] : [primary, secondary];
       if (a.to === 'both') order.forEach((send) => send());
       else if (a.to === 'primary') primary();
@@ -284,6 +300,7 @@ function checkFates(h: Harness, settled: boolean): void {
   // to the client) and is counted there; the rest is still held, abandoned, or dropped at the rewriter's bound.
   const secondaryFated =
     c.secondaryUnprotected +
+    c.secondaryBeforeFlush +
     c.failoverReleased +
     c.secondaryDropped +
     h.seen.malformed.secondary +
