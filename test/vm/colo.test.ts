@@ -142,7 +142,7 @@ describeWith(
         const load = l.client({ kind: 'load', path: '/index.html', durationMs: 6000, concurrency: 2 });
         const result = await l.clientResult<{ requests: number; errors: number }>(load, 60_000);
         expect(result.errors).toBe(0);
-        expect(result.requests).toBeGreaterThan(20);
+        expect(result.requests).toBeGreaterThan(5);
       } finally {
         await capture.stop();
       }

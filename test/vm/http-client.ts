@@ -119,8 +119,12 @@ async function download(j: Extract<Job, { kind: 'download' }>): Promise<object> 
       if (!paused && j.pauseAfter !== undefined && bytes >= j.pauseAfter) {
         paused = true;
         res.pause();
+        // A paused response whose socket has gone quiet keeps nothing alive: this timer holds the process until
+        // the signal comes.
+        const alive = setInterval(() => undefined, 1 << 30);
         // `on`, not `once`: a second SIGUSR2 with no listener would end the process.
         process.on('SIGUSR2', () => {
+          clearInterval(alive);
           print({ event: 'resumed', bytes });
           res.resume();
         });
@@ -135,13 +139,10 @@ async function download(j: Extract<Job, { kind: 'download' }>): Promise<object> 
 }
 
 const run = job.kind === 'get' ? gets(job) : job.kind === 'load' ? load(job) : download(job);
+// Exit once the last line is written: stdout is a pipe, and process.exit() does not wait for a pipe's writes.
+const finish = (value: object, code: number): void =>
+  void process.stdout.write(`${JSON.stringify(value)}\n`, () => process.exit(code));
 run.then(
-  (result) => {
-    print(result);
-    process.exit(0);
-  },
-  (err: Error) => {
-    print({ error: err.message });
-    process.exit(1);
-  },
+  (result) => finish(result, 0),
+  (err: Error) => finish({ error: err.message }, 1),
 );
