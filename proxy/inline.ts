@@ -68,6 +68,11 @@ export interface InlineOptions {
   /** CHKPOINT_TIMER (ms); 0 turns it off. */
   checkpointTimerMs: number;
   rewriterSweepMs: number;
+  /**
+   * Hold the primary's output and the client's input from the primary's stop (primaryStopping()) instead of
+   * from the checkpoint's start: while a driver pre-copies the running primary, the comparison goes on.
+   */
+  holdFromPrimaryStop: boolean;
 }
 
 export const defaultInlineOptions: InlineOptions = {
@@ -78,6 +83,7 @@ export const defaultInlineOptions: InlineOptions = {
   maxHeldIngress: 65536,
   checkpointTimerMs: 10_000,
   rewriterSweepMs: 1000,
+  holdFromPrimaryStop: false,
 };
 
 /** A port's receive clock: when the kernel received the frame being handled, and now, in one unit. */
@@ -401,11 +407,20 @@ export class InlineProxy extends EventEmitter<InlineProxyEvents> {
     }
   }
 
+  /** The checkpoint engine is about to stop the primary VM: from now until LOADED its output is held. */
+  primaryStopping(): void {
+    if (this.checkpointRunning) this.hold();
+  }
+
+  private hold(): void {
+    this.gate?.hold();
+    this.mirror?.hold();
+  }
+
   private startCheckpoint(reason: string): void {
     this.checkpointRunning = true;
     if (this.checkpointTimer) clearTimeout(this.checkpointTimer);
-    this.gate?.hold();
-    this.mirror?.hold();
+    if (!this.options.holdFromPrimaryStop) this.hold();
     this.emit('checkpoint-start', { reason });
     void this.checkpoints!.checkpoint(reason).then(
       (outcome) => this.onCheckpointOutcome(reason, outcome),

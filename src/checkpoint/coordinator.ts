@@ -54,6 +54,11 @@ export interface CoordinatorOptions {
   maxStateBytes?: number;
   /** Runs at LOADED, before the primary resumes: the place for an asynchronous flush. */
   beforeResume?: (outcome: CheckpointOutcome) => void | Promise<void>;
+  /**
+   * Runs right before the primary VM stops in a checkpoint (after a driver's live pre-copy): from here on the
+   * caller holds the primary's output until LOADED.
+   */
+  onPrimaryStopping?: () => void;
   logger?: Logger;
   now?: () => number;
 }
@@ -278,7 +283,9 @@ export class Coordinator extends EventEmitter<EngineEvents> implements Checkpoin
     const suspendedAck = await channel.expect('SUSPENDED', t.waitMs);
     if (!suspendedAck.ok) return abort(suspendedAck.error);
     suspended = true;
-    const suspendError = await this.callDriver('suspend');
+    const stopping = (): void => this.options.onPrimaryStopping?.();
+    if (!this.options.driver.announcesStop) stopping();
+    const suspendError = await this.callDriver('suspend', stopping);
     if (suspendError) return abort(suspendError);
     durations.suspend = this.now() - t0;
 
@@ -321,9 +328,12 @@ export class Coordinator extends EventEmitter<EngineEvents> implements Checkpoin
   }
 
   /** Runs a void hook; a failure comes back as a value (and a failed resume is logged here, loudly). */
-  private async callDriver(hook: Exclude<DriverHook, 'save' | 'load'>): Promise<LocalDriverError | null> {
+  private async callDriver(
+    hook: Exclude<DriverHook, 'save' | 'load'>,
+    stopping?: () => void,
+  ): Promise<LocalDriverError | null> {
     try {
-      await this.options.driver[hook]();
+      await (hook === 'suspend' ? this.options.driver.suspend(stopping) : this.options.driver[hook]());
       return null;
     } catch (err) {
       const error = new LocalDriverError(hook, err as Error);

@@ -5,7 +5,12 @@
  */
 export interface VmDriver {
   readonly kind: string;
-  suspend(): Promise<void>;
+  /**
+   * With `announcesStop`, the driver calls `stopping` right before the VM stops, after any work it does while
+   * the VM still runs (a live pre-copy); without it, the caller treats the call itself as the stop.
+   */
+  suspend(stopping?: () => void): Promise<void>;
+  readonly announcesStop?: boolean;
   /** The VM's whole state; its length is sent ahead of it on the wire. */
   save(): Promise<Buffer>;
   /** `state` may be reused for the next checkpoint once this settles: copy what must outlive it. */

@@ -114,8 +114,10 @@ export async function startInlineApp(
       maxStateBytes: config.checkpoint.maxStateBytes,
       checkpointTimerMs: null,
       logger,
+      // The proxy exists by the time any checkpoint runs (the link is made after it).
+      onPrimaryStopping: () => proxy.primaryStopping(),
     });
-    const proxy = new InlineProxy(
+    const proxy: InlineProxy = new InlineProxy(
       coordinator,
       {
         compare: config.compare,
@@ -129,6 +131,7 @@ export async function startInlineApp(
         maxHeldFrames: config.gate.maxHeldFrames,
         maxHeldIngress: config.mirror.maxHeldIngress,
         checkpointTimerMs: config.checkpoint.checkpointTimerMs,
+        holdFromPrimaryStop: true,
       },
       wallClock,
     );

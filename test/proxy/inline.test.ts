@@ -166,6 +166,35 @@ describe('InlineProxy (memory ports, fake checkpoint engine)', () => {
     expect(h.engine!.started).toEqual([]);
   });
 
+  it('with holdFromPrimaryStop, compares and releases during a checkpoint until the primary is about to stop', async () => {
+    const engine = new FakeEngine();
+    const proxy = new InlineProxy(
+      engine,
+      { checkpointTimerMs: 0, resetOffsetsOnCheckpoint: false, holdFromPrimaryStop: true },
+      () => 0,
+    );
+    const ports = { client: new MemoryPort(), primary: new MemoryPort(), secondary: new MemoryPort() };
+    proxy.attach(ports);
+    handshake({ proxy, ports, engine, tick: () => 0 });
+    proxy.requestCheckpoint('timer');
+    // A live pre-copy: the primary still runs and matching output still flows.
+    proxy.sinks.primary.onFrame(reply(5001, 'early'), 0);
+    proxy.sinks.secondary.onFrame(reply(9001, 'early'), 0);
+    expect(tcpInfo(ports.client.sent.at(-1)!).tcpSeq).toBe(5001);
+    proxy.primaryStopping();
+    const sent = ports.client.sent.length;
+    proxy.sinks.primary.onFrame(reply(5006, 'late'), 0);
+    proxy.sinks.secondary.onFrame(reply(9006, 'late'), 0);
+    expect(ports.client.sent.length).toBe(sent);
+    await engine.finish();
+    expect(tcpInfo(ports.client.sent.at(-1)!).tcpSeq).toBe(5006);
+    // Outside a checkpoint the call holds nothing.
+    proxy.primaryStopping();
+    proxy.sinks.primary.onFrame(reply(5010, 'after'), 0);
+    proxy.sinks.secondary.onFrame(reply(9010, 'after'), 0);
+    expect(tcpInfo(ports.client.sent.at(-1)!).tcpSeq).toBe(5010);
+  });
+
   it('coalesces checkpoint requests made during a checkpoint into one more', async () => {
     const h = setup();
     h.proxy.requestCheckpoint('timer');

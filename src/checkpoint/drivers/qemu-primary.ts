@@ -87,9 +87,13 @@ export class QemuPrimaryDriver implements VmDriver {
     this.sink = new StateSink(join(options.workDir, `primary-${process.pid}-${serial++}.migrate`), maxBytes);
   }
 
-  suspend(): Promise<void> {
+  /** The guest runs through a pre-copy: `stopping` is called only when it is about to stop. */
+  readonly announcesStop = true;
+
+  suspend(stopping?: () => void): Promise<void> {
     return this.step('suspend', this.timeouts.suspendMs, async (qmp, deadline) => {
-      if (this.options.precopy) return this.precopy(qmp, this.options.precopy, deadline);
+      if (this.options.precopy) return this.precopy(qmp, this.options.precopy, deadline, stopping);
+      stopping?.();
       await qmp.execute('stop', undefined, deadline - performance.now());
       this.stoppedAt = performance.now();
       this.precopyMs = 0;
@@ -153,7 +157,12 @@ export class QemuPrimaryDriver implements VmDriver {
   }
 
   /** Migrates while the guest runs, then stops it when the end is near. */
-  private async precopy(qmp: QmpClient, precopy: PrecopyOptions, deadline: number): Promise<void> {
+  private async precopy(
+    qmp: QmpClient,
+    precopy: PrecopyOptions,
+    deadline: number,
+    stopping?: () => void,
+  ): Promise<void> {
     const started = performance.now();
     await qmp.execute('migrate', { uri: precopy.uri }, deadline - started);
     const stopBy = Math.min(started + precopy.maxMs, deadline);
@@ -173,8 +182,11 @@ export class QemuPrimaryDriver implements VmDriver {
         if (err instanceof MigrationFailed || performance.now() < stopBy) throw err;
         info = { status: 'active' }; // maxMs reached: stop the guest with whatever is left
       }
+      // QEMU may have stopped the guest itself to switch over: then this comes just after the stop.
+      stopping?.();
       if (!SWITCHING_OVER.has(info.status ?? '')) await qmp.execute('stop', undefined, deadline - performance.now());
     } catch (err) {
+      stopping?.();
       await cancelMigration(qmp);
       throw err;
     }
