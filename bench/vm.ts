@@ -17,6 +17,7 @@ import { execFile } from 'node:child_process';
 import { promisify } from 'node:util';
 import { ensureGuest } from '../test/support/guest-vm.js';
 import { createVmTopology, VmLab } from '../test/support/vm-lab.js';
+import { busyPercent, cpuTicks } from './inline-host.js';
 import { percentileOfSorted } from './percentile.js';
 
 const run = promisify(execFile);
@@ -53,13 +54,18 @@ async function main(): Promise<void> {
     await ip('link', 'set', 'xcli', 'master', 'brdirect');
     await ip('link', 'set', topo.primaryTap, 'master', 'brdirect');
     await ip('link', 'set', 'brdirect', 'up');
+    // Each vCPU's busy share during a load: under TCG a guest is CPU-bound, and protected runs two of them.
+    let ticks = cpuTicks();
     const direct = await lab.clientResult<LoadResult>(lab.client(loadJob, 'direct'), (seconds + 60) * 1000);
+    const directBusy = busyPercent(ticks, cpuTicks());
     log({ phase: 'direct', ...direct });
     await ip('link', 'del', 'brdirect');
 
     await lab.startAgent();
     await lab.startProxy();
+    ticks = cpuTicks();
     const protectedLoad = await lab.clientResult<LoadResult>(lab.client(loadJob, 'protected'), (seconds + 60) * 1000);
+    const protectedBusy = busyPercent(ticks, cpuTicks());
     log({ phase: 'protected', ...protectedLoad });
 
     const timerCheckpoints = (): number =>
@@ -103,6 +109,7 @@ async function main(): Promise<void> {
       direct_latency_ms: { p50: direct.p50Ms, p99: direct.p99Ms },
       protected_latency_ms: { p50: protectedLoad.p50Ms, p99: protectedLoad.p99Ms },
       errors: { direct: direct.errors, protected: protectedLoad.errors },
+      cpu_busy_pct: { direct: directBusy.map(round), protected: protectedBusy.map(round) },
       divergences: lab.proxyEvents('divergence').length,
       concurrency,
       load_seconds: seconds,
