@@ -24,6 +24,30 @@ const clientScript = join(root, 'test/inline/tcp-client.ts');
 
 export type Event = Record<string, unknown> & { event?: string; time?: number };
 
+/**
+ * Starts `command` (inside `ns` when given) as the leader of its own process group, in the repository, with
+ * stdout read as NDJSON and stderr appended to DIR/NAME.log.
+ */
+export function spawnLabProcess(
+  dir: string,
+  name: string,
+  ns: Netns | null,
+  command: string,
+  args: string[],
+): LabProcess {
+  const logFile = join(dir, `${name}.log`);
+  const fd = openSync(logFile, 'a');
+  const argv = ns ? ['ip', 'netns', 'exec', ns.name, command, ...args] : [command, ...args];
+  const child = spawn(argv[0], argv.slice(1), {
+    cwd: root,
+    detached: true,
+    stdio: ['ignore', 'pipe', fd],
+    env: { ...process.env, COLO_LOG_LEVEL: process.env.COLO_LOG_LEVEL ?? 'info' },
+  });
+  closeSync(fd);
+  return new LabProcess(name, child, logFile);
+}
+
 /** A child process whose stdout is NDJSON; stderr goes to a log file shown when a test fails. */
 export class LabProcess {
   readonly events: Event[] = [];
@@ -166,17 +190,7 @@ export class InlineLab {
   }
 
   spawn(name: string, ns: Netns | null, command: string, args: string[]): LabProcess {
-    const logFile = join(this.dir, `${name}.log`);
-    const fd = openSync(logFile, 'a');
-    const argv = ns ? ['ip', 'netns', 'exec', ns.name, command, ...args] : [command, ...args];
-    const child = spawn(argv[0], argv.slice(1), {
-      cwd: root,
-      detached: true,
-      stdio: ['ignore', 'pipe', fd],
-      env: { ...process.env, COLO_LOG_LEVEL: process.env.COLO_LOG_LEVEL ?? 'info' },
-    });
-    closeSync(fd);
-    const proc = new LabProcess(name, child, logFile);
+    const proc = spawnLabProcess(this.dir, name, ns, command, args);
     this.processes.push(proc);
     return proc;
   }

@@ -1,11 +1,10 @@
-import { spawn } from 'node:child_process';
-import { closeSync, mkdtempSync, openSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { stringify } from 'yaml';
 import { QmpClient } from '../../src/checkpoint/qmp.js';
 import { type GuestImage, guestQemuArgs } from './guest-vm.js';
-import { LabProcess, labCapture, type Event } from './inline-lab.js';
+import { LabProcess, labCapture, spawnLabProcess, type Event } from './inline-lab.js';
 import { createNetns, deleteNetns, link, type Netns } from './netns.js';
 
 /**
@@ -141,17 +140,7 @@ export class VmLab {
   }
 
   spawn(name: string, ns: Netns | null, command: string, args: string[]): LabProcess {
-    const logFile = join(this.dir, `${name}.log`);
-    const fd = openSync(logFile, 'a');
-    const argv = ns ? ['ip', 'netns', 'exec', ns.name, command, ...args] : [command, ...args];
-    const child = spawn(argv[0], argv.slice(1), {
-      cwd: root,
-      detached: true,
-      stdio: ['ignore', 'pipe', fd],
-      env: { ...process.env, COLO_LOG_LEVEL: process.env.COLO_LOG_LEVEL ?? 'info' },
-    });
-    closeSync(fd);
-    const proc = new LabProcess(name, child, logFile);
+    const proc = spawnLabProcess(this.dir, name, ns, command, args);
     this.processes.push(proc);
     return proc;
   }

@@ -8,6 +8,7 @@ import { ensureGuest, type GuestImage } from '../support/guest-vm.js';
 import { SegmentCapture, type Event } from '../support/inline-lab.js';
 import { describeWith, hasCommand, isRoot } from '../support/prerequisites.js';
 import { createVmTopology, VmLab, type VmLabOptions, type VmTopology } from '../support/vm-lab.js';
+import type { Reply } from './http-reply.js';
 
 /**
  * colo-proxy protecting stock QEMU guests (issue 13): real guest kernels under TCG on taps, `colo-proxy run`
@@ -15,16 +16,6 @@ import { createVmTopology, VmLab, type VmLabOptions, type VmTopology } from '../
  * secondary's agent owning the secondary QEMU. Each test boots its own primary; the secondary only ever runs
  * a state loaded from the primary.
  */
-
-interface Reply {
-  path: string;
-  status: number;
-  body: string | null;
-  bytes: number;
-  sha256: string;
-  localPort: number;
-  time: number;
-}
 
 const www = new URL('../../vm/guest/www/', import.meta.url).pathname;
 const indexSha = createHash('sha256')

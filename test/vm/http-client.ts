@@ -9,6 +9,7 @@
  */
 import { createHash } from 'node:crypto';
 import { request, type IncomingMessage } from 'node:http';
+import type { Reply } from './http-reply.js';
 
 type Job =
   | { kind: 'get'; host: string; port: number; paths: string[]; timeoutMs?: number }
@@ -17,16 +18,6 @@ type Job =
 
 const job = JSON.parse(process.argv[2]) as Job;
 const print = (value: object): void => void process.stdout.write(`${JSON.stringify(value)}\n`);
-
-interface Reply {
-  path: string;
-  status: number;
-  body: string | null;
-  bytes: number;
-  sha256: string;
-  localPort: number;
-  time: number;
-}
 
 function get(host: string, port: number, path: string, timeoutMs: number): Promise<IncomingMessage> {
   return new Promise((resolve, reject) => {
