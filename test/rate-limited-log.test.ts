@@ -3,7 +3,8 @@
  * count held back; kinds do not share a budget; a new window writes again; close() reports the last window.
  */
 import { describe, expect, it } from 'vitest';
-import { RateLimitedLog } from '../src/rate-limited-log.js';
+import type { Logger } from '../src/log.js';
+import { RateLimitedLog, type LimitedLevel } from '../src/rate-limited-log.js';
 
 interface Line {
   level: string;
@@ -11,10 +12,12 @@ interface Line {
   msg: string;
 }
 
-function recorder(): { lines: Line[]; logger: Record<'info' | 'warn' | 'error', (f: object, m: string) => void> } {
+function recorder(): { lines: Line[]; logger: Pick<Logger, LimitedLevel> } {
   const lines: Line[] = [];
-  const at = (level: string) => (fields: object, msg: string) =>
-    lines.push({ level, fields: fields as Record<string, unknown>, msg });
+  // RateLimitedLog calls each level as (fields, msg), pino's object-first form.
+  const at = (level: string) =>
+    ((fields: object, msg: string) =>
+      void lines.push({ level, fields: fields as Record<string, unknown>, msg })) as Logger[LimitedLevel];
   return { lines, logger: { info: at('info'), warn: at('warn'), error: at('error') } };
 }
 
