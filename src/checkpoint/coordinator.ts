@@ -55,8 +55,8 @@ export interface CoordinatorOptions {
   /** Runs at LOADED, before the primary resumes: the place for an asynchronous flush. */
   beforeResume?: (outcome: CheckpointOutcome) => void | Promise<void>;
   /**
-   * Runs right before the primary VM stops in a checkpoint (after a driver's live pre-copy): from here on the
-   * caller holds the primary's output until LOADED.
+   * From here on the caller holds the primary's output until LOADED: at NEW, or, with a driver that announces
+   * its stop (`announcesStop`), right before the VM stops, after its live pre-copy.
    */
   onPrimaryStopping?: () => void;
   logger?: Logger;
@@ -279,12 +279,13 @@ export class Coordinator extends EventEmitter<EngineEvents> implements Checkpoin
       this.report({ ...outcome, seeding }, 'checkpoint aborted');
     };
 
+    // A driver that does not announce its stop may stop at any time from here: the output is held from NEW.
+    const stopping = (): void => this.options.onPrimaryStopping?.();
+    if (!this.options.driver.announcesStop) stopping();
     channel.send('NEW');
     const suspendedAck = await channel.expect('SUSPENDED', t.waitMs);
     if (!suspendedAck.ok) return abort(suspendedAck.error);
     suspended = true;
-    const stopping = (): void => this.options.onPrimaryStopping?.();
-    if (!this.options.driver.announcesStop) stopping();
     const suspendError = await this.callDriver('suspend', stopping);
     if (suspendError) return abort(suspendError);
     durations.suspend = this.now() - t0;

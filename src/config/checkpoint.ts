@@ -135,7 +135,7 @@ export const qemuDriverSchema = z.strictObject({
     .number({ error: 'milliseconds (a non-negative integer)' })
     .int({ error: 'milliseconds (a non-negative integer)' })
     .nonnegative({ error: 'milliseconds (a non-negative integer)' })
-    .default(20),
+    .default(1),
   precopy: z
     .strictObject(
       {

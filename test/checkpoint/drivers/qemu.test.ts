@@ -261,13 +261,16 @@ describeWith(
         const { coordinator, agent, secondaryDriver } = await protect(primaryYaml, secondaryYaml);
         for (let i = 0; i < 2; i++) {
           const loaded = once(agent, 'checkpoint');
+          // The coordinator reports a checkpoint after the primary resumed; checkpoint() itself resolves at LOADED.
+          const reported = once(coordinator, 'checkpoint');
           const outcome = await coordinator.checkpoint('test');
           expect(outcome.ok).toBe(true);
           if (outcome.ok) expect(outcome.stateBytes > 0).toBe(!precopy);
           await loaded; // the agent resumed its VM
+          await reported;
           expect(await status(secondaryDriver.currentVm?.qmp)).toBe('running');
+          expect(await status(watch)).toBe('running');
         }
-        expect(await status(watch)).toBe('running');
         for (const cleanup of cleanups.splice(0).reverse()) await cleanup();
       }
     });
