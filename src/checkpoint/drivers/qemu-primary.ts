@@ -64,6 +64,7 @@ export interface QemuCheckpointFigures {
 }
 
 const PRECOPY_POLL_MS = 2;
+const SETTLE_POLL_MS = 1;
 const COMPLETION_POLL_MS = 20;
 const CONNECT_MS = 2000;
 let serial = 0;
@@ -112,6 +113,7 @@ export class QemuPrimaryDriver implements VmDriver {
           throw err;
         });
         this.record('precopy', info);
+        await settledAfterMigration(qmp, deadline);
         return Buffer.alloc(0);
       }
       await this.sink.listen();
@@ -130,6 +132,7 @@ export class QemuPrimaryDriver implements VmDriver {
         completed.catch((err: Error) => cancel(err));
         const [state, info] = await Promise.all([captured, completed]);
         this.record('stream', info, state.length);
+        await settledAfterMigration(qmp, deadline);
         return state;
       } catch (err) {
         cancel(err as Error);
@@ -246,4 +249,20 @@ export class QemuPrimaryDriver implements VmDriver {
  */
 async function cancelMigration(qmp: QmpClient): Promise<void> {
   await qmp.execute('migrate_cancel', undefined, 1000).catch(() => undefined);
+}
+
+/**
+ * QEMU reports a migration `completed` a moment before its migration thread sets the source's run state to
+ * `postmigrate`. A `cont` in between starts the guest, and then the late `postmigrate` makes QEMU refuse the next
+ * migration ("Can't migrate the vm that was paused due to previous migration"): so resume only after it.
+ */
+async function settledAfterMigration(qmp: QmpClient, deadline: number): Promise<void> {
+  for (;;) {
+    const { status } = await qmp.execute<{ status: string }>('query-status', undefined, deadline - performance.now());
+    if (status === 'postmigrate') return;
+    if (performance.now() >= deadline) {
+      throw new Error(`the source did not reach postmigrate after its migration completed (status ${status})`);
+    }
+    await new Promise((resolve) => setTimeout(resolve, SETTLE_POLL_MS));
+  }
 }

@@ -264,8 +264,8 @@ describeWith(
           // The coordinator reports a checkpoint after the primary resumed; checkpoint() itself resolves at LOADED.
           const reported = once(coordinator, 'checkpoint');
           const outcome = await coordinator.checkpoint('test');
-          expect(outcome.ok).toBe(true);
-          if (outcome.ok) expect(outcome.stateBytes > 0).toBe(!precopy);
+          expect(outcome.ok, outcome.ok ? '' : outcome.error.message).toBe(true);
+          if (outcome.ok) expect(outcome.stateBytes > 0, `state of ${outcome.stateBytes} bytes`).toBe(!precopy);
           await loaded; // the agent resumed its VM
           await reported;
           expect(await status(secondaryDriver.currentVm?.qmp)).toBe('running');
