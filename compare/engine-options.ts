@@ -1,4 +1,5 @@
 /** The comparison engine's options (compare/engine.ts), their defaults, and their one validation. */
+import type { PassthroughRule } from './passthrough.js';
 
 export interface CompareOptions {
   /** A packet held longer than this (ms) asks for a checkpoint (reason 'timeout', or 'ack'). QEMU: 3000. */
@@ -29,6 +30,11 @@ export interface CompareOptions {
    * into that space, as the inline proxy does; copes with a secondary that lags or leads after a checkpoint).
    */
   tcpAlignAfterFlush: 'next-segment' | 'sequence';
+  /**
+   * Flows released from the primary and dropped from the secondary without comparison, never tracked
+   * (compare/passthrough.ts parses them). CompareEngine.setPassthrough() replaces them at run time.
+   */
+  passthrough: readonly PassthroughRule[];
 }
 
 export const defaultCompareOptions: CompareOptions = {
@@ -42,6 +48,7 @@ export const defaultCompareOptions: CompareOptions = {
   maxHeldFrames: 49_152,
   maxHeldBytes: 48 * 1024 * 1024,
   tcpAlignAfterFlush: 'next-segment',
+  passthrough: [],
 };
 
 /**

@@ -12,6 +12,7 @@ import { compareDatagram, matchDatagrams } from './datagram.js';
 import { HeldPacket } from './held-packet.js';
 import { compareArp, isComparedArp, isIcmpv6Housekeeping } from './non-ip.js';
 import { compareOtherIp } from './other-ip.js';
+import { PassthroughMatcher, type PassthroughRule } from './passthrough.js';
 import type { ComparisonSink } from './sink.js';
 import {
   anchorAtFlush,
@@ -135,6 +136,9 @@ export class CompareEngine implements ComparisonSink {
   private malformedPackets = 0;
   private uncomparedPrimary = 0;
   private uncomparedSecondary = 0;
+  private passedThroughRulePrimary = 0;
+  private passedThroughRuleSecondary = 0;
+  private passthrough: PassthroughMatcher;
   private flushes = 0;
   private readonly heldBoundFlushes: Partial<Record<HeldBound, number>> = {};
   private heldBoundReleased = 0;
@@ -154,6 +158,7 @@ export class CompareEngine implements ComparisonSink {
     this.table = new ConnectionTable(o.maxConnections);
     this.heldFramesGate = Math.min(o.maxHeldFramesPerSide, o.maxHeldFrames);
     this.heldBytesGate = Math.min(o.maxHeldBytesPerSide, o.maxHeldBytes);
+    this.passthrough = new PassthroughMatcher(o.passthrough);
   }
 
   /**
@@ -175,6 +180,10 @@ export class CompareEngine implements ComparisonSink {
       return decision;
     }
     const packet = new HeldPacket(frame, start, side, now, tag, info);
+    if (this.passthrough.size > 0 && this.passthrough.match(info) >= 0) {
+      this.passByRule(packet);
+      return decision;
+    }
     const kind = classify(info);
     if (kind === 0) {
       this.passUncompared(packet);
@@ -290,6 +299,20 @@ export class CompareEngine implements ComparisonSink {
     }
   }
 
+  /**
+   * Replaces the pass-through rules from the next push() on. Frames already held stay held until the next
+   * flush: a flow that starts to pass may release a new frame before older held ones of the same flow.
+   */
+  setPassthrough(rules: readonly PassthroughRule[]): void {
+    this.passthrough = new PassthroughMatcher(rules);
+  }
+
+  /** The rules in force, each with the frames (both sides) it matched since it was set. */
+  passthroughRules(): { rule: string; frames: number }[] {
+    const { rules, hits } = this.passthrough;
+    return rules.map((rule, i) => ({ rule: rule.text, frames: hits[i] }));
+  }
+
   stats(): EngineStats {
     return {
       connections: this.table.size,
@@ -307,6 +330,8 @@ export class CompareEngine implements ComparisonSink {
       malformedPackets: this.malformedPackets,
       uncomparedPrimary: this.uncomparedPrimary,
       uncomparedSecondary: this.uncomparedSecondary,
+      passedThroughRulePrimary: this.passedThroughRulePrimary,
+      passedThroughRuleSecondary: this.passedThroughRuleSecondary,
       divergences: { ...this.divergenceCounts },
       flushes: this.flushes,
       tcpSecondaryResendsDropped: this.tcpCounters.secondaryResendsDropped,
@@ -425,6 +450,17 @@ export class CompareEngine implements ComparisonSink {
       this.decision.release.push(packet);
     } else {
       this.uncomparedSecondary++;
+      this.dropUnqueued(packet);
+    }
+  }
+
+  private passByRule(packet: HeldPacket): void {
+    if (packet.side === 'primary') {
+      this.passedThroughRulePrimary++;
+      this.releasedPackets++;
+      this.decision.release.push(packet);
+    } else {
+      this.passedThroughRuleSecondary++;
       this.dropUnqueued(packet);
     }
   }

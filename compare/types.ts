@@ -108,6 +108,9 @@ export interface EngineStats {
   /** Primary frames released, and secondary frames dropped, without comparison (non-IP, NDP/MLD). */
   uncomparedPrimary: number;
   uncomparedSecondary: number;
+  /** Primary frames released, and secondary frames dropped, at once because a pass-through rule matched them. */
+  passedThroughRulePrimary: number;
+  passedThroughRuleSecondary: number;
   divergences: Partial<Record<DivergenceReason, number>>;
   flushes: number;
   /**
