@@ -2,6 +2,7 @@ import { createServer, type IncomingMessage, type ServerResponse } from 'node:ht
 import { isIP } from 'node:net';
 import { ConfigError } from '../config/errors.js';
 import type { ColoMetrics } from './metrics.js';
+import { readPassthroughBody, type PassthroughControl } from './passthrough-control.js';
 
 export interface StatsServerOptions {
   host: string;
@@ -10,6 +11,8 @@ export interface StatsServerOptions {
   metrics: ColoMetrics;
   /** Extra fields for /stats (e.g. socket states, configuration); merged over metrics.snapshot(). */
   status?: () => object;
+  /** The pass-through rules: listed in /stats and at /passthrough, replaced by PUT /passthrough on loopback. */
+  passthrough?: PassthroughControl;
 }
 
 export interface StatsServer {
@@ -21,8 +24,9 @@ export interface StatsServer {
 
 /**
  * Serves GET /metrics (Prometheus text, the process and Node.js metrics included) and GET /stats (JSON)
- * over plain HTTP. Anything else is 404, a method other than GET/HEAD is 405; a failing status() or
- * registry is a 500 with the message, and the server keeps serving.
+ * over plain HTTP, and with `passthrough` GET and PUT /passthrough (src/stats/passthrough-control.ts).
+ * Anything else is 404, a method other than GET/HEAD is 405; a failing status() or registry is a 500 with
+ * the message, and the server keeps serving.
  */
 export async function startStatsServer(options: StatsServerOptions): Promise<StatsServer> {
   const { metrics, status } = options;
@@ -34,6 +38,11 @@ export async function startStatsServer(options: StatsServerOptions): Promise<Sta
 
   async function handle(req: IncomingMessage, res: ServerResponse): Promise<void> {
     const path = (req.url ?? '/').split('?', 1)[0];
+    if (path === '/passthrough' && options.passthrough !== undefined) {
+      const answer = await readPassthroughBody(req, options.passthrough, options.host);
+      send(res, answer.status, 'application/json; charset=utf-8', JSON.stringify(answer.body) + '\n');
+      return;
+    }
     if (path !== '/metrics' && path !== '/stats') {
       send(res, 404, 'text/plain; charset=utf-8', 'not found: try /metrics or /stats\n');
       return;
@@ -50,7 +59,8 @@ export async function startStatsServer(options: StatsServerOptions): Promise<Sta
     }
     // status() first: it may refresh gauges from live state that the snapshot then reports.
     const extra = status?.() ?? {};
-    const body = { ...metrics.snapshot(), ...extra };
+    const rules = options.passthrough === undefined ? {} : { passthrough: options.passthrough.list() };
+    const body = { ...metrics.snapshot(), ...extra, ...rules };
     send(res, 200, 'application/json; charset=utf-8', JSON.stringify(body) + '\n', req.method === 'HEAD');
   }
 
