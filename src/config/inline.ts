@@ -4,6 +4,7 @@ import { parseListenAddress } from '../stats/server.js';
 import { checkDriverForRole, checkpointConfigSchema } from './checkpoint.js';
 import { ConfigError } from './errors.js';
 import { loadConfig } from './load.js';
+import { passthroughListSchema } from './passthrough.js';
 
 /**
  * `colo-proxy run --config FILE`: the inline proxy's configuration. Every field is documented in
@@ -141,6 +142,8 @@ export const inlineConfigSchema = z
       .refine((text) => /\.pcapng$/.test(text), { error: 'a path ending in .pcapng' })
       .optional(),
     primaryHealth: primaryHealthSchema.prefault({ kind: 'none' }),
+    /** Flows released without comparison (compare/passthrough.ts); `--passthrough RULE` adds to them. */
+    passthrough: passthroughListSchema.default([]),
   })
   .superRefine((config, ctx) => {
     // QEMU serves one client per QMP socket: a probe queued behind the driver's connection would never be

@@ -13,6 +13,7 @@ import { BoundMetrics } from '../stats/bound-metrics.js';
 import { ColoMetrics } from '../stats/metrics.js';
 import { startStatsServer, type ListenAddress, type StatsServer } from '../stats/server.js';
 import { XenNotify, type XenNotifyCounters } from './xen-notify.js';
+import type { PassthroughRule } from '../../compare/passthrough.js';
 
 /** `colo-proxy compare`'s settings, named after QEMU's colo-compare properties. */
 export interface CompareSettings {
@@ -31,6 +32,8 @@ export interface CompareSettings {
   maxHeldBytes?: number;
   vnetHdr: boolean;
   metrics: ListenAddress | null;
+  /** Flows released uncompared (--passthrough); /passthrough on the metrics server replaces them. */
+  passthrough?: readonly PassthroughRule[];
 }
 
 /** How long shutdown waits for outdev's socket to take the final flush before closing it. */
@@ -95,6 +98,7 @@ export async function startCompareService(given: CompareSettings, logger: Logger
     maxHeldBytes: settings.maxHeldBytes,
     maxHeldFramesPerSide: perSide(settings.maxHeldFrames),
     maxHeldBytesPerSide: perSide(settings.maxHeldBytes),
+    passthrough: settings.passthrough ?? [],
   });
   const metrics = new ColoMetrics();
   const boundMetrics = new BoundMetrics(metrics.registry);
@@ -187,7 +191,11 @@ export async function startCompareService(given: CompareSettings, logger: Logger
   try {
     await Promise.all(sockets.map((s) => s.start()));
     if (settings.metrics !== null) {
-      stats = await startStatsServer({ ...settings.metrics, metrics, status });
+      const passthrough = {
+        list: () => engine.passthroughRules(),
+        replace: (rules: readonly PassthroughRule[]) => engine.setPassthrough(rules),
+      };
+      stats = await startStatsServer({ ...settings.metrics, metrics, status, passthrough });
     }
   } catch (err) {
     await close();

@@ -11,6 +11,7 @@ import {
 } from '../../proxy/ports/packet-ring.js';
 import { DivergenceRecorder } from '../capture/divergence-recorder.js';
 import { Coordinator } from '../checkpoint/coordinator.js';
+import type { PassthroughRule } from '../../compare/passthrough.js';
 import { outcomeLabel } from '../checkpoint/engine.js';
 import { linkCoordinator, type Link } from '../checkpoint/link.js';
 import { recordCheckpointMetrics } from '../checkpoint/metrics.js';
@@ -120,7 +121,7 @@ export async function startInlineApp(
     const proxy: InlineProxy = new InlineProxy(
       coordinator,
       {
-        compare: config.compare,
+        compare: { ...config.compare, passthrough: config.passthrough },
         rewriter: {
           maxHeldPerConnection: config.rewriter.maxHeldPerConnection,
           maxConnections: config.rewriter.maxConnections,
@@ -253,7 +254,11 @@ export async function startInlineApp(
     let stats: StatsServer | null = null;
     if (config.metrics !== undefined) {
       const address = parseListenAddress(config.metrics, 'metrics');
-      stats = await startStatsServer({ host: address.host, port: address.port, metrics, status });
+      const passthrough = {
+        list: () => proxy.engine.passthroughRules(),
+        replace: (rules: readonly PassthroughRule[]) => proxy.engine.setPassthrough(rules),
+      };
+      stats = await startStatsServer({ host: address.host, port: address.port, metrics, status, passthrough });
       const server = stats;
       closers.push(() => server.close());
     }

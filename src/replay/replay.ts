@@ -1,3 +1,4 @@
+import type { PassthroughRule } from '../../compare/passthrough.js';
 import type { Decision, Divergence, Side } from '../../compare/types.js';
 import type { CaptureReader } from '../capture/record.js';
 import type { EngineSettings, ReplayEngine } from './engine-port.js';
@@ -12,6 +13,8 @@ export interface ReplayOptions extends EngineSettings {
   checkpointDurationMs: number;
   /** 0 = as fast as possible; 1 = real time; 2 = twice as fast. */
   speed: number;
+  /** Flows the engine releases uncompared (compare/passthrough.ts); replayFiles() gives them to its engine. */
+  passthrough?: readonly PassthroughRule[];
 }
 
 export const defaultReplayOptions: ReplayOptions = {

@@ -79,8 +79,15 @@ export async function replayFiles(
       compareTimeoutMs: settings.compareTimeoutMs,
       expiredScanCycleMs: settings.expiredScanCycleMs,
       maxQueueSize: settings.maxQueueSize,
+      passthrough: settings.passthrough ?? [],
     });
     const summary = await replay(primary, secondary, engine, settings, hooks);
+    const stats = engine.stats();
+    summary.passthrough = {
+      rules: engine.passthroughRules(),
+      releasedPrimary: stats.passedThroughRulePrimary,
+      droppedSecondary: stats.passedThroughRuleSecondary,
+    };
     if ('pcapng' in files) {
       checkInterface('--primary-if', primary);
       checkInterface('--secondary-if', secondary);

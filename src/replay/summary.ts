@@ -82,6 +82,18 @@ export interface ReplaySummary {
   compareLatencyMs: LatencySummary;
   /** Read errors (bad magic, truncation, ...): the replay still reports everything read before them. */
   readErrors: ReplayReadError[];
+  /**
+   * Pass-through rules (--passthrough) and what they released early: primary frames released and secondary
+   * frames dropped without comparison. Set by replayFiles(); absent from a summary of replay() alone.
+   */
+  passthrough?: ReplayPassthrough;
+}
+
+export interface ReplayPassthrough {
+  /** Each rule in its canonical text, with the frames (both sides) it matched. */
+  rules: { rule: string; frames: number }[];
+  releasedPrimary: number;
+  droppedSecondary: number;
 }
 
 export interface ReplayInput {

@@ -6,6 +6,7 @@ import {
   type SocketAddress,
 } from '../../../proxy/ports/socket-address.js';
 import { ConfigError } from '../../config/errors.js';
+import { collectRule, passthroughFromFlags } from '../../config/passthrough.js';
 import { SHUTDOWN_DRAIN_MS, startCompareService, type CompareSettings } from '../../dropin/compare-service.js';
 import { createLogger } from '../../log.js';
 import { parseListenAddress } from '../../stats/server.js';
@@ -26,6 +27,7 @@ export interface CompareFlags {
   maxHeldBytes: string;
   vnetHdrSupport: boolean;
   metrics?: string;
+  passthrough?: string[];
 }
 
 /** Flag names mirror QEMU's colo-compare properties (primary_in -> --primary-in, ...). */
@@ -48,6 +50,7 @@ export function registerCompare(program: Command): void {
     .option('--max-held-bytes <n>', 'the same bound in bytes', String(48 * 1024 * 1024))
     .option('--vnet-hdr-support', 'frames carry a vnet_hdr_len field (QEMU vnet_hdr_support)', false)
     .option('--metrics <[host:]port>', 'serve Prometheus /metrics and JSON /stats (loopback when only a port)')
+    .option('--passthrough <rule>', 'release flows matching RULE uncompared, e.g. tcp:22 (repeatable)', collectRule)
     .action(async (flags: CompareFlags) => {
       const settings = parseCompareFlags(flags);
       await runCompare(settings);
@@ -84,6 +87,7 @@ export function parseCompareFlags(flags: CompareFlags): CompareSettings {
     maxHeldBytes: positiveInteger('--max-held-bytes', flags.maxHeldBytes),
     vnetHdr: flags.vnetHdrSupport === true,
     metrics: flags.metrics === undefined ? null : parseListenAddress(flags.metrics, '--metrics'),
+    passthrough: passthroughFromFlags('--passthrough', flags.passthrough),
   };
 }
 

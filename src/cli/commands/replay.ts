@@ -5,6 +5,7 @@ import type { Command } from 'commander';
 import type { Divergence } from '../../../compare/types.js';
 import { DivergenceRecorder } from '../../capture/divergence-recorder.js';
 import { ConfigError } from '../../config/errors.js';
+import { collectRule, passthroughFromFlags } from '../../config/passthrough.js';
 import { formatSummary } from '../../replay/format.js';
 import { ProgressBar } from '../../replay/progress.js';
 import { defaultReplayOptions, type ReplayHooks, type ReplayOptions } from '../../replay/replay.js';
@@ -32,6 +33,7 @@ interface ReplayFlags {
   report?: string;
   events?: string;
   quiet?: boolean;
+  passthrough?: string[];
 }
 
 export function registerReplay(program: Command): void {
@@ -55,6 +57,7 @@ export function registerReplay(program: Command): void {
     .option('--report <file>', 'write a self-contained HTML report')
     .option('--events <file>', 'write an NDJSON log of divergences and checkpoints (- for standard output)')
     .option('--quiet', 'print nothing on success')
+    .option('--passthrough <rule>', 'release flows matching RULE uncompared, e.g. udp:5353 (repeatable)', collectRule)
     .action(async (flags: ReplayFlags) => {
       const summary = await runReplayCommand(flags);
       // Standard output carries the JSON or the events when one of them is `-`: no text summary beside it.
@@ -114,6 +117,7 @@ export function replayOptions(flags: ReplayFlags): ReplayOptions {
     checkpointTimerMs: number('--checkpoint-timer', flags.checkpointTimer, 0, false),
     checkpointDurationMs: number('--checkpoint-duration', flags.checkpointDuration, 0, false),
     speed: number('--speed', flags.speed, 0, false),
+    passthrough: passthroughFromFlags('--passthrough', flags.passthrough),
   };
 }
 

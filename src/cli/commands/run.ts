@@ -1,6 +1,7 @@
 import type { Command } from 'commander';
 import { LiveCaptureUnavailable } from '../../../proxy/ports/capture.js';
 import { loadInlineConfig } from '../../config/inline.js';
+import { collectRule, passthroughFromFlags } from '../../config/passthrough.js';
 import { startInlineApp } from '../../inline/app.js';
 import { OffloadError } from '../../inline/offloads.js';
 import { createLogger } from '../../log.js';
@@ -25,8 +26,14 @@ export function registerRun(program: Command): void {
     .command('run')
     .description('run the inline proxy on three interfaces (client, primary VM, secondary VM)')
     .requiredOption('--config <file>', 'YAML config file (docs/inline.md)')
-    .action(async (opts: { config: string }) => {
+    .option(
+      '--passthrough <rule>',
+      'release flows matching RULE uncompared, after the YAML list (repeatable)',
+      collectRule,
+    )
+    .action(async (opts: { config: string; passthrough?: string[] }) => {
       const config = loadInlineConfig(opts.config);
+      config.passthrough = [...config.passthrough, ...passthroughFromFlags('--passthrough', opts.passthrough)];
       if (config.events !== undefined) checkOutputPath('events', config.events);
       if (config.divergences !== undefined) checkOutputPath('divergences', config.divergences);
       const logger = createLogger();

@@ -1,0 +1,98 @@
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { afterAll, describe, expect, it } from 'vitest';
+import { parseCompareFlags, type CompareFlags } from '../../src/cli/commands/compare.js';
+import { replayOptions } from '../../src/cli/commands/replay.js';
+import { ConfigError } from '../../src/config/errors.js';
+import { loadInlineConfig } from '../../src/config/inline.js';
+import { collectRule, passthroughFromFlags } from '../../src/config/passthrough.js';
+
+const dir = mkdtempSync(join(tmpdir(), 'colo-passthrough-config-'));
+afterAll(() => rmSync(dir, { recursive: true, force: true }));
+
+let n = 0;
+function load(extra: string) {
+  const file = join(dir, `c${n++}.yaml`);
+  writeFileSync(
+    file,
+    `
+interfaces: { client: xcli, primary: xpri, secondary: xsec }
+checkpoint:
+  endpoint: connect:unix:/run/colo/agent.sock
+  plaintext: true
+  driver: { kind: lab, control: /run/colo/primary.sock }
+${extra}`,
+  );
+  return loadInlineConfig(file);
+}
+
+function thrown(run: () => unknown): ConfigError {
+  try {
+    run();
+  } catch (err) {
+    expect(err).toBeInstanceOf(ConfigError);
+    return err as ConfigError;
+  }
+  throw new Error('expected a ConfigError');
+}
+
+describe('the passthrough list of run’s YAML', () => {
+  it('is empty by default and reads each rule', () => {
+    expect(load('').passthrough).toEqual([]);
+    const rules = load('passthrough: ["tcp:22", "udp:5353,10.0.0.0/8"]').passthrough;
+    expect(rules.map((r) => r.text)).toEqual(['tcp:22', 'udp:5353,10.0.0.0/8']);
+  });
+
+  it('names the list index, the rule and what was expected', () => {
+    const error = thrown(() => load('passthrough:\n  - tcp:22\n  - tcp:22-10'));
+    expect(error.field).toBe('passthrough.1');
+    expect(error.message).toMatch(/LOW <= HIGH in rule "tcp:22-10"/);
+    expect(thrown(() => load('passthrough: tcp:22')).field).toBe('passthrough');
+  });
+});
+
+describe('the --passthrough flag', () => {
+  it('collects every use, in order', () => {
+    expect(collectRule('b', collectRule('a', undefined))).toEqual(['a', 'b']);
+    expect(passthroughFromFlags('--passthrough', ['icmp', 'fd00::/8']).map((r) => r.text)).toEqual([
+      'icmp',
+      'any,fd00::/8',
+    ]);
+  });
+
+  it('reaches the drop-in’s settings and the replay’s options, refusing a bad rule by name', () => {
+    const flags: CompareFlags = {
+      primaryIn: 'listen:127.0.0.1:9001',
+      secondaryIn: 'listen:127.0.0.1:9002',
+      outdev: 'listen:127.0.0.1:9003',
+      compareTimeout: '3000',
+      expiredScanCycle: '1000',
+      maxQueueSize: '1024',
+      maxHeldFrames: '49152',
+      maxHeldBytes: '50331648',
+      vnetHdrSupport: false,
+      passthrough: ['tcp:22'],
+    };
+    expect(parseCompareFlags(flags).passthrough?.map((r) => r.text)).toEqual(['tcp:22']);
+    const error = thrown(() => parseCompareFlags({ ...flags, passthrough: ['tcp:22', 'udp:dns'] }));
+    expect(error.field).toBe('--passthrough udp:dns');
+    expect(error.message).toMatch(/expected a port N or a range/);
+
+    const replay = {
+      compareTimeout: '3000',
+      expiredScanCycle: '1000',
+      maxQueueSize: '1024',
+      checkpointTimer: '0',
+      checkpointDuration: '20',
+      speed: '0',
+    };
+    expect(replayOptions({ ...replay, passthrough: ['udp:5353'] }).passthrough?.map((r) => r.text)).toEqual([
+      'udp:5353',
+    ]);
+    expect(replayOptions(replay).passthrough).toEqual([]);
+    expect(thrown(() => replayOptions({ ...replay, passthrough: ['10.0.0.0/40'] })).field).toBe(
+      '--passthrough 10.0.0.0/40',
+    );
+  });
+});
