@@ -2,7 +2,7 @@ import type { IncomingMessage } from 'node:http';
 import { parsePassthroughRules, type PassthroughRule } from '../../compare/passthrough.js';
 
 /**
- * The pass-through rules over the metrics server (docs/statistics.md, "Pass-through rules at run time"):
+ * The pass-through rules over the metrics server (docs/configuration.md, "Changing the rules at run time"):
  * GET /passthrough lists them with the frames each matched; PUT /passthrough with a JSON list of rule strings
  * replaces them all (an empty list removes them). PUT answers only when the server listens on loopback: a
  * rule switches comparison off for its traffic, so changing one is for whoever can reach the host itself.
