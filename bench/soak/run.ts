@@ -187,7 +187,12 @@ class Soak {
       const message = (err as Error).message;
       if (/timed out/.test(message)) this.result.hangs++;
       else this.result.crashes++;
-      this.problem(`${client.name}: ${message.split('\n')[0]}`);
+      // Where each guest stands, to tell a stalled guest from a stalled path.
+      const status = await Promise.all([
+        this.lab.control('primary', 'STATUS'),
+        this.lab.control('secondary', 'STATUS'),
+      ]).catch((e: Error) => e.message);
+      this.problem(`${client.name}: ${message.split('\n')[0]} (guests: ${JSON.stringify(status)})`);
       return null;
     }
   }
