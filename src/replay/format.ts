@@ -16,6 +16,11 @@ export function formatSummary(s: ReplaySummary, options: { maxDivergences?: numb
   );
   if (f.malformed > 0) lines.push(`malformed: ${counts(s.malformed.byReason)}`);
   lines.push(`checkpoints: ${s.checkpoints.total} (${counts(s.checkpoints.byReason)})`);
+  const pass = s.passthrough;
+  if (pass !== undefined && pass.rules.length > 0) {
+    const rules = pass.rules.map((r) => `${r.rule}: ${r.frames} frames`).join(', ');
+    lines.push(`passed through uncompared: ${pass.releasedPrimary} primary frames released early (${rules})`);
+  }
   lines.push(`divergences: ${s.divergences.length} (${counts(s.divergencesByReason)})`);
   const shown = s.divergences.slice(0, options.maxDivergences ?? 5);
   for (const d of shown) {

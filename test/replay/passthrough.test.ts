@@ -12,6 +12,7 @@ import { buildExamples } from '../../examples/scenarios.js';
 import { openCaptureBuffer } from '../../src/capture/open.js';
 import { PcapWriter } from '../../src/capture/pcap.js';
 import { BufferSink } from '../../src/capture/sink.js';
+import { formatSummary } from '../../src/replay/format.js';
 import { replayFiles } from '../../src/replay/run.js';
 import type { ReplaySummary } from '../../src/replay/summary.js';
 import { buildUdp } from '../support/wire-build.js';
@@ -93,6 +94,10 @@ describe('replay with a pass-through rule', () => {
       releasedPrimary: 8,
       droppedSecondary: 8,
     });
+    expect(formatSummary(withRule)).toContain(
+      'passed through uncompared: 8 primary frames released early (udp:9000: 16 frames)',
+    );
+    expect(formatSummary(without)).not.toContain('passed through');
     expect(without.passthrough).toMatchObject({ rules: [], releasedPrimary: 0, droppedSecondary: 0 });
 
     // Every other flow: the same frames, releases, drops and divergences, rule or not.
