@@ -163,6 +163,8 @@ export interface LabOptions {
   /** Primary health check (lab PING) interval and failures; off when undefined. */
   primaryHealth?: { intervalMs: number; failures: number };
   servicePort?: number;
+  /** Pass-through rules for the proxy's YAML (docs/configuration.md, "Pass-through rules"). */
+  passthrough?: string[];
 }
 
 export class InlineLab {
@@ -286,6 +288,7 @@ export class InlineLab {
       metrics: '127.0.0.1:0',
       events: join(this.dir, 'events.ndjson'),
       divergences: join(this.dir, 'divergences.pcapng'),
+      ...(o.passthrough ? { passthrough: o.passthrough } : {}),
       ...(o.primaryHealth
         ? { primaryHealth: { kind: 'lab', control: this.socket('primary'), timeoutMs: 500, ...o.primaryHealth } }
         : {}),
