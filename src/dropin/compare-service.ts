@@ -10,6 +10,7 @@ import {
 import { formatSocketAddress, type SocketAddress } from '../../proxy/ports/socket-address.js';
 import { RateLimitedLog } from '../rate-limited-log.js';
 import { BoundMetrics } from '../stats/bound-metrics.js';
+import { registerPassthroughMetrics } from '../stats/passthrough-metrics.js';
 import { ColoMetrics } from '../stats/metrics.js';
 import { startStatsServer, type ListenAddress, type StatsServer } from '../stats/server.js';
 import { XenNotify, type XenNotifyCounters } from './xen-notify.js';
@@ -102,6 +103,7 @@ export async function startCompareService(given: CompareSettings, logger: Logger
   });
   const metrics = new ColoMetrics();
   const boundMetrics = new BoundMetrics(metrics.registry);
+  registerPassthroughMetrics(metrics.registry, () => engine.stats());
   const lines = new RateLimitedLog(logger).start();
   const bounds = new BoundReporter(lines);
   metrics.setMode('protected');

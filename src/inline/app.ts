@@ -22,6 +22,7 @@ import type { Logger } from '../log.js';
 import { divergenceRecord } from '../stats/divergence-record.js';
 import { EventLog } from '../stats/events.js';
 import { ColoMetrics, reportedPhasesMs } from '../stats/metrics.js';
+import { registerPassthroughMetrics } from '../stats/passthrough-metrics.js';
 import { parseListenAddress, startStatsServer, type StatsServer } from '../stats/server.js';
 import { probeFor, watchPrimary, type HealthWatch } from './health.js';
 import { checkOffloads } from './offloads.js';
@@ -141,6 +142,7 @@ export async function startInlineApp(
     metrics.setMode('unprotected');
     metrics.setPeerConnected('secondary', false);
     const sync = new CounterSync(proxy, metrics);
+    registerPassthroughMetrics(metrics.registry, () => proxy.engine.stats());
     closers.push(recordCheckpointMetrics(coordinator, metrics));
     wireObservers({ proxy, coordinator, metrics, events, recorder, logger, emit });
 

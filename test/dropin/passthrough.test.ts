@@ -39,6 +39,9 @@ describe('colo-proxy compare --passthrough', { timeout: 120_000 }, () => {
     )) as unknown as PassthroughStats;
     expect(stats.engine).toMatchObject({ passedThroughRulePrimary: 1, connections: 0 });
     expect(stats.passthrough).toEqual([{ rule: 'udp:5353', frames: 2 }]);
+    const metrics = await proc.metricsText();
+    expect(metrics).toContain('colo_passthrough_frames_total{side="primary"} 1');
+    expect(metrics).toContain('colo_passthrough_frames_total{side="secondary"} 1');
 
     // Replaced at run time: port 5353 is compared again, port 9000 passes.
     const url = `http://${proc.endpoints.metrics}/passthrough`;

@@ -1,7 +1,10 @@
+import { Registry } from 'prom-client';
 import { afterEach, describe, expect, it } from 'vitest';
 import { CompareEngine } from '../../compare/engine.js';
+import { parsePassthroughRules } from '../../compare/passthrough.js';
 import { ColoMetrics } from '../../src/stats/metrics.js';
 import type { PassthroughControl } from '../../src/stats/passthrough-control.js';
+import { registerPassthroughMetrics } from '../../src/stats/passthrough-metrics.js';
 import { startStatsServer, type StatsServer } from '../../src/stats/server.js';
 import { buildUdp } from '../support/wire-build.js';
 
@@ -78,3 +81,26 @@ describe('pass-through rules over the control endpoint', () => {
     expect((await fetch(`http://127.0.0.1:${server.port}/passthrough`)).status).toBe(404);
   });
 });
+
+describe('colo_passthrough_frames_total', () => {
+  it('follows the engine’s pass-through totals at each scrape', async () => {
+    const engine = new CompareEngine();
+    engine.setPassthrough(rulesOf('udp:5353'));
+    const registry = new Registry();
+    registerPassthroughMetrics(registry, () => engine.stats());
+    engine.push('primary', mdns, 0, 0);
+    engine.push('secondary', mdns, 0, 0);
+    engine.push('primary', mdns, 0, 0);
+    const text = await registry.metrics();
+    expect(text).toContain('colo_passthrough_frames_total{side="primary"} 2');
+    expect(text).toContain('colo_passthrough_frames_total{side="secondary"} 1');
+    engine.push('secondary', mdns, 0, 0);
+    expect(await registry.metrics()).toContain('colo_passthrough_frames_total{side="secondary"} 2');
+  });
+});
+
+function rulesOf(...texts: string[]) {
+  const parsed = parsePassthroughRules(texts);
+  if (!parsed.ok) throw new Error(parsed.error.expected);
+  return parsed.value;
+}
