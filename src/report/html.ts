@@ -301,6 +301,11 @@ function inputsTable(s: ReplaySummary): string {
     ['simulated checkpoint duration', fmtMs(o.checkpointDurationMs)],
     ['speed', o.speed === 0 ? 'as fast as possible' : `${o.speed}×`],
   ];
+  const pass = s.passthrough;
+  if (pass !== undefined && pass.rules.length > 0) {
+    const rules = pass.rules.map((r) => `${r.rule} (${fmtInt(r.frames)} frames)`).join(', ');
+    opts.push(['pass-through rules', `${rules}; ${fmtInt(pass.releasedPrimary)} primary frames released uncompared`]);
+  }
   return (
     table(
       ['side', 'file', 'format', 'frames', 'bytes'],

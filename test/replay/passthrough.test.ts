@@ -13,6 +13,7 @@ import { openCaptureBuffer } from '../../src/capture/open.js';
 import { PcapWriter } from '../../src/capture/pcap.js';
 import { BufferSink } from '../../src/capture/sink.js';
 import { formatSummary } from '../../src/replay/format.js';
+import { renderReport } from '../../src/report/html.js';
 import { replayFiles } from '../../src/replay/run.js';
 import type { ReplaySummary } from '../../src/replay/summary.js';
 import { buildUdp } from '../support/wire-build.js';
@@ -98,6 +99,8 @@ describe('replay with a pass-through rule', () => {
       'passed through uncompared: 8 primary frames released early (udp:9000: 16 frames)',
     );
     expect(formatSummary(without)).not.toContain('passed through');
+    expect(renderReport(withRule)).toContain('udp:9000 (16 frames); 8 primary frames released uncompared');
+    expect(renderReport(without)).not.toContain('pass-through rules');
     expect(without.passthrough).toMatchObject({ rules: [], releasedPrimary: 0, droppedSecondary: 0 });
 
     // Every other flow: the same frames, releases, drops and divergences, rule or not.
