@@ -3,7 +3,7 @@ import { parseControlAddress } from '../lab/control-protocol.js';
 import { parseListenAddress } from '../stats/server.js';
 import { checkDriverForRole, checkpointConfigSchema } from './checkpoint.js';
 import { ConfigError } from './errors.js';
-import { loadConfig } from './load.js';
+import { loadConfig, type FlagSpec } from './load.js';
 import { passthroughListSchema } from './passthrough.js';
 
 /**
@@ -39,6 +39,31 @@ const metricsAddress = z.preprocess(
     { error: metricsText },
   ),
 );
+
+/** A user or group as a name or a numeric id; a YAML integer (`user: 65534`) stays a number. */
+const accountId = (what: 'user' | 'group', id: 'uid' | 'gid') => {
+  const text = `a ${what} name (letters, digits, "_", "-", ".") or a numeric ${id}`;
+  return z.union(
+    [
+      z.number().int({ error: text }).nonnegative({ error: text }).max(0xfffffffe, { error: text }),
+      z
+        .string()
+        .regex(/^(\d+|[A-Za-z_][A-Za-z0-9_.-]{0,31}\$?)$/)
+        .transform((value) => (/^\d+$/.test(value) ? Number(value) : value)),
+    ],
+    { error: text },
+  );
+};
+
+/** `colo-proxy run`'s flags: each is its field's path in kebab-case (the rule of src/config/checkpoint.ts). */
+export const runFlags: readonly FlagSpec[] = [
+  { flag: '--privileges-user <user>', path: 'privileges.user', description: 'become this user once capture is open' },
+  {
+    flag: '--privileges-group <group>',
+    path: 'privileges.group',
+    description: "with --privileges-user: this group instead of the user's own",
+  },
+];
 
 const controlText = 'the lab guest control socket: a unix socket path, unix:PATH or tcp:HOST:PORT';
 
@@ -144,6 +169,13 @@ export const inlineConfigSchema = z
     primaryHealth: primaryHealthSchema.prefault({ kind: 'none' }),
     /** Flows released without comparison (compare/passthrough.ts); `--passthrough RULE` adds to them. */
     passthrough: passthroughListSchema.default([]),
+    /** Who `run` becomes once its sockets and files are open (src/inline/privileges.ts); absent: it stays root. */
+    privileges: z
+      .strictObject(
+        { user: accountId('user', 'uid'), group: accountId('group', 'gid').optional() },
+        { error: 'a mapping with user and optionally group (names or numeric ids)' },
+      )
+      .optional(),
   })
   .superRefine((config, ctx) => {
     // QEMU serves one client per QMP socket: a probe queued behind the driver's connection would never be
@@ -178,7 +210,7 @@ export type PrimaryHealthConfig = z.output<typeof primaryHealthSchema>;
 
 /** Reads and validates the YAML file; throws ConfigError naming the first bad field. */
 export function loadInlineConfig(file: string, flags: Record<string, unknown> = {}): InlineConfig {
-  const config = loadConfig(inlineConfigSchema, { file, flags });
+  const config = loadConfig(inlineConfigSchema, { file, flags, flagSpecs: runFlags });
   try {
     checkDriverForRole(config.checkpoint, 'primary');
   } catch (err) {

@@ -1,10 +1,18 @@
 import type { Command } from 'commander';
 import { LiveCaptureUnavailable } from '../../../proxy/ports/capture.js';
-import { loadInlineConfig } from '../../config/inline.js';
+import { loadInlineConfig, runFlags } from '../../config/inline.js';
+import { declareFlags } from '../../config/load.js';
 import { collectRule, passthroughFromFlags } from '../../config/passthrough.js';
 import { startInlineApp } from '../../inline/app.js';
 import { OffloadError } from '../../inline/offloads.js';
-import { createLogger } from '../../log.js';
+import {
+  checkCanSwitch,
+  describeIdentity,
+  dropPrivileges,
+  resolveIdentity,
+  type Identity,
+} from '../../inline/privileges.js';
+import { createLogger, type Logger } from '../../log.js';
 import { checkOutputPath } from '../output-path.js';
 import { exitOnSecondSignal } from '../signals.js';
 
@@ -22,20 +30,24 @@ export const EXIT_HOST_NOT_READY = 4;
  * and a second signal exits at once. docs/inline.md describes the config file.
  */
 export function registerRun(program: Command): void {
-  program
+  const command = program
     .command('run')
     .description('run the inline proxy on three interfaces (client, primary VM, secondary VM)')
-    .requiredOption('--config <file>', 'YAML config file (docs/inline.md)')
+    .requiredOption('--config <file>', 'YAML config file (docs/inline.md)');
+  declareFlags(command, runFlags)
     .option(
       '--passthrough <rule>',
       'release flows matching RULE uncompared, after the YAML list (repeatable)',
       collectRule,
     )
-    .action(async (opts: { config: string; passthrough?: string[] }) => {
-      const config = loadInlineConfig(opts.config);
+    .action(async (opts: { config: string; passthrough?: string[] } & Record<string, unknown>) => {
+      const config = loadInlineConfig(opts.config, opts);
       config.passthrough = [...config.passthrough, ...passthroughFromFlags('--passthrough', opts.passthrough)];
       if (config.events !== undefined) checkOutputPath('events', config.events);
       if (config.divergences !== undefined) checkOutputPath('divergences', config.divergences);
+      // Before anything opens: an unknown user fails the start, not the switch after capture is up.
+      const identity = config.privileges === undefined ? null : resolveIdentity(config.privileges);
+      if (identity !== null) checkCanSwitch(identity);
       const logger = createLogger();
       const print = (event: object): void => {
         process.stdout.write(`${JSON.stringify(event)}\n`);
@@ -49,6 +61,15 @@ export function registerRun(program: Command): void {
           process.exitCode = EXIT_HOST_NOT_READY;
           return;
         }
+        throw err;
+      }
+      // startInlineApp has opened everything that needs root (capture sockets, the metrics and control
+      // listeners, the output files) and only started dialing: a connection, and so the first checkpoint and
+      // its hooks, completes in a later turn of the event loop, after this.
+      try {
+        becomeConfiguredUser(identity, logger);
+      } catch (err) {
+        await app.close();
         throw err;
       }
       await new Promise<void>((resolve) => {
@@ -69,4 +90,21 @@ export function registerRun(program: Command): void {
       print({ event: 'stopped', time: Date.now(), status: app.status() });
       logger.flush();
     });
+}
+
+/** Drops to the configured user, or warns that `run` keeps root; one log line either way. */
+function becomeConfiguredUser(identity: Identity | null, logger: Logger): void {
+  if (identity === null) {
+    logger.warn('run keeps root: set privileges.user (docs/inline.md, "Privileges") to drop it once capture is open');
+    return;
+  }
+  if (process.getuid?.() !== 0) {
+    logger.info({ uid: identity.uid }, `privileges: already running as ${describeIdentity(identity)}`);
+    return;
+  }
+  const now = dropPrivileges(identity);
+  logger.info(
+    { uid: now.uid, gid: now.gid, groups: now.groups, capEff: now.capEff },
+    `privileges: dropped root to ${describeIdentity(identity)}; capabilities now ${now.capEff}`,
+  );
 }
