@@ -1,5 +1,14 @@
 import { spawn, type ChildProcess } from 'node:child_process';
-import { appendFileSync, closeSync, mkdtempSync, openSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import {
+  appendFileSync,
+  chmodSync,
+  closeSync,
+  mkdtempSync,
+  openSync,
+  readFileSync,
+  rmSync,
+  writeFileSync,
+} from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { createServer, connect, type Server, type Socket } from 'node:net';
@@ -165,6 +174,8 @@ export interface LabOptions {
   servicePort?: number;
   /** Pass-through rules for the proxy's YAML (docs/configuration.md, "Pass-through rules"). */
   passthrough?: string[];
+  /** The proxy's `privileges` (docs/inline.md): the sockets it dials are then opened to that user. */
+  privileges?: { user: string; group?: string };
 }
 
 export class InlineLab {
@@ -289,10 +300,16 @@ export class InlineLab {
       events: join(this.dir, 'events.ndjson'),
       divergences: join(this.dir, 'divergences.pcapng'),
       ...(o.passthrough ? { passthrough: o.passthrough } : {}),
+      ...(o.privileges ? { privileges: o.privileges } : {}),
       ...(o.primaryHealth
         ? { primaryHealth: { kind: 'lab', control: this.socket('primary'), timeoutMs: 500, ...o.primaryHealth } }
         : {}),
     };
+    if (o.privileges) {
+      // The proxy dials the agent and the primary guest's control socket after it has dropped root.
+      chmodSync(this.dir, 0o755);
+      for (const name of ['agent', 'primary']) chmodSync(this.socket(name), 0o666);
+    }
     const configFile = join(this.dir, 'run.yaml');
     writeFileSync(configFile, stringify(config));
     this.proxy = this.spawn('proxy', this.topo.proxy, process.execPath, [cli, 'run', '--config', configFile]);
