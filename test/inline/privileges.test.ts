@@ -78,5 +78,16 @@ describeWith(
       // The metrics listener was bound before the drop and still answers.
       expect(await l.stats('/metrics')).toContain('colo_');
     }, 90_000);
+
+    it('without privileges keeps root, as before, and says so in one warning', async () => {
+      lab = new InlineLab(topo);
+      await lab.start();
+      const status = readFileSync(`/proc/${lab.proxy.child.pid!}/status`, 'utf8');
+      expect(status).toMatch(/^Uid:\s+0\s+0\s+0\s+0$/m);
+      expect(readCredentials(status).capEff).not.toBe('0000000000000000');
+      const log = readFileSync(lab.proxy.logFile, 'utf8');
+      expect(log).toContain('run keeps root: set privileges.user');
+      expect(log).not.toContain('privileges: dropped');
+    }, 60_000);
   },
 );
