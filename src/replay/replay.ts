@@ -1,8 +1,11 @@
 import type { PassthroughRule } from '../../compare/passthrough.js';
-import type { Decision, Divergence, Side } from '../../compare/types.js';
+import type { Decision, Side } from '../../compare/types.js';
+import type { ModeSwitch } from '../../compare/protection-mode.js';
 import type { CaptureReader } from '../capture/record.js';
 import type { EngineSettings, ReplayEngine } from './engine-port.js';
+import type { ReplayHooks } from './hooks.js';
 import { round } from './latency.js';
+import { ReplayModeRunner, type ReplayModeOptions } from './modes.js';
 import type { CheckpointReason, ReplayCheckpoint, ReplayInput, ReplaySummary } from './summary.js';
 import { Tally } from './tally.js';
 
@@ -15,6 +18,8 @@ export interface ReplayOptions extends EngineSettings {
   speed: number;
   /** Flows the engine releases uncompared (compare/passthrough.ts); replayFiles() gives them to its engine. */
   passthrough?: readonly PassthroughRule[];
+  /** Protection mode (compare/protection-mode.ts); absent: compare, and the summary has no `modes`. */
+  modes?: ReplayModeOptions;
 }
 
 export const defaultReplayOptions: ReplayOptions = {
@@ -34,36 +39,7 @@ export interface ReplaySource {
   size: number;
 }
 
-export interface ReplayProgress {
-  frames: number;
-  /** 0..1 by bytes read, or NaN when the sizes are unknown. */
-  fraction: number;
-  virtualMs: number;
-}
-
-export interface ReplayHooks {
-  /** Before the first frame: the capture time that virtual time 0 stands for; null when there is no frame. */
-  onStart?(origin: { seconds: number; nanoseconds: number } | null): void;
-  /** Every divergence, as the engine reported it (its packets stay valid: they are the captured frames). */
-  onDivergence?(divergence: Divergence): void;
-  /** Every checkpoint, when it completes. */
-  onCheckpoint?(checkpoint: ReplayCheckpoint): void;
-  /** Every jump of the clock over empty time (docs/replay.md, "The virtual clock"). */
-  onJump?(jump: ClockJump): void;
-  onProgress?(progress: ReplayProgress): void;
-  /** Frames between progress calls (and between yields to the event loop). Default 65536. */
-  progressEvery?: number;
-}
-
-/** The clock skipped empty time up to a frame instead of running idle timers through it. */
-export interface ClockJump {
-  /** Virtual time of the last event run before the jump. */
-  from: number;
-  /** Virtual time of the frame the clock jumped to. */
-  to: number;
-  /** CHKPOINT_TIMER firings skipped (each would have been an idle checkpoint). */
-  timersSkipped: number;
-}
+export type { ClockJump, ReplayHooks, ReplayProgress } from './hooks.js';
 
 interface Request {
   reason: CheckpointReason;
@@ -103,10 +79,12 @@ class Replayer {
   private originNanoseconds = 0;
   private firstFrameEpochMs: number | null = null;
   private lastFrameMs = 0;
+  private draining = false;
   private wallStart = 0;
   private readonly jumps = { count: 0, jumpedMs: 0, largestMs: 0, timersSkipped: 0 };
   /** Virtual time --speed does not wait for: the long part of long gaps. */
   private unpacedMs = 0;
+  private readonly modes: ReplayModeRunner | null;
 
   constructor(
     private readonly primary: ReplaySource,
@@ -116,8 +94,25 @@ class Replayer {
     private readonly hooks: ReplayHooks,
   ) {
     this.nextTick = options.expiredScanCycleMs;
-    this.timerDeadline = options.checkpointTimerMs;
-    this.timerEnabled = options.checkpointTimerMs > 0;
+    this.modes =
+      options.modes === undefined ? null : new ReplayModeRunner(options.modes, (change) => this.switched(change));
+    this.timerDeadline = this.timerPeriod();
+    this.timerEnabled = this.timerPeriod() > 0;
+  }
+
+  /** CHKPOINT_TIMER, or periodic mode's period while it holds the output. */
+  private timerPeriod(): number {
+    const modes = this.modes;
+    return modes !== null && modes.periodic() ? modes.options.thresholds.periodMs : this.options.checkpointTimerMs;
+  }
+
+  /** A hybrid switch: the checkpoint timer takes the new mode's period from now. */
+  private switched(change: ModeSwitch): void {
+    if (!this.draining) {
+      this.timerEnabled = this.timerPeriod() > 0;
+      this.timerDeadline = this.now + this.timerPeriod();
+    }
+    this.hooks.onModeSwitch?.(change);
   }
 
   async run(): Promise<ReplaySummary> {
@@ -134,6 +129,7 @@ class Replayer {
     }
     const origin = { seconds: this.originSeconds, nanoseconds: this.originNanoseconds };
     this.hooks.onStart?.(this.firstFrameEpochMs === null ? null : origin);
+    if (this.modes?.periodic() === true) this.timerEnabled = true;
     const every = this.hooks.progressEvery ?? 65536;
     let sinceYield = 0;
     this.wallStart = performance.now();
@@ -207,7 +203,7 @@ class Replayer {
       }
       if (this.timerEnabled && timerFired && this.timerDeadline < t) {
         // A second firing before the next frame would checkpoint nothing new: keep the timer's phase, skip the rest.
-        const period = this.options.checkpointTimerMs;
+        const period = this.timerPeriod();
         const skipped = Math.ceil((t - this.timerDeadline) / period);
         timersSkipped += skipped;
         this.timerDeadline += skipped * period;
@@ -223,7 +219,7 @@ class Replayer {
         this.handle(this.engine.tick(next), next);
       } else {
         // Re-armed at once: a timer that fires while a checkpoint is in flight must not fire again at once.
-        this.timerDeadline = next + this.options.checkpointTimerMs;
+        this.timerDeadline = next + this.timerPeriod();
         timerFired = true;
         this.request('timer', next);
       }
@@ -244,11 +240,17 @@ class Replayer {
 
   /** After the last frame: no more CHKPOINT_TIMER; finish checkpoints and let held frames time out. */
   private drain(): void {
+    this.draining = true;
     this.timerEnabled = false;
     const until = this.lastFrameMs + this.options.compareTimeoutMs + this.options.expiredScanCycleMs;
     while (true) {
       if (this.inFlight !== null) {
         this.advanceTo(Math.min(this.inFlight.completesAt, Math.max(this.nextTick, this.now)));
+        continue;
+      }
+      if ((this.modes?.heldCount() ?? 0) > 0) {
+        // Periodic output still held after the last frame: one more checkpoint releases it.
+        this.request('timer', this.now);
         continue;
       }
       if (this.tally.nothingHeld() || this.nextTick > until) break;
@@ -269,7 +271,8 @@ class Replayer {
   private start(request: Request): void {
     this.inFlight = { ...request, startedAt: this.now, completesAt: this.now + this.options.checkpointDurationMs };
     // QEMU re-arms the checkpoint timer whenever a checkpoint is asked for and started.
-    this.timerDeadline = this.now + this.options.checkpointTimerMs;
+    this.timerDeadline = this.now + this.timerPeriod();
+    if (request.reason !== 'timer') this.modes?.divergenceCheckpoint(this.now);
   }
 
   private completeCheckpoint(): void {
@@ -278,6 +281,12 @@ class Replayer {
     this.inFlight = null;
     this.tally.resetFlush();
     this.handle(this.engine.flush(this.now), this.now);
+    const modes = this.modes;
+    if (modes !== null) {
+      const released = modes.checkpointCompleted(done.startedAt, done.completesAt);
+      if (released.length > 0)
+        this.tally.decision({ release: released, drop: [], divergences: [], malformed: [] }, this.now);
+    }
     const checkpoint: ReplayCheckpoint = {
       index: this.tally.checkpoints.length + 1,
       reason: done.reason,
@@ -296,12 +305,15 @@ class Replayer {
   }
 
   private handle(decision: Decision, at: number): void {
-    this.tally.decision(decision, at);
+    const modes = this.modes;
+    // Periodic mode holds what the engine releases; its divergences are statistics, not checkpoint requests.
+    const holding = modes !== null && modes.periodic();
+    this.tally.decision(modes === null ? decision : modes.route(decision, at), at);
     const divergences = decision.divergences;
     for (let i = 0; i < divergences.length; i++) {
       const d = divergences[i];
       this.hooks.onDivergence?.(d);
-      this.request(d.reason, at);
+      if (!holding) this.request(d.reason, at);
     }
   }
 
@@ -351,6 +363,7 @@ class Replayer {
         timersSkipped: this.jumps.timersSkipped,
       },
       ...counts,
+      ...(this.modes === null ? {} : { modes: this.modes.summary(this.now, counts.checkpoints.total) }),
     };
   }
 

@@ -1,6 +1,7 @@
 import type { ConnectionId, DivergenceReason, Protocol, Side } from '../../compare/types.js';
 import type { MalformedReason } from '../../compare/wire/frame-info.js';
 import type { DivergenceRecord } from '../stats/divergence-record.js';
+import type { ReplayModes } from './modes.js';
 
 /**
  * The replay summary: what `colo-proxy replay --json FILE` writes and what the HTML report
@@ -87,6 +88,8 @@ export interface ReplaySummary {
    * frames dropped without comparison. Set by replayFiles(); absent from a summary of replay() alone.
    */
   passthrough?: ReplayPassthrough;
+  /** Protection mode (--mode) and what it cost: switches, time paused, release latency. Absent without --mode. */
+  modes?: ReplayModes;
 }
 
 export interface ReplayPassthrough {
