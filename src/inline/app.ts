@@ -62,6 +62,11 @@ export interface AppDependencies {
   /** Skips the ethtool check (tests with memory ports). */
   checkOffloads?: (ifaces: string[]) => Promise<void>;
   onEvent?: (event: AppEvent) => void;
+  /**
+   * Runs once the capture sockets, the listeners and the output files are open and before the health checks
+   * or the checkpoint link start anything (`run` drops root here: src/inline/privileges.ts).
+   */
+  afterOpen?: () => void;
 }
 
 export interface InlineApp {
@@ -202,43 +207,6 @@ export async function startInlineApp(
 
     let health: HealthWatch | null = null;
     let link: Link | null = null;
-    const failover = (reason: string): void => {
-      if (proxy.mode === 'failover') return;
-      logger.error({ reason }, 'primary lost: failing over to the secondary');
-      proxy.primaryLost(reason);
-      health?.stop();
-      // The coordinator has no primary left to checkpoint; closing it tells the agent the primary is gone.
-      void coordinator.close().then(() => link?.close());
-    };
-    coordinator.on('primary-lost', (event) => failover(event.error.message));
-    if (config.primaryHealth.kind !== 'none') {
-      const check = config.primaryHealth;
-      health = watchPrimary({
-        probe: probeFor(check),
-        intervalMs: check.intervalMs,
-        failures: check.failures,
-        timeoutMs: check.timeoutMs,
-        onFailure: (reason, inARow) => {
-          logger.warn({ reason, inARow, of: check.failures }, 'primary health check failed');
-          emit('primary-health', { ok: false, reason, inARow });
-        },
-        onLost: failover,
-      });
-      closers.push(() => health?.stop());
-    }
-
-    closers.push(() => coordinator.close());
-    link = await linkCoordinator(coordinator, checkpointEndpoint(config.checkpoint), {
-      material,
-      logger,
-      connectTimeoutMs: config.checkpoint.timeouts.connectMs,
-      handshakeMs: config.checkpoint.timeouts.handshakeMs,
-      retryMs: config.checkpoint.timeouts.retryMs,
-      maxRetryMs: config.checkpoint.timeouts.maxRetryMs,
-    });
-    const activeLink = link;
-    closers.push(() => activeLink.close());
-
     const portCounters = (): object =>
       Object.fromEntries(
         Object.entries(ports).map(([role, port]) => [role, { iface: ifaces[role as 'client'], ...port.counters }]),
@@ -264,6 +232,48 @@ export async function startInlineApp(
       const server = stats;
       closers.push(() => server.close());
     }
+    // Root is kept for opening only: after the drop, nothing has been dialled or spawned yet. A connect:
+    // endpoint is dialled after it (as it is on every reconnect); a listen: one binds before it.
+    const endpoint = checkpointEndpoint(config.checkpoint);
+    if (endpoint.mode === 'connect') deps.afterOpen?.();
+
+    const failover = (reason: string): void => {
+      if (proxy.mode === 'failover') return;
+      logger.error({ reason }, 'primary lost: failing over to the secondary');
+      proxy.primaryLost(reason);
+      health?.stop();
+      // The coordinator has no primary left to checkpoint; closing it tells the agent the primary is gone.
+      void coordinator.close().then(() => link?.close());
+    };
+    coordinator.on('primary-lost', (event) => failover(event.error.message));
+    closers.push(() => coordinator.close());
+    link = await linkCoordinator(coordinator, endpoint, {
+      material,
+      logger,
+      connectTimeoutMs: config.checkpoint.timeouts.connectMs,
+      handshakeMs: config.checkpoint.timeouts.handshakeMs,
+      retryMs: config.checkpoint.timeouts.retryMs,
+      maxRetryMs: config.checkpoint.timeouts.maxRetryMs,
+    });
+    const activeLink = link;
+    closers.push(() => activeLink.close());
+    if (endpoint.mode === 'listen') deps.afterOpen?.();
+    if (config.primaryHealth.kind !== 'none') {
+      const check = config.primaryHealth;
+      health = watchPrimary({
+        probe: probeFor(check),
+        intervalMs: check.intervalMs,
+        failures: check.failures,
+        timeoutMs: check.timeoutMs,
+        onFailure: (reason, inARow) => {
+          logger.warn({ reason, inARow, of: check.failures }, 'primary health check failed');
+          emit('primary-health', { ok: false, reason, inARow });
+        },
+        onLost: failover,
+      });
+      closers.push(() => health?.stop());
+    }
+
     emit('started', {
       interfaces: ifaces,
       capture,

@@ -1,5 +1,5 @@
 import { execFileSync } from 'node:child_process';
-import { readFileSync } from 'node:fs';
+import { chownSync, mkdirSync, readFileSync } from 'node:fs';
 import { ConfigError } from '../config/errors.js';
 
 /**
@@ -129,6 +129,15 @@ export function dropPrivileges(identity: Identity): Credentials {
   }
   if (regained) throw new Error(`privileges: setuid(0) succeeded after dropping to uid ${identity.uid}`);
   return readCredentials();
+}
+
+/**
+ * Creates (mode 0700) and gives to `identity` a directory `run` creates files in after the drop (the qemu
+ * driver's workDir: its state socket is made at the first checkpoint). Run while still root.
+ */
+export function handOverDirectory(path: string, identity: Identity): void {
+  mkdirSync(path, { recursive: true, mode: 0o700 });
+  chownSync(path, identity.uid, identity.gid);
 }
 
 /** "nobody (uid 65534), group nogroup (gid 65534)" for the startup log line. */

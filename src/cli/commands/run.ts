@@ -9,6 +9,7 @@ import {
   checkCanSwitch,
   describeIdentity,
   dropPrivileges,
+  handOverDirectory,
   resolveIdentity,
   type Identity,
 } from '../../inline/privileges.js';
@@ -54,22 +55,15 @@ export function registerRun(program: Command): void {
       };
       let app;
       try {
-        app = await startInlineApp(config, logger, { onEvent: print });
+        // Root is given up as soon as everything that needs it is open (src/inline/app.ts says when).
+        const afterOpen = (): void => becomeConfiguredUser(identity, logger, config.checkpoint.driver);
+        app = await startInlineApp(config, logger, { onEvent: print, afterOpen });
       } catch (err) {
         if (err instanceof LiveCaptureUnavailable || err instanceof OffloadError) {
           process.stderr.write(`colo-proxy run: ${err.message}\n`);
           process.exitCode = EXIT_HOST_NOT_READY;
           return;
         }
-        throw err;
-      }
-      // startInlineApp has opened everything that needs root (capture sockets, the metrics and control
-      // listeners, the output files) and only started dialing: a connection, and so the first checkpoint and
-      // its hooks, completes in a later turn of the event loop, after this.
-      try {
-        becomeConfiguredUser(identity, logger);
-      } catch (err) {
-        await app.close();
         throw err;
       }
       await new Promise<void>((resolve) => {
@@ -93,7 +87,11 @@ export function registerRun(program: Command): void {
 }
 
 /** Drops to the configured user, or warns that `run` keeps root; one log line either way. */
-function becomeConfiguredUser(identity: Identity | null, logger: Logger): void {
+function becomeConfiguredUser(
+  identity: Identity | null,
+  logger: Logger,
+  driver: { kind: string; workDir?: string },
+): void {
   if (identity === null) {
     logger.warn('run keeps root: set privileges.user (docs/inline.md, "Privileges") to drop it once capture is open');
     return;
@@ -102,6 +100,7 @@ function becomeConfiguredUser(identity: Identity | null, logger: Logger): void {
     logger.info({ uid: identity.uid }, `privileges: already running as ${describeIdentity(identity)}`);
     return;
   }
+  if (driver.kind === 'qemu' && driver.workDir !== undefined) handOverDirectory(driver.workDir, identity);
   const now = dropPrivileges(identity);
   logger.info(
     { uid: now.uid, gid: now.gid, groups: now.groups, capEff: now.capEff },
