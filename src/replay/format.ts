@@ -21,6 +21,15 @@ export function formatSummary(s: ReplaySummary, options: { maxDivergences?: numb
     const rules = pass.rules.map((r) => `${r.rule}: ${r.frames} frames`).join(', ');
     lines.push(`passed through uncompared: ${pass.releasedPrimary} primary frames released early (${rules})`);
   }
+  const m = s.modes;
+  if (m !== undefined) {
+    const r = m.releaseLatencyMs;
+    lines.push(
+      `mode ${m.mode}: ${m.switches.length} switches (${counts(m.switchesByKey)}); compare ${m.timeInMs.compare} ms, ` +
+        `periodic ${m.timeInMs.periodic} ms; paused ${m.pausedMs} ms (${(m.pausedShare * 100).toFixed(1)} %); ` +
+        `release latency p50 ${r.p50} ms, p99 ${r.p99} ms`,
+    );
+  }
   lines.push(`divergences: ${s.divergences.length} (${counts(s.divergencesByReason)})`);
   const shown = s.divergences.slice(0, options.maxDivergences ?? 5);
   for (const d of shown) {

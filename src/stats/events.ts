@@ -1,4 +1,5 @@
 import type { Writable } from 'node:stream';
+import type { ModeSwitch } from '../../compare/protection-mode.js';
 import type { Divergence } from '../../compare/types.js';
 import type { Mode } from '../../proxy/inline.js';
 import { openWriteStream } from '../capture/sink.js';
@@ -7,7 +8,7 @@ import { divergenceRecord, type DivergenceRecord } from './divergence-record.js'
 import type { ReportedPhase } from './metrics.js';
 
 /** One line of the NDJSON event log (`--events FILE`). Documented in docs/statistics.md. */
-export type EventRecord = DivergenceEvent | CheckpointEvent | ModeEvent | EventsDroppedEvent;
+export type EventRecord = DivergenceEvent | CheckpointEvent | ModeEvent | ModeSwitchEvent | EventsDroppedEvent;
 
 /** A divergence: the shared record (src/stats/divergence-record.ts) with its line type. */
 export interface DivergenceEvent extends DivergenceRecord {
@@ -28,6 +29,12 @@ export interface ModeEvent {
   time: number;
   mode: Mode;
   detail: string;
+}
+
+/** A hybrid protection-mode switch (compare/protection-mode.ts): compare <-> periodic, with its reason. */
+export interface ModeSwitchEvent extends Omit<ModeSwitch, 'at'> {
+  type: 'mode-switch';
+  time: number;
 }
 
 /** Written when the log resumes after dropping lines (writer too slow beyond the memory bound). */
@@ -102,6 +109,12 @@ export class EventLog {
 
   mode(time: number, mode: Mode, detail = ''): void {
     const event: ModeEvent = { type: 'mode', time, mode, detail };
+    this.write(event);
+  }
+
+  modeSwitch(time: number, change: ModeSwitch): void {
+    const { at: _at, ...rest } = change;
+    const event: ModeSwitchEvent = { type: 'mode-switch', time, ...rest };
     this.write(event);
   }
 

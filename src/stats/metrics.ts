@@ -1,5 +1,6 @@
 import { collectDefaultMetrics, Counter, Gauge, Histogram, Registry } from 'prom-client';
 import packageJson from '../../package.json' with { type: 'json' };
+import type { ModeSwitch } from '../../compare/protection-mode.js';
 import type { Decision, Divergence, Side } from '../../compare/types.js';
 import type { Mode } from '../../proxy/inline.js';
 import {
@@ -35,6 +36,7 @@ export const MetricName = {
   buildInfo: 'colo_build_info',
   captureDrops: 'colo_capture_drops_total',
   peerConnected: 'colo_peer_connected',
+  modeSwitches: 'colo_mode_switches_total',
 } as const;
 
 export const metricNames: readonly string[] = Object.values(MetricName);
@@ -130,6 +132,7 @@ export class ColoMetrics {
   private processMetrics = false;
 
   private readonly checkpointCounter: Counter<'outcome'>;
+  private readonly modeSwitchCounter: Counter<'from' | 'to' | 'reason'>;
   private readonly phaseHistogram: Histogram<'phase'>;
   private readonly latencyHistogram: FastHistogram;
 
@@ -272,6 +275,12 @@ export class ColoMetrics {
         for (const [peer, connected] of self.peers) this.set({ peer }, connected ? 1 : 0);
       },
     });
+    this.modeSwitchCounter = new Counter({
+      name: MetricName.modeSwitches,
+      help: 'Hybrid protection-mode switches between compare and periodic, by direction and reason',
+      labelNames: ['from', 'to', 'reason'],
+      registers,
+    });
     this.latencyHistogram = new FastHistogram({
       name: MetricName.compareLatencySeconds,
       help: 'Time a primary frame was held before its release (arrival to release)',
@@ -317,6 +326,11 @@ export class ColoMetrics {
     // Built now, not at /stats: the frames may be read buffers the caller reuses once the decision is done.
     this.recentDivergences.push(divergenceRecord(d));
     if (this.recentDivergences.length > RECENT_DIVERGENCES) this.recentDivergences.shift();
+  }
+
+  /** A hybrid protection-mode switch (compare/protection-mode.ts); rare, so counted straight away. */
+  modeSwitch(change: Pick<ModeSwitch, 'from' | 'to' | 'reason'>): void {
+    this.modeSwitchCounter.inc({ from: change.from, to: change.to, reason: change.reason });
   }
 
   recordFramesIn(side: Side, n = 1): void {

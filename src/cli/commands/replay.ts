@@ -6,6 +6,8 @@ import type { Divergence } from '../../../compare/types.js';
 import { DivergenceRecorder } from '../../capture/divergence-recorder.js';
 import { ConfigError } from '../../config/errors.js';
 import { collectRule, passthroughFromFlags } from '../../config/passthrough.js';
+import { loadProtectionConfig, numberFlag, thresholdsOf, type ProtectionConfig } from '../../config/protection-mode.js';
+import { defaultModeThresholds } from '../../../compare/protection-mode.js';
 import { formatSummary } from '../../replay/format.js';
 import { ProgressBar } from '../../replay/progress.js';
 import { defaultReplayOptions, type ReplayHooks, type ReplayOptions } from '../../replay/replay.js';
@@ -34,10 +36,29 @@ interface ReplayFlags {
   events?: string;
   quiet?: boolean;
   passthrough?: string[];
+  mode?: string;
+  modeConfig?: string;
+  period?: string;
+  hybridWindow?: string;
+  hybridMaxCheckpoints?: string;
+  hybridMaxPausedShare?: string;
+  hybridCalm?: string;
+  hybridCalmDivergences?: string;
 }
+
+/** Each threshold flag and the `protection` field it sets (src/config/protection-mode.ts). */
+const thresholdFlags = [
+  ['period', 'periodMs'],
+  ['hybridWindow', 'windowMs'],
+  ['hybridMaxCheckpoints', 'maxDivergenceCheckpoints'],
+  ['hybridMaxPausedShare', 'maxPausedShare'],
+  ['hybridCalm', 'calmMs'],
+  ['hybridCalmDivergences', 'calmDivergences'],
+] as const;
 
 export function registerReplay(program: Command): void {
   const d = defaultReplayOptions;
+  const dm = defaultModeThresholds;
   program
     .command('replay')
     .description('replay a primary and a secondary egress capture through the comparison engine on a virtual clock')
@@ -58,6 +79,20 @@ export function registerReplay(program: Command): void {
     .option('--events <file>', 'write an NDJSON log of divergences and checkpoints (- for standard output)')
     .option('--quiet', 'print nothing on success')
     .option('--passthrough <rule>', 'release flows matching RULE uncompared, e.g. udp:5353 (repeatable)', collectRule)
+    .option('--mode <mode>', 'protection mode: compare, periodic or hybrid (docs/replay.md, "Protection modes")')
+    .option('--mode-config <file>', 'a YAML file whose `protection` mapping sets the mode and its thresholds')
+    .option('--period <ms>', `periodic mode's checkpoint period (default ${dm.periodMs})`)
+    .option('--hybrid-window <ms>', `hybrid: the window W (default ${dm.windowMs})`)
+    .option(
+      '--hybrid-max-checkpoints <n>',
+      `hybrid: more divergence checkpoints within W go periodic (default ${dm.maxDivergenceCheckpoints})`,
+    )
+    .option('--hybrid-max-paused-share <x>', `hybrid: more of W paused goes periodic (default ${dm.maxPausedShare})`)
+    .option('--hybrid-calm <ms>', `hybrid: Q, the shortest stay in periodic (default ${dm.calmMs})`)
+    .option(
+      '--hybrid-calm-divergences <n>',
+      `hybrid: fewer background divergences within Q go back (default ${dm.calmDivergences})`,
+    )
     .action(async (flags: ReplayFlags) => {
       const summary = await runReplayCommand(flags);
       // Standard output carries the JSON or the events when one of them is `-`: no text summary beside it.
@@ -118,7 +153,21 @@ export function replayOptions(flags: ReplayFlags): ReplayOptions {
     checkpointDurationMs: number('--checkpoint-duration', flags.checkpointDuration, 0, false),
     speed: number('--speed', flags.speed, 0, false),
     passthrough: passthroughFromFlags('--passthrough', flags.passthrough),
+    ...modeOptions(flags),
   };
+}
+
+/** The protection mode from --mode-config and the mode flags; none of them given: no `modes` in the summary. */
+function modeOptions(flags: ReplayFlags): Pick<ReplayOptions, 'modes'> {
+  const overrides: Record<string, unknown> = {};
+  if (flags.mode !== undefined) overrides.mode = flags.mode;
+  for (const [flag, field] of thresholdFlags) {
+    const raw = flags[flag];
+    if (raw !== undefined) overrides[field] = numberFlag(raw);
+  }
+  if (flags.modeConfig === undefined && Object.keys(overrides).length === 0) return {};
+  const config = loadProtectionConfig(flags.modeConfig, overrides as Partial<ProtectionConfig>);
+  return { modes: { mode: config.mode, thresholds: thresholdsOf(config) } };
 }
 
 /** Every output path is checked before anything is read or written; only one output may take stdout. */
@@ -163,6 +212,11 @@ async function runReplayCommand(flags: ReplayFlags): Promise<ReplaySummary> {
     },
     onCheckpoint: (c) => {
       events?.checkpoint(origin + c.completedAt, c.reason, 'ok', { total: c.completedAt - c.startedAt });
+    },
+    onModeSwitch: (change) => {
+      const { from, to, reason, divergences, pausedShare } = change;
+      logger.info({ at: change.at, from, to, reason, divergences, pausedShare }, 'protection mode switched');
+      events?.modeSwitch(origin + change.at, change);
     },
     onJump: (jump) => {
       const { from, to, timersSkipped } = jump;
