@@ -465,6 +465,7 @@ export class CompareEngine implements ComparisonSink {
   }
 
   private passByRule(packet: HeldPacket): void {
+    packet.passedByRule = true;
     if (packet.side === 'primary') {
       this.passedThroughRulePrimary++;
       this.releasedPackets++;

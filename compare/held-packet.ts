@@ -35,6 +35,8 @@ export class HeldPacket implements Packet {
   declare readonly payloadLength: number;
   /** TCP: set once a RST on this segment was matched by the other side's RST at the same stream position. */
   declare rstMatched: boolean;
+  /** Released (primary) or dropped (secondary) by a pass-through rule, uncompared: output not to be held. */
+  declare passedByRule: boolean;
 
   constructor(frame: Buffer, start: number, side: Side, arrivedAt: number, tag: number, info: FrameInfo) {
     this.frame = frame;
@@ -60,5 +62,6 @@ export class HeldPacket implements Packet {
     this.payloadOffset = info.payloadOffset;
     this.payloadLength = info.payloadLength;
     this.rstMatched = false;
+    this.passedByRule = false;
   }
 }

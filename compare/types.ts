@@ -16,6 +16,11 @@ export interface Packet {
   readonly arrivedAt: number;
   /** Opaque to the engine: the caller's own label (e.g. an input index or vnet_hdr_len). */
   readonly tag: number;
+  /**
+   * True when a pass-through rule let the frame by uncompared (compare/passthrough.ts): a caller that buffers
+   * released output (periodic mode) sends these at once, since no checkpoint protects them.
+   */
+  readonly passedByRule?: boolean;
 }
 
 export type Protocol = 'tcp' | 'udp' | 'icmp' | 'icmpv6' | 'ip' | 'arp' | 'other';

@@ -24,6 +24,8 @@ describe('pass-through rules in the engine', () => {
       heldPrimaryPackets: 0,
     });
     expect(h.engine.passthroughRules()).toEqual([{ rule: 'udp:5353', frames: 2 }]);
+    expect(h.released[0].passedByRule).toBe(true);
+    expect(h.dropped[0].passedByRule).toBe(true);
   });
 
   it('still compares every other flow', () => {
@@ -32,6 +34,8 @@ describe('pass-through rules in the engine', () => {
     expect(h.released).toEqual([]);
     const out = h.secondary(tcp(1, 'abX'));
     expect(out.divergences[0]).toMatchObject({ reason: 'payload', protocol: 'tcp' });
+    h.flush();
+    expect(h.released[0].passedByRule).toBe(false);
     expect(h.engine.stats()).toMatchObject({ connections: 1, passedThroughRulePrimary: 0 });
   });
 
