@@ -1,4 +1,6 @@
-import { readFileSync } from 'node:fs';
+import { chmodSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import { afterAll, afterEach, beforeAll, expect, it } from 'vitest';
 import { liveCaptureAvailable } from '../../proxy/ports/live.js';
 import { ringCaptureAvailable } from '../../proxy/ports/packet-ring.js';
@@ -33,11 +35,16 @@ describeWith(
   () => {
     let topo: InlineTopology;
     let lab: InlineLab | null = null;
+    let idsDir = '';
 
     beforeAll(async () => {
+      // Written by commands the proxy spawns as nobody.
+      idsDir = mkdtempSync(join(tmpdir(), 'colo-privileges-'));
+      chmodSync(idsDir, 0o755);
       topo = await createInlineTopology(87);
     }, 30_000);
     afterAll(async () => {
+      if (idsDir) rmSync(idsDir, { recursive: true, force: true });
       await topo?.destroy();
     });
     afterEach(async (context) => {
@@ -48,7 +55,16 @@ describeWith(
     });
 
     it('runs as nobody/nogroup with CapEff 0 and still carries the client’s traffic, checkpoints and metrics', async () => {
-      lab = new InlineLab(topo, { privileges: { user: 'nobody', group: 'nogroup' } });
+      // An exec health check is spawned as exec hooks are: it records who it runs as, from its first run on.
+      const ids = join(idsDir, 'health-ids.log');
+      writeFileSync(ids, '');
+      chmodSync(ids, 0o666);
+      lab = new InlineLab(topo, {
+        privileges: { user: 'nobody', group: 'nogroup' },
+        config: {
+          primaryHealth: { kind: 'exec', command: `{ id -u; id -g; } >> ${ids}`, intervalMs: 100, failures: 3 },
+        },
+      });
       const l = lab;
       // Resolves on 'ready': the seeding checkpoint ran after the drop (the lab driver dialed as nobody).
       await l.start();
@@ -77,6 +93,11 @@ describeWith(
       expect(secondary.requests).toBe(primary.requests);
       // The metrics listener was bound before the drop and still answers.
       expect(await l.stats('/metrics')).toContain('colo_');
+      // Every health check ran as nobody/nogroup, the first one included.
+      const seen = readFileSync(ids, 'utf8').trim().split('\n');
+      expect(seen.length).toBeGreaterThanOrEqual(2);
+      expect(new Set(seen)).toEqual(new Set(['65534']));
+      expect(l.proxyEvents('primary-health')).toEqual([]);
     }, 90_000);
 
     it('without privileges keeps root, as before, and says so in one warning', async () => {

@@ -176,6 +176,8 @@ export interface LabOptions {
   passthrough?: string[];
   /** The proxy's `privileges` (docs/inline.md): the sockets it dials are then opened to that user. */
   privileges?: { user: string; group?: string };
+  /** Top-level fields of the proxy's YAML that replace the lab's (e.g. an exec primaryHealth). */
+  config?: Record<string, unknown>;
 }
 
 export class InlineLab {
@@ -301,6 +303,7 @@ export class InlineLab {
       divergences: join(this.dir, 'divergences.pcapng'),
       ...(o.passthrough ? { passthrough: o.passthrough } : {}),
       ...(o.privileges ? { privileges: o.privileges } : {}),
+      ...o.config,
       ...(o.primaryHealth
         ? { primaryHealth: { kind: 'lab', control: this.socket('primary'), timeoutMs: 500, ...o.primaryHealth } }
         : {}),
