@@ -33,22 +33,27 @@ export interface ModeThresholds {
 }
 
 /**
- * Defaults, for the replay's default 20 ms checkpoint:
- * - periodMs 100: a held frame waits at most P plus one checkpoint; 100 ms keeps that under the compare
- *   timeouts clients tolerate, and pauses the guests a fifth of the time at a 20 ms checkpoint.
- * - windowMs 1000, maxDivergenceCheckpoints 10: ten divergence checkpoints a second is the point where
- *   comparing already checkpoints as often as periodic mode would (1000 / P); past it comparing buys nothing.
- * - maxPausedShare 0.2: periodic mode pauses D / P = 20 % of the time; comparing that pauses more is worse.
- * - calmMs 2000, calmDivergences 3: two windows of background comparison showing fewer divergences than
- *   would trip the rate bound within one, so a workload at the edge does not switch back and forth.
+ * Defaults, for a 20 ms checkpoint (the replay's default) and guests busy about half the time; tuned with
+ * `npm run bench:hybrid` (docs/benchmarks.md, "Protection modes"):
+ * - periodMs 100: a held frame waits at most P plus one checkpoint (p99 about 115 ms), and periodic mode
+ *   pauses the guests D / P = 20 % of the time, well inside the idle half of a half-busy guest.
+ * - windowMs 500, maxDivergenceCheckpoints 12: more than 24 divergence checkpoints a second pause the
+ *   guests about half the time, as much idle time as a half-busy guest has: past it their backlog grows
+ *   without bound and every reply waits longer than periodic mode's worst. A short window notices that
+ *   within a few hundred ms, before the backlog is large; the count bound sits just past the rate.
+ * - maxPausedShare 0.45: the same point measured directly (checkpoints that take longer than D count
+ *   fully), judged once a whole window of comparing has passed.
+ * - calmMs 2000, calmDivergences 20: back to comparing once the background comparison shows fewer than 10
+ *   divergences a second over four windows: half the rate that switched, so a workload near the bound does
+ *   not switch back and forth, and long enough that one quiet moment does not count as calm.
  */
 export const defaultModeThresholds: ModeThresholds = {
   periodMs: 100,
-  windowMs: 1000,
-  maxDivergenceCheckpoints: 10,
-  maxPausedShare: 0.2,
+  windowMs: 500,
+  maxDivergenceCheckpoints: 12,
+  maxPausedShare: 0.45,
   calmMs: 2000,
-  calmDivergences: 3,
+  calmDivergences: 20,
 };
 
 export interface ModeSwitch {

@@ -33,7 +33,10 @@ export interface ReplayModes {
   checkpointsPerSecond: number;
   /** Divergences the comparison found while periodic mode held the output (no checkpoint asked). */
   backgroundDivergences: number;
-  /** For each released primary frame: its release time minus its own arrival (what the client waits). */
+  /**
+   * For each released primary frame: its release time minus its arrival (what the client waits); with
+   * guestBusyShare, minus its capture time, so the wait includes the guests' lag behind the capture.
+   */
   releaseLatencyMs: LatencySummary;
 }
 
@@ -47,6 +50,8 @@ const noPackets: readonly Packet[] = [];
 export class ReplayModeRunner {
   readonly controller: ModeController;
   private held: Packet[] = [];
+  /** With the guest-lag model: each primary frame's capture time, which the client's wait counts from. */
+  private readonly captured = new WeakMap<Buffer, number>();
   private readonly latency = new LatencyRecorder();
   private pausedMs = 0;
   private backgroundDivergences = 0;
@@ -95,6 +100,11 @@ export class ReplayModeRunner {
     return h;
   }
 
+  /** The primary frame `frame` left its guest at capture time `at` (later than its replay time by the lag). */
+  capturedAt(frame: Buffer, at: number): void {
+    this.captured.set(frame, at);
+  }
+
   /** A checkpoint asked for by a divergence started at `at`. */
   divergenceCheckpoint(at: number): void {
     this.report(this.controller.divergenceCheckpoint(at));
@@ -141,7 +151,10 @@ export class ReplayModeRunner {
   }
 
   private recordReleases(packets: readonly Packet[], at: number): void {
-    for (let i = 0; i < packets.length; i++) this.latency.add(at - packets[i].arrivedAt);
+    for (let i = 0; i < packets.length; i++) {
+      const p = packets[i];
+      this.latency.add(at - (this.captured.get(p.frame) ?? p.arrivedAt));
+    }
   }
 
   private report(change: ModeSwitch | null): void {

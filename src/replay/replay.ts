@@ -4,6 +4,7 @@ import type { ModeSwitch } from '../../compare/protection-mode.js';
 import type { CaptureReader } from '../capture/record.js';
 import type { EngineSettings, ReplayEngine } from './engine-port.js';
 import type { ReplayHooks } from './hooks.js';
+import { GuestLag } from './guest-lag.js';
 import { round } from './latency.js';
 import { ReplayModeRunner, type ReplayModeOptions } from './modes.js';
 import type { CheckpointReason, ReplayCheckpoint, ReplayInput, ReplaySummary } from './summary.js';
@@ -20,6 +21,8 @@ export interface ReplayOptions extends EngineSettings {
   passthrough?: readonly PassthroughRule[];
   /** Protection mode (compare/protection-mode.ts); absent: compare, and the summary has no `modes`. */
   modes?: ReplayModeOptions;
+  /** Set: checkpoint pauses delay the guests, busy this share of the time (guest-lag.ts). Unset: no delay. */
+  guestBusyShare?: number;
 }
 
 export const defaultReplayOptions: ReplayOptions = {
@@ -85,6 +88,7 @@ class Replayer {
   /** Virtual time --speed does not wait for: the long part of long gaps. */
   private unpacedMs = 0;
   private readonly modes: ReplayModeRunner | null;
+  private readonly lag: GuestLag | null;
 
   constructor(
     private readonly primary: ReplaySource,
@@ -96,6 +100,7 @@ class Replayer {
     this.nextTick = options.expiredScanCycleMs;
     this.modes =
       options.modes === undefined ? null : new ReplayModeRunner(options.modes, (change) => this.switched(change));
+    this.lag = options.guestBusyShare === undefined ? null : new GuestLag(options.guestBusyShare);
     this.timerDeadline = this.timerPeriod();
     this.timerEnabled = this.timerPeriod() > 0;
   }
@@ -138,7 +143,9 @@ class Replayer {
       const side: Side = !haveS || (haveP && !later(p, s)) ? 'primary' : 'secondary';
       const reader = side === 'primary' ? p : s;
       const record = reader.record;
-      let at = (record.seconds - this.originSeconds) * 1000 + (record.nanoseconds - this.originNanoseconds) / 1e6;
+      const captured =
+        (record.seconds - this.originSeconds) * 1000 + (record.nanoseconds - this.originNanoseconds) / 1e6;
+      let at = this.lag === null ? captured : this.lag.frameAt(captured);
       if (at < this.now) {
         this.tally.frames.outOfOrder++;
         at = this.now;
@@ -146,6 +153,7 @@ class Replayer {
       if (this.options.speed > 0) await this.pace(at);
       this.advanceTo(at);
       this.lastFrameMs = at;
+      if (side === 'primary' && this.lag !== null) this.modes?.capturedAt(record.data, captured);
       this.pushFrame(side, record.data, at);
       if (side === 'primary') haveP = this.advance(p, 'primary');
       else haveS = this.advance(s, 'secondary');
@@ -272,6 +280,7 @@ class Replayer {
     this.inFlight = { ...request, startedAt: this.now, completesAt: this.now + this.options.checkpointDurationMs };
     // QEMU re-arms the checkpoint timer whenever a checkpoint is asked for and started.
     this.timerDeadline = this.now + this.timerPeriod();
+    this.lag?.paused(this.options.checkpointDurationMs);
     if (request.reason !== 'timer') this.modes?.divergenceCheckpoint(this.now);
   }
 

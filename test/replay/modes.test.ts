@@ -43,11 +43,11 @@ const burst = (_i: number, at: number): boolean => at >= 1000 && at < 5000;
 describe('replay --mode', () => {
   it('hybrid: a workload diverging on every reply switches to periodic within the window, and back once calm', async () => {
     const { summary, switches } = await run('burst', burst, 'hybrid');
-    expect(switches.map((s) => `${s.from}>${s.to}:${s.reason}`)).toEqual([
-      'compare>periodic:divergence-rate',
-      'periodic>compare:calm',
-    ]);
-    // More than N divergence checkpoints within W of the first divergence, so within W of it.
+    expect(switches.map((s) => `${s.from}>${s.to}`)).toEqual(['compare>periodic', 'periodic>compare']);
+    // Every reply diverging crowds the checkpoints: too many in the window, or too much of it paused.
+    expect(['divergence-rate', 'paused-share']).toContain(switches[0].reason);
+    expect(switches[1].reason).toBe('calm');
+    // Either bound is passed within one window of the first divergence.
     expect(switches[0].at).toBeGreaterThan(1000);
     expect(switches[0].at).toBeLessThanOrEqual(1000 + thresholds.windowMs);
     // Back after Q of calm, judged at a periodic checkpoint's completion.
@@ -55,7 +55,7 @@ describe('replay --mode', () => {
     expect(switches[1].at).toBeLessThanOrEqual(5000 + thresholds.calmMs + thresholds.periodMs + CHECKPOINT_MS);
     const modes = summary.modes!;
     expect(modes.switches).toEqual(switches);
-    expect(modes.switchesByKey).toEqual({ 'compare>periodic:divergence-rate': 1, 'periodic>compare:calm': 1 });
+    expect(modes.switchesByKey).toEqual({ [`compare>periodic:${switches[0].reason}`]: 1, 'periodic>compare:calm': 1 });
     expect(modes.backgroundDivergences).toBeGreaterThan(0);
     // Every frame has a fate and none is left held by the mode.
     expect(summary.frames.released).toBe(summary.frames.primary);
