@@ -403,5 +403,6 @@ function pickOptions(o: ReplayOptions): ReplaySummary['options'] {
     checkpointTimerMs: o.checkpointTimerMs,
     checkpointDurationMs: o.checkpointDurationMs,
     speed: o.speed,
+    ...(o.guestBusyShare === undefined ? {} : { guestBusyShare: o.guestBusyShare }),
   };
 }

@@ -118,6 +118,8 @@ export interface ReplayOptionsUsed {
   checkpointDurationMs: number;
   /** 0 = as fast as possible; 1 = real time; 2 = twice as fast; ... */
   speed: number;
+  /** --guest-busy-share: checkpoint pauses delay the guests (src/replay/guest-lag.ts); absent when not modelled. */
+  guestBusyShare?: number;
 }
 
 export interface ReplayCheckpoint {

@@ -37,6 +37,7 @@ interface ReplayFlags {
   quiet?: boolean;
   passthrough?: string[];
   mode?: string;
+  guestBusyShare?: string;
   modeConfig?: string;
   period?: string;
   hybridWindow?: string;
@@ -80,6 +81,7 @@ export function registerReplay(program: Command): void {
     .option('--quiet', 'print nothing on success')
     .option('--passthrough <rule>', 'release flows matching RULE uncompared, e.g. udp:5353 (repeatable)', collectRule)
     .option('--mode <mode>', 'protection mode: compare, periodic or hybrid (docs/replay.md, "Protection modes")')
+    .option('--guest-busy-share <x>', 'model checkpoint pauses delaying guests busy this share (0..1) of the time')
     .option('--mode-config <file>', 'a YAML file whose `protection` mapping sets the mode and its thresholds')
     .option('--period <ms>', `periodic mode's checkpoint period (default ${dm.periodMs})`)
     .option('--hybrid-window <ms>', `hybrid: the window W (default ${dm.windowMs})`)
@@ -154,7 +156,16 @@ export function replayOptions(flags: ReplayFlags): ReplayOptions {
     speed: number('--speed', flags.speed, 0, false),
     passthrough: passthroughFromFlags('--passthrough', flags.passthrough),
     ...modeOptions(flags),
+    ...(flags.guestBusyShare === undefined ? {} : { guestBusyShare: busyShare(flags.guestBusyShare) }),
   };
+}
+
+function busyShare(text: string): number {
+  const value = Number(text);
+  if (text.trim() === '' || !(value >= 0 && value < 1)) {
+    throw new ConfigError('--guest-busy-share', 'a share of time from 0 up to (not including) 1', text);
+  }
+  return value;
 }
 
 /** The protection mode from --mode-config and the mode flags; none of them given: no `modes` in the summary. */
