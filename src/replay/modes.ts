@@ -33,6 +33,8 @@ export interface ReplayModes {
   checkpointsPerSecond: number;
   /** Divergences the comparison found while periodic mode held the output (no checkpoint asked). */
   backgroundDivergences: number;
+  /** Primary frames pass-through rules released at once while periodic mode held all other output. */
+  passthroughReleasedWhilePeriodic: number;
   /**
    * For each released primary frame: its release time minus its arrival (what the client waits); with
    * guestBusyShare, minus its capture time, so the wait includes the guests' lag behind the capture.
@@ -55,6 +57,8 @@ export class ReplayModeRunner {
   private readonly latency = new LatencyRecorder();
   private pausedMs = 0;
   private backgroundDivergences = 0;
+  /** Primary frames a pass-through rule released while periodic mode held everything else. */
+  private passedEarly = 0;
   /** The decision handed to the tally while frames are held: the engine's, without its releases. */
   private readonly holding: { -readonly [K in keyof Decision]: Decision[K] } = {
     release: noPackets,
@@ -88,8 +92,17 @@ export class ReplayModeRunner {
       return decision;
     }
     const release = decision.release;
-    for (let i = 0; i < release.length; i++) this.held.push(release[i]);
+    const now: Packet[] = [];
+    for (let i = 0; i < release.length; i++) {
+      const p = release[i];
+      // A pass-through rule's flow is released at once in every mode: it is what the rule is for.
+      if (p.passedByRule === true) now.push(p);
+      else this.held.push(p);
+    }
+    this.passedEarly += now.length;
+    this.recordReleases(now, at);
     const h = this.holding;
+    h.release = now.length === 0 ? noPackets : now;
     h.drop = decision.drop;
     h.divergences = decision.divergences;
     h.malformed = decision.malformed;
@@ -146,6 +159,7 @@ export class ReplayModeRunner {
       pausedShare: endMs > 0 ? Math.round((this.pausedMs / endMs) * 1e4) / 1e4 : 0,
       checkpointsPerSecond: endMs > 0 ? Math.round((checkpoints / endMs) * 1e6) / 1e3 : 0,
       backgroundDivergences: this.backgroundDivergences,
+      passthroughReleasedWhilePeriodic: this.passedEarly,
       releaseLatencyMs: this.latency.summary(),
     };
   }

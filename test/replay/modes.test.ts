@@ -9,6 +9,8 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
 import { defaultModeThresholds, type ModeSwitch, type ProtectionMode } from '../../compare/protection-mode.js';
+import { parsePassthroughRules } from '../../compare/passthrough.js';
+import type { ReplayOptions } from '../../src/replay/replay.js';
 import { replayFiles } from '../../src/replay/run.js';
 import type { ReplaySummary } from '../../src/replay/summary.js';
 import { buildModeWorkload, type ModeWorkload } from '../support/mode-workload.js';
@@ -23,6 +25,7 @@ async function run(
   name: string,
   differs: ModeWorkload['differs'],
   mode: ProtectionMode | null,
+  extra: Partial<ReplayOptions> = {},
 ): Promise<{ summary: ReplaySummary; switches: ModeSwitch[] }> {
   const w = buildModeWorkload({ durationMs: 10_000, intervalMs: 5, flows: 16, differs });
   const primary = join(dir, `${name}-p.pcap`);
@@ -32,7 +35,7 @@ async function run(
   const switches: ModeSwitch[] = [];
   const summary = await replayFiles(
     { primary, secondary },
-    { checkpointDurationMs: CHECKPOINT_MS, ...(mode === null ? {} : { modes: { mode, thresholds } }) },
+    { checkpointDurationMs: CHECKPOINT_MS, ...(mode === null ? {} : { modes: { mode, thresholds } }), ...extra },
     { onModeSwitch: (s) => switches.push(s) },
   );
   return { summary, switches };
@@ -85,6 +88,21 @@ describe('replay --mode', () => {
     expect(latency.max).toBeLessThanOrEqual(thresholds.periodMs + CHECKPOINT_MS);
     expect(latency.p50).toBeGreaterThan(CHECKPOINT_MS);
     expect(summary.modes!.pausedShare).toBeCloseTo(CHECKPOINT_MS / thresholds.periodMs, 2);
+  });
+
+  it('periodic: a pass-through flow is released at once while every other frame waits for a checkpoint', async () => {
+    const rules = parsePassthroughRules(['udp:20000']);
+    if (!rules.ok) throw new Error('bad rule');
+    const held = await run('periodic-held', burst, 'periodic');
+    const { summary } = await run('periodic-pass', burst, 'periodic', { passthrough: rules.value });
+    // One flow of 16: 2000 replies over 10 s, 125 on udp port 20000.
+    expect(summary.modes!.passthroughReleasedWhilePeriodic).toBe(125);
+    expect(summary.passthrough!.releasedPrimary).toBe(125);
+    expect(held.summary.modes!.passthroughReleasedWhilePeriodic).toBe(0);
+    // The other 1875 frames still wait: p50 unchanged, and the 125 released at once add zeros below it.
+    expect(summary.modes!.releaseLatencyMs.count).toBe(2000);
+    expect(summary.frames.released).toBe(2000);
+    expect(summary.modes!.releaseLatencyMs.p50).toBeGreaterThan(CHECKPOINT_MS);
   });
 
   it('compare: divergence checkpoints release diverging frames within a checkpoint or two', async () => {
