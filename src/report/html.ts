@@ -62,6 +62,9 @@ export function renderReport(summary: ReplaySummary, options: ReportOptions = {}
     `</div>`,
     section('Divergences', divergenceTable(summary, maxDivergences)),
     section('Checkpoints', checkpointTable(summary, maxCheckpoints)),
+    ...(summary.modes === undefined
+      ? []
+      : [section(`Protection mode: ${summary.modes.mode}`, modesTable(summary.modes))]),
     section('Inputs and options', inputsTable(summary)),
   ].join('\n');
 
@@ -281,6 +284,36 @@ function checkpointTable(s: ReplaySummary, max: number): string {
     table(['#', 'reason', 'requested', 'started', 'completed', 'requests', 'released', 'dropped'], rows, 'rlrrrrrr') +
     `</div>` +
     omitted(shown.length, s.checkpoints.list.length, 'checkpoints')
+  );
+}
+
+/** What the protection mode cost (docs/replay.md, "Protection modes"), and each hybrid switch. */
+function modesTable(m: NonNullable<ReplaySummary['modes']>): string {
+  const r = m.releaseLatencyMs;
+  const figures: [string, string][] = [
+    ['time comparing / periodic', `${fmtMs(m.timeInMs.compare)} / ${fmtMs(m.timeInMs.periodic)}`],
+    ['paused in checkpoints', `${fmtMs(m.pausedMs)} (${(m.pausedShare * 100).toFixed(1)} %)`],
+    ['checkpoints per second', String(m.checkpointsPerSecond)],
+    ['divergences while periodic', fmtInt(m.backgroundDivergences)],
+    ['pass-through frames released while periodic', fmtInt(m.passthroughReleasedWhilePeriodic)],
+    ['release latency p50 / p99 / max', `${fmtMs(r.p50)} / ${fmtMs(r.p99)} / ${fmtMs(r.max)}`],
+  ];
+  const switches = m.switches.map((c) => [
+    esc(fmtMs(c.at)),
+    esc(`${c.from} → ${c.to}`),
+    esc(c.reason),
+    fmtInt(c.divergences),
+    esc(`${(c.pausedShare * 100).toFixed(1)} %`),
+  ]);
+  return (
+    table(
+      ['figure', 'value'],
+      figures.map(([k, v]) => [esc(k), esc(v)]),
+      'll',
+    ) +
+    (switches.length === 0
+      ? '<p>No switch.</p>'
+      : table(['at', 'switch', 'reason', 'divergences', 'paused'], switches, 'rllrr'))
   );
 }
 

@@ -11,6 +11,7 @@ import { afterAll, describe, expect, it } from 'vitest';
 import { defaultModeThresholds, type ModeSwitch, type ProtectionMode } from '../../compare/protection-mode.js';
 import { parsePassthroughRules } from '../../compare/passthrough.js';
 import type { ReplayOptions } from '../../src/replay/replay.js';
+import { renderReport } from '../../src/report/html.js';
 import { replayFiles } from '../../src/replay/run.js';
 import type { ReplaySummary } from '../../src/replay/summary.js';
 import { buildModeWorkload, type ModeWorkload } from '../support/mode-workload.js';
@@ -60,6 +61,11 @@ describe('replay --mode', () => {
     expect(modes.switches).toEqual(switches);
     expect(modes.switchesByKey).toEqual({ [`compare>periodic:${switches[0].reason}`]: 1, 'periodic>compare:calm': 1 });
     expect(modes.backgroundDivergences).toBeGreaterThan(0);
+    // The HTML report lists both switches with their reasons.
+    const html = renderReport(summary);
+    expect(html).toContain('Protection mode: hybrid');
+    expect(html).toContain(`<td>${switches[0].reason}</td>`);
+    expect(html).toContain('<td>calm</td>');
     // Every frame has a fate and none is left held by the mode.
     expect(summary.frames.released).toBe(summary.frames.primary);
     expect(summary.frames.heldAtEnd).toBe(0);
@@ -69,6 +75,7 @@ describe('replay --mode', () => {
     const hybrid = await run('same-h', () => false, 'hybrid');
     const compare = await run('same-c', () => false, null);
     expect(hybrid.switches).toEqual([]);
+    expect(renderReport(compare.summary)).not.toContain('Protection mode');
     expect(hybrid.summary.modes!.timeInMs.periodic).toBe(0);
     const { modes, ...rest } = hybrid.summary;
     expect(modes).toBeDefined();
