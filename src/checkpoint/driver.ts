@@ -6,8 +6,9 @@
 export interface VmDriver {
   readonly kind: string;
   /**
-   * With `announcesStop`, the driver calls `stopping` right before the VM stops, after any work it does while
-   * the VM still runs (a live pre-copy); without it, the caller treats the call itself as the stop.
+   * With `announcesStop`, the driver calls `stopping` before the VM stops (at the latest right before; more than
+   * once is harmless), after the work it does while the VM still runs (a live pre-copy); without it, the caller
+   * treats the call itself as the stop.
    */
   suspend(stopping?: () => void): Promise<void>;
   readonly announcesStop?: boolean;

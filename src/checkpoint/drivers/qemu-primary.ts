@@ -65,6 +65,8 @@ export interface QemuCheckpointFigures {
 
 const PRECOPY_POLL_MS = 2;
 const SETTLE_POLL_MS = 1;
+/** The hold starts when this many times `stopAtRemainingBytes` is left (a few ms of copying before the stop). */
+const HOLD_MARGIN = 4;
 const COMPLETION_POLL_MS = 20;
 const CONNECT_MS = 2000;
 let serial = 0;
@@ -169,23 +171,24 @@ export class QemuPrimaryDriver implements VmDriver {
     const started = performance.now();
     await qmp.execute('migrate', { uri: precopy.uri }, deadline - started);
     const stopBy = Math.min(started + precopy.maxMs, deadline);
+    // The output is held from a margin before the stop: QEMU may switch over on its own (stopping the guest)
+    // once little is left, and a frame released between that stop and a late hold would reach the client.
+    const holdAt = precopy.stopAtRemainingBytes * HOLD_MARGIN;
+    const near = (limit: number) => (m: MigrationInfo) =>
+      SWITCHING_OVER.has(m.status ?? '') ||
+      (m.status === 'active' && (m.ram?.transferred ?? 0) > 0 && (m.ram?.remaining ?? Infinity) <= limit);
     try {
       let info: MigrationInfo;
       try {
-        info = await waitForMigration(
-          qmp,
-          (m) =>
-            SWITCHING_OVER.has(m.status ?? '') ||
-            (m.status === 'active' &&
-              (m.ram?.transferred ?? 0) > 0 &&
-              (m.ram?.remaining ?? Infinity) <= precopy.stopAtRemainingBytes),
-          { deadline: stopBy, pollMs: PRECOPY_POLL_MS, what: `pre-copy to ${precopy.uri}` },
-        );
+        const options = { deadline: stopBy, pollMs: PRECOPY_POLL_MS, what: `pre-copy to ${precopy.uri}` };
+        info = await waitForMigration(qmp, near(holdAt), options);
+        stopping?.();
+        if (!SWITCHING_OVER.has(info.status ?? ''))
+          info = await waitForMigration(qmp, near(precopy.stopAtRemainingBytes), options);
       } catch (err) {
         if (err instanceof MigrationFailed || performance.now() < stopBy) throw err;
         info = { status: 'active' }; // maxMs reached: stop the guest with whatever is left
       }
-      // QEMU may have stopped the guest itself to switch over: then this comes just after the stop.
       stopping?.();
       if (!SWITCHING_OVER.has(info.status ?? '')) await qmp.execute('stop', undefined, deadline - performance.now());
     } catch (err) {
