@@ -135,7 +135,7 @@ export const qemuDriverSchema = z.strictObject({
     .number({ error: 'milliseconds (a non-negative integer)' })
     .int({ error: 'milliseconds (a non-negative integer)' })
     .nonnegative({ error: 'milliseconds (a non-negative integer)' })
-    .default(1),
+    .default(0),
   precopy: z
     .strictObject(
       {

@@ -58,7 +58,7 @@ describe('qemu driver config', () => {
       qmp: '/run/colo-vm/primary.qmp',
       workDir: '/run/colo-proxy/qemu',
       maxBandwidth: 20e9,
-      downtimeLimitMs: 1,
+      downtimeLimitMs: 0,
       precopy: { uri: 'tcp:192.0.2.2:4444', maxMs: 3000, stopAtRemainingBytes: 4 * 2 ** 20 },
       timeouts: { suspendMs: 10_000, saveMs: 60_000, loadMs: 60_000, resumeMs: 10_000 },
     });

@@ -29,7 +29,7 @@ export interface MigrationSettings {
   downtimeLimitMs: number;
 }
 
-export const defaultMigrationSettings: MigrationSettings = { maxBandwidth: 20e9, downtimeLimitMs: 1 };
+export const defaultMigrationSettings: MigrationSettings = { maxBandwidth: 20e9, downtimeLimitMs: 0 };
 
 /** query-migrate's answer, as far as the driver reads it. */
 export interface MigrationInfo {
