@@ -69,8 +69,8 @@ export interface InlineOptions {
   checkpointTimerMs: number;
   rewriterSweepMs: number;
   /**
-   * Hold the primary's output and the client's input from the primary's stop (primaryStopping()) instead of
-   * from the checkpoint's start: while a driver pre-copies the running primary, the comparison goes on.
+   * Hold the primary's output and the client's input from when the engine starts stopping the primary
+   * (primaryStopping()) instead of from the checkpoint's start: while the secondary prepares, comparison goes on.
    */
   holdFromPrimaryStop: boolean;
 }

@@ -56,7 +56,7 @@ export interface CoordinatorOptions {
   beforeResume?: (outcome: CheckpointOutcome) => void | Promise<void>;
   /**
    * From here on the caller holds the primary's output until LOADED: at NEW, or, with a driver that announces
-   * its stop (`announcesStop`), right before the VM stops, after its live pre-copy.
+   * its stop (`announcesStop`), when it starts stopping the VM (before a live pre-copy that QEMU may end itself).
    */
   onPrimaryStopping?: () => void;
   logger?: Logger;

@@ -65,8 +65,6 @@ export interface QemuCheckpointFigures {
 
 const PRECOPY_POLL_MS = 2;
 const SETTLE_POLL_MS = 1;
-/** The hold starts when this many times `stopAtRemainingBytes` is left (a few ms of copying before the stop). */
-const HOLD_MARGIN = 4;
 const COMPLETION_POLL_MS = 20;
 const CONNECT_MS = 2000;
 let serial = 0;
@@ -90,7 +88,7 @@ export class QemuPrimaryDriver implements VmDriver {
     this.sink = new StateSink(join(options.workDir, `primary-${process.pid}-${serial++}.migrate`), maxBytes);
   }
 
-  /** The guest runs through a pre-copy: `stopping` is called only when it is about to stop. */
+  /** `stopping` is called when the driver starts stopping the guest: before `stop`, or before a pre-copy. */
   readonly announcesStop = true;
 
   suspend(stopping?: () => void): Promise<void> {
@@ -169,30 +167,31 @@ export class QemuPrimaryDriver implements VmDriver {
     stopping?: () => void,
   ): Promise<void> {
     const started = performance.now();
+    // The output is held from here, not from the stop: QEMU may switch over on its own (stopping the guest) at
+    // any moment of the pre-copy, and a frame released between that stop and a later hold reached the client
+    // during the pause (seen under CPU load, whatever the margin). What stays outside the hold is the secondary's
+    // preparation before SUSPENDED (its standby QEMU starting).
+    stopping?.();
     await qmp.execute('migrate', { uri: precopy.uri }, deadline - started);
     const stopBy = Math.min(started + precopy.maxMs, deadline);
-    // The output is held from a margin before the stop: QEMU may switch over on its own (stopping the guest)
-    // once little is left, and a frame released between that stop and a late hold would reach the client.
-    const holdAt = precopy.stopAtRemainingBytes * HOLD_MARGIN;
-    const near = (limit: number) => (m: MigrationInfo) =>
-      SWITCHING_OVER.has(m.status ?? '') ||
-      (m.status === 'active' && (m.ram?.transferred ?? 0) > 0 && (m.ram?.remaining ?? Infinity) <= limit);
     try {
       let info: MigrationInfo;
       try {
-        const options = { deadline: stopBy, pollMs: PRECOPY_POLL_MS, what: `pre-copy to ${precopy.uri}` };
-        info = await waitForMigration(qmp, near(holdAt), options);
-        stopping?.();
-        if (!SWITCHING_OVER.has(info.status ?? ''))
-          info = await waitForMigration(qmp, near(precopy.stopAtRemainingBytes), options);
+        info = await waitForMigration(
+          qmp,
+          (m) =>
+            SWITCHING_OVER.has(m.status ?? '') ||
+            (m.status === 'active' &&
+              (m.ram?.transferred ?? 0) > 0 &&
+              (m.ram?.remaining ?? Infinity) <= precopy.stopAtRemainingBytes),
+          { deadline: stopBy, pollMs: PRECOPY_POLL_MS, what: `pre-copy to ${precopy.uri}` },
+        );
       } catch (err) {
         if (err instanceof MigrationFailed || performance.now() < stopBy) throw err;
         info = { status: 'active' }; // maxMs reached: stop the guest with whatever is left
       }
-      stopping?.();
       if (!SWITCHING_OVER.has(info.status ?? '')) await qmp.execute('stop', undefined, deadline - performance.now());
     } catch (err) {
-      stopping?.();
       await cancelMigration(qmp);
       throw err;
     }
