@@ -6,6 +6,7 @@
  * The client downloads and runs requests throughout, and checks every byte it receives.
  */
 import { readFileSync } from 'node:fs';
+import type { InlineCounters } from '../../proxy/inline.js';
 import { InlineLab, type LabProcess } from '../../test/support/inline-lab.js';
 import { createInlineTopology, type InlineTopology } from '../../test/support/netns.js';
 
@@ -281,18 +282,20 @@ class Soak {
   }
 }
 
+/** What the soak reads of `/stats`' `inline` section (InlineProxy.status()). */
 interface InlineStatus {
-  counters: {
-    framesIn: { client: number; primary: number; secondary: number };
-    passedThrough: number;
-    released: number;
-    secondaryDropped: number;
-    secondaryUnprotected: number;
-    secondaryBeforeFlush: number;
-    primaryAfterFailover: number;
-    failoverReleased: number;
-    malformed: number;
-  };
+  counters: Pick<
+    InlineCounters,
+    | 'framesIn'
+    | 'passedThrough'
+    | 'released'
+    | 'secondaryDropped'
+    | 'secondaryUnprotected'
+    | 'secondaryBeforeFlush'
+    | 'primaryAfterFailover'
+    | 'failoverReleased'
+    | 'malformed'
+  >;
   gate: { passed: number; held: number; flushed: number; heldFrames: number };
   mirror: { droppedForIsn: number };
   rewriter: { heldOverflow: number; heldSecondary: number };

@@ -79,19 +79,26 @@ export interface InlineTopology {
   destroy(): Promise<void>;
 }
 
-export async function createInlineTopology(subnet = 77): Promise<InlineTopology> {
-  const tag = `colo${process.pid % 100000}s${subnet}`;
-  const names = { client: `${tag}-c`, primary: `${tag}-p`, secondary: `${tag}-s`, proxy: `${tag}-x` };
+/** Namespaces made one by one and removed together: `destroy()` removes every one `make()` created so far. */
+export function namespaceSet(): { make(name: string): Promise<Netns>; destroy(): Promise<void> } {
   const created: string[] = [];
-  const destroy = async (): Promise<void> => {
-    for (const name of created) await deleteNetns(name);
-  };
-  try {
-    const make = async (name: string): Promise<Netns> => {
+  return {
+    async make(name) {
       const ns = await createNetns(name);
       created.push(name);
       return ns;
-    };
+    },
+    async destroy() {
+      for (const name of created) await deleteNetns(name);
+    },
+  };
+}
+
+export async function createInlineTopology(subnet = 77): Promise<InlineTopology> {
+  const tag = `colo${process.pid % 100000}s${subnet}`;
+  const names = { client: `${tag}-c`, primary: `${tag}-p`, secondary: `${tag}-s`, proxy: `${tag}-x` };
+  const { make, destroy } = namespaceSet();
+  try {
     const client = await make(names.client);
     const primary = await make(names.primary);
     const secondary = await make(names.secondary);

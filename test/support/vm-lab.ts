@@ -5,7 +5,7 @@ import { stringify } from 'yaml';
 import { QmpClient } from '../../src/checkpoint/qmp.js';
 import { type GuestImage, guestQemuArgs } from './guest-vm.js';
 import { LabProcess, labCapture, spawnLabProcess, type Event } from './inline-lab.js';
-import { createNetns, deleteNetns, link, type Netns } from './netns.js';
+import { link, namespaceSet, type Netns } from './netns.js';
 
 /**
  * The real-VM lab: stock QEMU guests (TCG) protected by `colo-proxy run` with the qemu driver.
@@ -47,16 +47,8 @@ async function offloadsOff(ns: Netns, iface: string): Promise<void> {
 export async function createVmTopology(subnet: number): Promise<VmTopology> {
   const tag = `cvm${process.pid % 100000}s${subnet}`;
   const names = [`${tag}-c`, `${tag}-x`, `${tag}-s`];
-  const created: string[] = [];
-  const destroy = async (): Promise<void> => {
-    for (const name of created) await deleteNetns(name);
-  };
+  const { make, destroy } = namespaceSet();
   try {
-    const make = async (name: string): Promise<Netns> => {
-      const ns = await createNetns(name);
-      created.push(name);
-      return ns;
-    };
     const [client, proxy, secondary] = [await make(names[0]), await make(names[1]), await make(names[2])];
     const clientIp = `10.${subnet}.0.1`;
     const vmIp = `10.${subnet}.0.2`;
