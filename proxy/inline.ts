@@ -289,11 +289,7 @@ export class InlineProxy extends EventEmitter<InlineProxyEvents> {
     this.gate?.release();
     this.setMode('failover', reason);
     this.rewriter.primaryLost();
-    const waiting = this.rewriter.releasedSecondary;
-    for (let held = waiting.shift(); held !== undefined; held = waiting.shift()) {
-      this.counters.failoverReleased++;
-      this.gate?.pass(held, 0);
-    }
+    this.takeReleasedSecondary(this.clock());
     this.mirror?.release(this.clock());
   }
 
@@ -340,9 +336,7 @@ export class InlineProxy extends EventEmitter<InlineProxyEvents> {
         if (dissect(frame, start, frame.length, this.info) === null) this.mirror?.fromPrimary(this.info, now);
         this.apply(this.engine.push('primary', frame, start, now));
         // A secondary SYN-ACK that came first waited for this one's ISN: now it can be placed and compared.
-        const waiting = this.rewriter.releasedSecondary;
-        for (let held = waiting.shift(); held !== undefined; held = waiting.shift())
-          this.apply(this.engine.push('secondary', held, 0, now));
+        this.takeReleasedSecondary(now);
         return;
       }
       case 'failover':
@@ -371,13 +365,7 @@ export class InlineProxy extends EventEmitter<InlineProxyEvents> {
       // Only this frame's own fromSecondary call says whether the rewriter kept it (a malformed frame makes none).
       const held = this.rewriter.secondaryHeld;
       // The offset can be learned here too (the secondary's SYN came after its other frames): those go first.
-      const waiting = this.rewriter.releasedSecondary;
-      for (let earlier = waiting.shift(); earlier !== undefined; earlier = waiting.shift()) {
-        if (mode === 'failover') {
-          this.counters.failoverReleased++;
-          this.gate?.pass(earlier, 0);
-        } else this.apply(this.engine.push('secondary', earlier, 0, now));
-      }
+      this.takeReleasedSecondary(now);
       if (held) return;
     }
     if (mode === 'failover') {
@@ -404,6 +392,20 @@ export class InlineProxy extends EventEmitter<InlineProxyEvents> {
     for (const divergence of divergences) {
       this.emit('divergence', divergence);
       this.requestCheckpoint(divergence.reason);
+    }
+  }
+
+  /**
+   * The secondary frames the rewriter held for an offset and now lets go: to the client after failover,
+   * otherwise to the comparison.
+   */
+  private takeReleasedSecondary(now: number): void {
+    const waiting = this.rewriter.releasedSecondary;
+    for (let frame = waiting.shift(); frame !== undefined; frame = waiting.shift()) {
+      if (this.currentMode === 'failover') {
+        this.counters.failoverReleased++;
+        this.gate?.pass(frame, 0);
+      } else this.apply(this.engine.push('secondary', frame, 0, now));
     }
   }
 
