@@ -1,38 +1,14 @@
-import type { PassthroughRule } from '../../compare/passthrough.js';
 import type { Decision, Side } from '../../compare/types.js';
 import type { ModeSwitch } from '../../compare/protection-mode.js';
 import type { CaptureReader } from '../capture/record.js';
-import type { EngineSettings, ReplayEngine } from './engine-port.js';
+import type { ReplayEngine } from './engine-port.js';
 import type { ReplayHooks } from './hooks.js';
 import { GuestLag } from './guest-lag.js';
 import { round } from './latency.js';
-import { ReplayModeRunner, type ReplayModeOptions } from './modes.js';
+import { ReplayModeRunner } from './modes.js';
+import { defaultReplayOptions, summaryOptions, type ReplayOptions } from './options.js';
 import type { CheckpointReason, ReplayCheckpoint, ReplayInput, ReplaySummary } from './summary.js';
 import { Tally } from './tally.js';
-
-export interface ReplayOptions extends EngineSettings {
-  /** CHKPOINT_TIMER: a periodic checkpoint this long after the last one started. */
-  checkpointTimerMs: number;
-  /** Simulated checkpoint duration: engine.flush() runs this long after the checkpoint starts. */
-  checkpointDurationMs: number;
-  /** 0 = as fast as possible; 1 = real time; 2 = twice as fast. */
-  speed: number;
-  /** Flows the engine releases uncompared (compare/passthrough.ts); replayFiles() gives them to its engine. */
-  passthrough?: readonly PassthroughRule[];
-  /** Protection mode (compare/protection-mode.ts); absent: compare, and the summary has no `modes`. */
-  modes?: ReplayModeOptions;
-  /** Set: checkpoint pauses delay the guests, busy this share of the time (guest-lag.ts). Unset: no delay. */
-  guestBusyShare?: number;
-}
-
-export const defaultReplayOptions: ReplayOptions = {
-  compareTimeoutMs: 3000,
-  expiredScanCycleMs: 1000,
-  maxQueueSize: 1024,
-  checkpointTimerMs: 10000,
-  checkpointDurationMs: 20,
-  speed: 0,
-};
 
 export interface ReplaySource {
   reader: CaptureReader;
@@ -359,7 +335,7 @@ class Replayer {
         primary: this.input(this.primary, 'primary'),
         secondary: this.input(this.secondary, 'secondary'),
       },
-      options: pickOptions(this.options),
+      options: summaryOptions(this.options),
       capture: {
         firstFrameEpochMs: this.firstFrameEpochMs,
         lastFrameMs: round(this.lastFrameMs),
@@ -393,16 +369,4 @@ function later(a: CaptureReader, b: CaptureReader): boolean {
   const x = a.record;
   const y = b.record;
   return x.seconds > y.seconds || (x.seconds === y.seconds && x.nanoseconds > y.nanoseconds);
-}
-
-function pickOptions(o: ReplayOptions): ReplaySummary['options'] {
-  return {
-    compareTimeoutMs: o.compareTimeoutMs,
-    expiredScanCycleMs: o.expiredScanCycleMs,
-    maxQueueSize: o.maxQueueSize,
-    checkpointTimerMs: o.checkpointTimerMs,
-    checkpointDurationMs: o.checkpointDurationMs,
-    speed: o.speed,
-    ...(o.guestBusyShare === undefined ? {} : { guestBusyShare: o.guestBusyShare }),
-  };
 }

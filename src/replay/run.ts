@@ -4,7 +4,8 @@ import { isReplayableLinkType } from '../capture/cooked.js';
 import { openCaptureFile } from '../capture/open.js';
 import { ConfigError } from '../config/errors.js';
 import type { CaptureReader } from '../capture/record.js';
-import { defaultReplayOptions, replay, type ReplayHooks, type ReplayOptions, type ReplaySource } from './replay.js';
+import { defaultReplayOptions, type ReplayOptions } from './options.js';
+import { replay, type ReplayHooks, type ReplaySource } from './replay.js';
 import type { ReplaySummary } from './summary.js';
 
 /** Two capture files, or one pcapng and the interfaces of each side. */

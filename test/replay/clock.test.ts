@@ -5,13 +5,8 @@ import { openCaptureBuffer } from '../../src/capture/open.js';
 import { PcapWriter } from '../../src/capture/pcap.js';
 import { BufferSink } from '../../src/capture/sink.js';
 import type { ReplayEngine } from '../../src/replay/engine-port.js';
-import {
-  defaultReplayOptions,
-  replay,
-  type ClockJump,
-  type ReplayOptions,
-  type ReplaySource,
-} from '../../src/replay/replay.js';
+import { defaultReplayOptions, type ReplayOptions } from '../../src/replay/options.js';
+import { replay, type ClockJump, type ReplaySource } from '../../src/replay/replay.js';
 
 /**
  * An engine whose decisions are scripted by the frames themselves, so the tests see only the replay's

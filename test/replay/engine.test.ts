@@ -5,7 +5,8 @@ import { TcpFlag } from '../../compare/wire/frame-info.js';
 import { openCaptureBuffer } from '../../src/capture/open.js';
 import { PcapWriter } from '../../src/capture/pcap.js';
 import { BufferSink } from '../../src/capture/sink.js';
-import { defaultReplayOptions, replay, type ReplaySource } from '../../src/replay/replay.js';
+import { defaultReplayOptions } from '../../src/replay/options.js';
+import { replay, type ReplaySource } from '../../src/replay/replay.js';
 import { divergenceVirtualMs } from '../../src/replay/summary.js';
 
 function source(frames: [ms: number, frame: Buffer][]): ReplaySource {

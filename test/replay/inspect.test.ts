@@ -3,7 +3,8 @@ import { describe, expect, it } from 'vitest';
 import { CompareEngine } from '../../compare/engine.js';
 import { openCaptureFile } from '../../src/capture/open.js';
 import type { ReplayEngine } from '../../src/replay/engine-port.js';
-import { defaultReplayOptions, replay, type ReplaySource } from '../../src/replay/replay.js';
+import { defaultReplayOptions } from '../../src/replay/options.js';
+import { replay, type ReplaySource } from '../../src/replay/replay.js';
 
 const examples = join(import.meta.dirname, '../../examples');
 

@@ -10,7 +10,7 @@ import { join } from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
 import { defaultModeThresholds, type ModeSwitch, type ProtectionMode } from '../../compare/protection-mode.js';
 import { parsePassthroughRules } from '../../compare/passthrough.js';
-import type { ReplayOptions } from '../../src/replay/replay.js';
+import type { ReplayOptions } from '../../src/replay/options.js';
 import { renderReport } from '../../src/report/html.js';
 import { replayFiles } from '../../src/replay/run.js';
 import type { ReplaySummary } from '../../src/replay/summary.js';

@@ -10,7 +10,8 @@ import { loadProtectionConfig, numberFlag, thresholdsOf, type ProtectionConfig }
 import { defaultModeThresholds } from '../../../compare/protection-mode.js';
 import { formatSummary } from '../../replay/format.js';
 import { ProgressBar } from '../../replay/progress.js';
-import { defaultReplayOptions, type ReplayHooks, type ReplayOptions } from '../../replay/replay.js';
+import { defaultReplayOptions, type ReplayOptions } from '../../replay/options.js';
+import type { ReplayHooks } from '../../replay/replay.js';
 import { checkCaptures, replayFiles, type ReplayFiles } from '../../replay/run.js';
 import type { ReplaySummary } from '../../replay/summary.js';
 import { renderReport } from '../../report/html.js';
