@@ -1,6 +1,7 @@
 import type { Logger } from 'pino';
 import { CompareEngine, defaultCompareOptions, type EngineStats } from '../../compare/engine.js';
-import { CompareLoop, type LoopCounters } from '../../proxy/compare-loop.js';
+import { CompareLoop } from '../../proxy/compare-loop.js';
+import type { LoopCounters } from '../../proxy/compare-loop-types.js';
 import {
   FramedSocket,
   type ChunkSink,

@@ -1,6 +1,7 @@
 import { afterEach, beforeEach, describe, expect, it, vi } from 'vitest';
 import type { Decision, Divergence, Packet, Side } from '../../compare/types.js';
-import { CompareLoop, type CompareEngineLike } from '../../proxy/compare-loop.js';
+import { CompareLoop } from '../../proxy/compare-loop.js';
+import type { CompareEngineLike } from '../../proxy/compare-loop-types.js';
 import type { FramedSocket } from '../../proxy/ports/framed-socket.js';
 import { FrameDecoder } from '../../proxy/ports/framed.js';
 import { READ_BYTES, SlabReader } from '../../proxy/ports/read-slabs.js';
