@@ -23,6 +23,8 @@ export class OutputGate {
   private starts: number[] = [];
   private bytes = 0;
   private closed = false;
+  /** The first this many held frames belong to the epoch seal() closed. */
+  private sealed = 0;
 
   constructor(
     private readonly out: FramePort,
@@ -65,6 +67,32 @@ export class OutputGate {
     }
   }
 
+  /** A frame no hold applies to (a pass-through rule's flow): sent now, even while the gate is closed. */
+  passUnheld(frame: Buffer, start: number): void {
+    this.send(frame, start);
+    this.counters.passed++;
+  }
+
+  /** Marks every frame held now as one epoch's (periodic mode): releaseSealed() sends just those. */
+  seal(): void {
+    this.sealed = this.frames.length;
+  }
+
+  /** Sends the sealed frames in order; the gate stays closed and newer frames stay held. */
+  releaseSealed(): number {
+    const n = this.sealed;
+    this.sealed = 0;
+    if (n === 0) return 0;
+    const frames = this.frames.splice(0, n);
+    const starts = this.starts.splice(0, n);
+    for (let i = 0; i < n; i++) {
+      this.bytes -= frames[i].length - starts[i];
+      this.send(frames[i], starts[i]);
+    }
+    this.counters.flushed += n;
+    return n;
+  }
+
   /** Sends every held frame in order, then opens the gate. Returns how many were flushed. */
   release(): number {
     const frames = this.frames;
@@ -72,6 +100,7 @@ export class OutputGate {
     this.frames = [];
     this.starts = [];
     this.bytes = 0;
+    this.sealed = 0;
     for (let i = 0; i < frames.length; i++) this.send(frames[i], starts[i]);
     this.counters.flushed += frames.length;
     this.closed = false;

@@ -11,145 +11,40 @@
  *   client frames the rewriter held for an ISN: returned by those calls --> mirror --> secondary port
  *   engine decisions --release--> gate --> client port;  --divergence--> requestCheckpoint()
  *
- * Modes: unprotected (before the secondary's READY) and solo (secondary lost): the primary's output passes
+ * Protection modes (proxy/checkpoint-cycle.ts): compare, the above; periodic, all primary output held and
+ * released by the next checkpoint, one every P ms; hybrid, switching between the two.
+ *
+ * Pair modes: unprotected (before the secondary's READY) and solo (secondary lost): the primary's output passes
  * straight through and the secondary gets nothing; protected: the above; failover (primary lost): the
  * secondary's output, already in the primary's sequence space, goes to the client and the primary gets
  * nothing. The proxy owns CHKPOINT_TIMER, so the engine must be built without its own timer
  * (Coordinator option checkpointTimerMs: null): a checkpoint the proxy did not start would not be gated.
  */
 import { EventEmitter } from 'node:events';
-import { CompareEngine, type CompareOptions, type Decision } from '../compare/engine.js';
-import type { Divergence, Side } from '../compare/types.js';
+import { CompareEngine, type Decision } from '../compare/engine.js';
+import type { Divergence } from '../compare/types.js';
 import { dissect, dissectFrame } from '../compare/wire/dissect.js';
-import { FrameInfo, type MalformedReason } from '../compare/wire/frame-info.js';
+import { FrameInfo } from '../compare/wire/frame-info.js';
+import { CheckpointCycle, type CycleHost, type RequestKind } from './checkpoint-cycle.js';
 import { OutputGate } from './gate.js';
+import {
+  defaultInlineOptions,
+  type CheckpointDone,
+  type FrameClock,
+  type InlineCheckpointEngine,
+  type InlineCounters,
+  type InlineOptions,
+  type InlineProxyEvents,
+  type Mode,
+  type ProtectionStatus,
+  type StopFlush,
+} from './inline-types.js';
 import { Mirror } from './mirror.js';
 import type { FramePort, FramingRejectReason, FrameSink } from './port.js';
-import { SeqRewriter, type RewriterOptions } from './rewriter.js';
+import { SeqRewriter } from './rewriter.js';
 
 export type { FramePort } from './port.js';
-
-/** The pair's protection mode (described above). The one declaration: metrics and the event log import it. */
-export type Mode = 'unprotected' | 'protected' | 'solo' | 'failover';
-
-/** What the proxy needs to know of a finished checkpoint (src/checkpoint/engine.ts's CheckpointOutcome fits). */
-export interface InlineCheckpointOutcome {
-  readonly ok: boolean;
-  /** On failure: the secondary was dropped, so the proxy goes solo. */
-  readonly secondaryLost?: boolean;
-}
-
-/** A lost peer, as the proxy reads it (src/checkpoint/engine.ts's LossEvent fits). */
-export interface InlineLossEvent {
-  readonly reason: string;
-}
-
-/**
- * The subset of the checkpoint engine (src/checkpoint/engine.ts: the Coordinator fits as it is) the data plane
- * needs. One `on` per event, so the compiler checks each listener against the engine's own event types.
- */
-export interface InlineCheckpointEngine {
-  /** Resolves at LOADED or with the failure; a rejection counts as a failure that lost the secondary. */
-  checkpoint(reason: string): Promise<InlineCheckpointOutcome>;
-  readonly isProtected: boolean;
-  /** The secondary holds the primary's state: protected from now on. */
-  on(event: 'ready', listener: () => void): unknown;
-  on(event: 'secondary-lost', listener: (event: InlineLossEvent) => void): unknown;
-  on(event: 'primary-lost', listener: (event: InlineLossEvent) => void): unknown;
-}
-
-export interface InlineOptions {
-  compare: Partial<CompareOptions>;
-  rewriter: Partial<RewriterOptions>;
-  /** True for real VMs (the secondary becomes a clone); false for a lab guest whose kernel is not checkpointed. */
-  resetOffsetsOnCheckpoint: boolean;
-  maxHeldFrames: number;
-  maxHeldIngress: number;
-  /** CHKPOINT_TIMER (ms); 0 turns it off. */
-  checkpointTimerMs: number;
-  rewriterSweepMs: number;
-  /**
-   * Hold the primary's output and the client's input from when the engine starts stopping the primary
-   * (primaryStopping()) instead of from the checkpoint's start: while the secondary prepares, comparison goes on.
-   */
-  holdFromPrimaryStop: boolean;
-}
-
-export const defaultInlineOptions: InlineOptions = {
-  compare: {},
-  rewriter: {},
-  resetOffsetsOnCheckpoint: true,
-  maxHeldFrames: 65536,
-  maxHeldIngress: 65536,
-  checkpointTimerMs: 10_000,
-  rewriterSweepMs: 1000,
-  holdFromPrimaryStop: false,
-};
-
-/** A port's receive clock: when the kernel received the frame being handled, and now, in one unit. */
-export interface FrameClock {
-  frame(): number;
-  now(): number;
-}
-
-export interface InlineCounters {
-  framesIn: Record<'client' | Side, number>;
-  /** Primary frames sent to the client without comparison (unprotected or solo). */
-  passedThrough: number;
-  released: number;
-  secondaryDropped: number;
-  /** Secondary frames discarded because the pair was not protected (unprotected or solo). */
-  secondaryUnprotected: number;
-  /**
-   * Secondary frames the kernel received before the last LOADED but handed to the proxy after its flush: the
-   * replaced VM sent them, so they belong before the flush and are dropped with it.
-   */
-  secondaryBeforeFlush: number;
-  /** Primary frames that arrived after failover. */
-  primaryAfterFailover: number;
-  failoverReleased: number;
-  malformed: number;
-  rejected: number;
-  checkpointRequests: number;
-  /** Requests that found a checkpoint running and were folded into the next one. */
-  coalesced: number;
-  checkpoints: number;
-  checkpointFailures: number;
-}
-
-export interface CheckpointDone {
-  reason: string;
-  ok: boolean;
-  /** The proxy's clock when the outcome arrived (LOADED, or the failure), before anything was flushed. */
-  loadedAt: number;
-  /** Held primary frames sent to the client at LOADED (engine flush and gate). */
-  flushedFrames: number;
-  /** Client frames held during the checkpoint and then delivered to the VMs. */
-  deliveredIngress: number;
-}
-
-/** What shutdown() did with the primary frames held when it was called (engine and gate). */
-export interface StopFlush {
-  /** Held primary frames sent to the client. */
-  flushedFrames: number;
-  /** Of those, the ones the client port refused (counted in the gate's sendFailures too). */
-  sendFailures: number;
-}
-
-/** What the proxy emits; every listener is checked against these payloads. */
-export interface InlineProxyEvents {
-  mode: [change: { mode: Mode; reason: string }];
-  /** Emitted before the checkpoint it asks for; the record is the listener's to keep. */
-  divergence: [divergence: Divergence];
-  malformed: [frame: { side: Side; reason: MalformedReason }];
-  /** A frame the port's framing refused before the proxy saw it. */
-  rejected: [frame: { reason: FramingRejectReason }];
-  'checkpoint-request': [request: { reason: string }];
-  'checkpoint-start': [start: { reason: string }];
-  checkpoint: [done: CheckpointDone];
-  /** The output gate holds more frames than maxHeldFrames during a checkpoint. */
-  'gate-over-bound': [bound: { held: number; bound: number }];
-}
+export * from './inline-types.js';
 
 export class InlineProxy extends EventEmitter<InlineProxyEvents> {
   readonly counters: InlineCounters = {
@@ -167,6 +62,9 @@ export class InlineProxy extends EventEmitter<InlineProxyEvents> {
     coalesced: 0,
     checkpoints: 0,
     checkpointFailures: 0,
+    modeSwitches: 0,
+    backgroundDivergences: 0,
+    passedByRuleWhileHeld: 0,
   };
   readonly sinks: { client: FrameSink; primary: FrameSink; secondary: FrameSink };
   readonly engine: CompareEngine;
@@ -180,10 +78,8 @@ export class InlineProxy extends EventEmitter<InlineProxyEvents> {
   private gate: OutputGate | null = null;
   private mirror: Mirror | null = null;
   private currentMode: Mode = 'unprotected';
-  private checkpointRunning = false;
-  private pendingReason: string | null = null;
+  private readonly cycle: CheckpointCycle;
   private timers: NodeJS.Timeout[] = [];
-  private checkpointTimer: NodeJS.Timeout | null = null;
   private stopped = false;
 
   constructor(
@@ -198,6 +94,7 @@ export class InlineProxy extends EventEmitter<InlineProxyEvents> {
     // kernel state is only approximately the primary's.
     this.engine = new CompareEngine({ tcpAlignAfterFlush: 'sequence', ...this.options.compare });
     this.rewriter = new SeqRewriter(this.options.rewriter);
+    this.cycle = new CheckpointCycle(checkpoints, this.cycleHost(), this.counters, this.options, clock);
     this.sinks = {
       client: this.sinkFor((frame) => this.onClientFrame(frame)),
       primary: this.sinkFor((frame, start) => this.onPrimaryFrame(frame, start)),
@@ -231,14 +128,15 @@ export class InlineProxy extends EventEmitter<InlineProxyEvents> {
     );
     this.mirror = new Mirror(ports.primary, ports.secondary, this.rewriter, this.options.maxHeldIngress);
     this.mirror.targets = this.mirrorTargets();
+    if (this.currentMode === 'protected' && this.cycle.periodic) this.gate.hold();
   }
 
   start(): void {
     const scanMs = this.engine.options.expiredScanCycleMs;
-    this.timers.push(setInterval(() => this.apply(this.engine.tick(this.clock())), scanMs));
+    this.timers.push(setInterval(() => this.scan(), scanMs));
     this.timers.push(setInterval(() => this.rewriter.sweep(this.clock()), this.options.rewriterSweepMs));
     for (const timer of this.timers) timer.unref();
-    this.armCheckpointTimer();
+    this.cycle.arm();
   }
 
   async stop(): Promise<void> {
@@ -253,7 +151,7 @@ export class InlineProxy extends EventEmitter<InlineProxyEvents> {
     this.stopped = true;
     for (const timer of this.timers) clearInterval(timer);
     this.timers = [];
-    if (this.checkpointTimer) clearTimeout(this.checkpointTimer);
+    this.cycle.stop();
     const gate = this.gate?.counters;
     const failuresBefore = gate?.sendFailures ?? 0;
     const sentBefore = (gate?.passed ?? 0) + (gate?.flushed ?? 0);
@@ -265,21 +163,15 @@ export class InlineProxy extends EventEmitter<InlineProxyEvents> {
     };
   }
 
-  requestCheckpoint(reason: string): void {
+  requestCheckpoint(reason: string, kind: RequestKind = 'other'): void {
     this.counters.checkpointRequests++;
     this.emit('checkpoint-request', { reason });
-    if (this.currentMode !== 'protected' || this.stopped) return;
-    if (!this.checkpoints) {
-      // Nothing can checkpoint: flush at once so no primary frame is held forever (counted as a request).
-      this.finishCheckpoint(reason, true);
-      return;
-    }
-    if (this.checkpointRunning) {
-      if (this.pendingReason === null) this.pendingReason = reason;
-      else this.counters.coalesced++;
-      return;
-    }
-    this.startCheckpoint(reason);
+    this.cycle.request(reason, kind);
+  }
+
+  /** The protection mode in force (compare or periodic) and what hybrid has done so far. */
+  protection(): ProtectionStatus {
+    return this.cycle.status(this.clock());
   }
 
   /** The primary is gone: the secondary's output (already in the primary's sequence space) goes to the client. */
@@ -296,7 +188,8 @@ export class InlineProxy extends EventEmitter<InlineProxyEvents> {
   status(): object {
     return {
       mode: this.currentMode,
-      checkpointRunning: this.checkpointRunning,
+      checkpointRunning: this.cycle.isRunning,
+      protection: this.protection(),
       counters: this.counters,
       gate: this.gate
         ? { ...this.gate.counters, heldFrames: this.gate.heldFrames, heldBytes: this.gate.heldBytes }
@@ -380,18 +273,25 @@ export class InlineProxy extends EventEmitter<InlineProxyEvents> {
     const gate = this.gate;
     for (const packet of decision.release) {
       this.counters.released++;
-      gate?.pass(packet.frame, packet.start);
+      // A pass-through rule's flow is unprotected by choice: no hold, periodic or checkpoint, applies to it.
+      if (packet.passedByRule === true && gate?.holding === true) {
+        this.counters.passedByRuleWhileHeld++;
+        gate.passUnheld(packet.frame, packet.start);
+      } else gate?.pass(packet.frame, packet.start);
     }
     this.counters.secondaryDropped += decision.drop.length;
     for (const bad of decision.malformed) {
       this.counters.malformed++;
       this.emit('malformed', { side: bad.side, reason: bad.reason });
     }
+    if (decision.divergences.length === 0) return;
     // Copy out before emitting: listeners may call back into the engine, which reuses the Decision.
-    const divergences: Divergence[] = decision.divergences.length === 0 ? [] : [...decision.divergences];
+    const divergences: Divergence[] = [...decision.divergences];
     for (const divergence of divergences) {
       this.emit('divergence', divergence);
-      this.requestCheckpoint(divergence.reason);
+      // Periodic mode checkpoints on its period whatever the comparison finds; it only keeps count.
+      if (this.cycle.periodic && this.currentMode === 'protected') this.cycle.backgroundDivergence(this.clock());
+      else this.requestCheckpoint(divergence.reason, 'divergence');
     }
   }
 
@@ -411,53 +311,55 @@ export class InlineProxy extends EventEmitter<InlineProxyEvents> {
 
   /** The checkpoint engine is about to stop the primary VM: from now until LOADED its output is held. */
   primaryStopping(): void {
-    if (this.checkpointRunning) this.hold();
+    this.cycle.primaryStopping();
   }
 
-  private hold(): void {
-    this.gate?.hold();
-    this.mirror?.hold();
+  private scan(): void {
+    const now = this.clock();
+    this.apply(this.engine.tick(now));
+    if (this.currentMode === 'protected') this.cycle.tick(now);
   }
 
-  private startCheckpoint(reason: string): void {
-    this.checkpointRunning = true;
-    if (this.checkpointTimer) clearTimeout(this.checkpointTimer);
-    if (!this.options.holdFromPrimaryStop) this.hold();
-    this.emit('checkpoint-start', { reason });
-    void this.checkpoints!.checkpoint(reason).then(
-      (outcome) => this.onCheckpointOutcome(reason, outcome),
-      () => this.onCheckpointOutcome(reason, { ok: false, secondaryLost: true }),
-    );
-  }
-
-  private onCheckpointOutcome(reason: string, outcome: InlineCheckpointOutcome): void {
-    this.checkpointRunning = false;
-    if (outcome.ok) {
-      this.finishCheckpoint(reason, true);
-    } else {
-      this.counters.checkpointFailures++;
-      if (outcome.secondaryLost) this.goSolo(`checkpoint failed (${reason}): secondary lost`);
-      else this.finishCheckpoint(reason, false);
-    }
-    if (this.pendingReason !== null && this.currentMode === 'protected') {
-      const next = this.pendingReason;
-      this.pendingReason = null;
-      this.startCheckpoint(next);
-    } else {
-      this.pendingReason = null;
-      this.armCheckpointTimer();
-    }
+  private cycleHost(): CycleHost {
+    return {
+      canCheckpoint: () => this.currentMode === 'protected' && !this.stopped,
+      hold: (now, periodic) => this.hold(now, periodic),
+      checkpointStarted: (reason) => this.emit('checkpoint-start', { reason }),
+      finish: (reason, ok, releaseAll) => this.finishCheckpoint(reason, ok, releaseAll),
+      secondaryLost: (reason) => this.goSolo(reason),
+      modeSwitched: (change) => {
+        if (change.to === 'periodic' && this.currentMode === 'protected') this.gate?.hold();
+        this.emit('protection-mode', change);
+      },
+    };
   }
 
   /**
-   * LOADED (or a failed checkpoint that kept the secondary): release every held primary frame in order,
-   * then the gate's, then deliver the held client input to both VMs.
+   * The pause starts: the gate and the client's input are held until LOADED. In periodic mode the epoch ends
+   * here: what the engine still holds joins the gate's frames, and those are what this checkpoint releases.
    */
-  private finishCheckpoint(reason: string, ok: boolean): void {
+  private hold(now: number, periodic: boolean): void {
+    this.gate?.hold();
+    this.mirror?.hold();
+    if (!periodic) return;
+    this.apply(this.engine.flush(now));
+    this.gate?.seal();
+  }
+
+  /**
+   * LOADED (or a failed checkpoint that kept the secondary). Compare mode: every held primary frame in order,
+   * then the gate's; periodic mode: the epoch sealed at the hold, the newer frames stay held. Then the held
+   * client input goes to both VMs.
+   */
+  private finishCheckpoint(reason: string, ok: boolean, releaseAll: boolean): void {
     const now = this.clock();
     if (ok && this.secondaryTime !== null) this.flushedAt = this.secondaryTime.now();
-    this.apply(this.engine.flush(now));
-    const flushedFrames = this.gate?.release() ?? 0;
+    let flushedFrames: number;
+    if (releaseAll) {
+      this.apply(this.engine.flush(now));
+      flushedFrames = this.gate?.release() ?? 0;
+      if (this.cycle.periodic && this.currentMode === 'protected') this.gate?.hold();
+    } else flushedFrames = this.gate?.releaseSealed() ?? 0;
     if (ok) {
       this.counters.checkpoints++;
       this.rewriter.onCheckpoint(this.options.resetOffsetsOnCheckpoint);
@@ -472,7 +374,7 @@ export class InlineProxy extends EventEmitter<InlineProxyEvents> {
     if (this.currentMode !== 'protected') return;
     if (this.currentMode === 'protected') this.apply(this.engine.flush(this.clock()));
     this.gate?.release();
-    this.pendingReason = null;
+    this.cycle.dropPending();
     this.setMode('solo', reason);
     this.mirror?.release(this.clock());
   }
@@ -484,7 +386,8 @@ export class InlineProxy extends EventEmitter<InlineProxyEvents> {
     this.rewriter.onCheckpoint(true);
     this.apply(this.engine.flushForgettingPositions(this.clock()));
     this.setMode('protected', 'secondary ready');
-    this.armCheckpointTimer();
+    if (this.cycle.periodic) this.gate?.hold();
+    this.cycle.arm();
   }
 
   private setMode(mode: Mode, reason: string): void {
@@ -496,15 +399,5 @@ export class InlineProxy extends EventEmitter<InlineProxyEvents> {
   private mirrorTargets(): 'primary' | 'both' | 'secondary' {
     if (this.currentMode === 'protected') return 'both';
     return this.currentMode === 'failover' ? 'secondary' : 'primary';
-  }
-
-  private armCheckpointTimer(): void {
-    if (this.checkpointTimer) clearTimeout(this.checkpointTimer);
-    this.checkpointTimer = null;
-    if (this.stopped || this.options.checkpointTimerMs <= 0 || this.currentMode !== 'protected' || !this.checkpoints) {
-      return;
-    }
-    this.checkpointTimer = setTimeout(() => this.requestCheckpoint('timer'), this.options.checkpointTimerMs);
-    this.checkpointTimer.unref();
   }
 }

@@ -3,12 +3,13 @@
  * every frame that enters ends in exactly one counted fate. Random client and VM frames (TCP and UDP,
  * matching and diverging, malformed bytes, framing rejects), checkpoints that succeed, fail or lose the
  * secondary, solo and failover at random points, the proxy's own timers on fake time; after every step
- * the counters add up to the frames in, and what the recording ports received matches the counters. At
+ * the counters add up to the frames in, in each protection mode (compare, periodic, hybrid), and what the recording ports received matches the counters. At
  * the end everything is settled (checkpoints finished, held packets gone stale, connections forgotten,
  * stop()) and nothing may be left without a terminal fate.
  */
 import fc from 'fast-check';
 import { afterEach, beforeEach, describe, expect, it, vi } from 'vitest';
+import type { ModeThresholds, ProtectionMode } from '../../compare/protection-mode.js';
 import { TcpFlag } from '../../compare/wire/frame-info.js';
 import type { EngineStats } from '../../compare/types.js';
 import { InlineProxy, type InlineOptions } from '../../proxy/inline.js';
@@ -121,7 +122,18 @@ const optionsArb = fc.record({
   resetOffsetsOnCheckpoint: fc.boolean(),
   stopDuringCheckpoint: fc.boolean(),
   secondaryReceiveTimes: fc.boolean(),
+  protection: fc.constantFrom<ProtectionMode>('compare', 'periodic', 'hybrid'),
 });
+
+/** Small thresholds, so hybrid switches both ways within a run's few hundred simulated milliseconds. */
+const quickThresholds: ModeThresholds = {
+  periodMs: 30,
+  windowMs: 100,
+  maxDivergenceCheckpoints: 1,
+  maxPausedShare: 0.5,
+  calmMs: 150,
+  calmDivergences: 2,
+};
 
 /** Builds one frame; the VM's side uses its own ISN, the client's acks the primary's sequence space. */
 function build(spec: FrameSpec, from: 'client' | 'vm', isn: number): Buffer {
@@ -182,6 +194,7 @@ function setup(o: Options) {
     rewriterSweepMs: 100,
     rewriter: { maxHeldPerConnection: o.maxHeldPerConnection, lingerMs: 50, idleMs: 500 },
     compare: { compareTimeoutMs: 100, expiredScanCycleMs: 20, maxQueueSize: o.maxQueueSize },
+    protection: { mode: o.protection, thresholds: quickThresholds },
   };
   const proxy = new InlineProxy(checkpoints, options, () => now);
   const ports = { client: new RecordingPort(), primary: new RecordingPort(), secondary: new SecondaryPort() };
