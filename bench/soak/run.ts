@@ -7,7 +7,8 @@
  */
 import { readFileSync } from 'node:fs';
 import type { InlineCounters } from '../../proxy/inline.js';
-import { InlineLab, type LabProcess } from '../../test/support/inline-lab.js';
+import { InlineLab } from '../../test/support/inline-lab.js';
+import type { LabProcess } from '../../test/support/lab-process.js';
 import { createInlineTopology, type InlineTopology } from '../../test/support/netns.js';
 
 export interface SoakOptions {

@@ -2,7 +2,7 @@ import { expect, it } from 'vitest';
 import { runSoak } from '../../bench/soak/run.js';
 import { liveCaptureAvailable } from '../../proxy/ports/live.js';
 import { ringCaptureAvailable } from '../../proxy/ports/packet-ring.js';
-import { labCapture } from '../support/inline-lab.js';
+import { labCapture } from '../support/lab-process.js';
 import { describeWith, hasCommand, isRoot } from '../support/prerequisites.js';
 
 /** `npm run soak` in small: 15 s of load through the inline proxy with timer checkpoints and two agent kills. */

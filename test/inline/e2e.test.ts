@@ -4,7 +4,8 @@ import { join } from 'node:path';
 import { afterAll, afterEach, beforeAll, expect, it } from 'vitest';
 import { liveCaptureAvailable } from '../../proxy/ports/live.js';
 import { ringCaptureAvailable } from '../../proxy/ports/packet-ring.js';
-import { InlineLab, labCapture, type Event, type LabOptions } from '../support/inline-lab.js';
+import { InlineLab, type LabOptions } from '../support/inline-lab.js';
+import { labCapture, type Event } from '../support/lab-process.js';
 import { createInlineTopology, type InlineTopology } from '../support/netns.js';
 import { describeWith, hasCommand, isRoot } from '../support/prerequisites.js';
 

@@ -1,7 +1,8 @@
 import { afterAll, afterEach, beforeAll, expect, it } from 'vitest';
 import { liveCaptureAvailable } from '../../proxy/ports/live.js';
 import { ringCaptureAvailable } from '../../proxy/ports/packet-ring.js';
-import { InlineLab, labCapture } from '../support/inline-lab.js';
+import { InlineLab } from '../support/inline-lab.js';
+import { labCapture } from '../support/lab-process.js';
 import { createInlineTopology, type InlineTopology } from '../support/netns.js';
 import { describeWith, hasCommand, isRoot } from '../support/prerequisites.js';
 

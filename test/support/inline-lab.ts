@@ -1,158 +1,22 @@
 import { spawn, type ChildProcess } from 'node:child_process';
-import {
-  appendFileSync,
-  chmodSync,
-  closeSync,
-  mkdtempSync,
-  openSync,
-  readFileSync,
-  rmSync,
-  writeFileSync,
-} from 'node:fs';
+import { appendFileSync, chmodSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { createServer, connect, type Server, type Socket } from 'node:net';
 import { createInterface } from 'node:readline';
 import { stringify } from 'yaml';
+import { labCapture, labCli, type LabProcess, ProcessLab, repoRoot } from './lab-process.js';
 import type { InlineTopology, Netns } from './netns.js';
 
 /**
  * The inline proxy's end-to-end lab, on top of createInlineTopology(): a lab guest in each VM namespace
  * (same address: the VM IP), the secondary agent (`colo-proxy secondary`, unix socket: the filesystem is
  * shared between namespaces), `colo-proxy run` in the proxy namespace, and a TCP client run in the client
- * namespace. Every process is the leader of its own process group and every line it prints is kept, so a
- * test waits on events with a bounded timeout and teardown kills whole groups, even after a failure.
+ * namespace. Its processes are ProcessLab's (lab-process.ts): a test waits on their events with a bounded
+ * timeout and teardown kills whole process groups, even after a failure.
  */
 
-const root = new URL('../..', import.meta.url).pathname;
-
-/** The capture backend the lab's proxy runs on: the default (ring), or COLO_LAB_CAPTURE=pcap for the fallback. */
-export const labCapture: 'ring' | 'pcap' = process.env.COLO_LAB_CAPTURE === 'pcap' ? 'pcap' : 'ring';
-const cli = join(root, 'bin/colo-proxy.js');
-const clientScript = join(root, 'test/inline/tcp-client.ts');
-
-export type Event = Record<string, unknown> & { event?: string; time?: number };
-
-/**
- * Starts `command` (inside `ns` when given) as the leader of its own process group, in the repository, with
- * stdout read as NDJSON and stderr appended to DIR/NAME.log.
- */
-export function spawnLabProcess(
-  dir: string,
-  name: string,
-  ns: Netns | null,
-  command: string,
-  args: string[],
-): LabProcess {
-  const logFile = join(dir, `${name}.log`);
-  const fd = openSync(logFile, 'a');
-  const argv = ns ? ['ip', 'netns', 'exec', ns.name, command, ...args] : [command, ...args];
-  const child = spawn(argv[0], argv.slice(1), {
-    cwd: root,
-    detached: true,
-    stdio: ['ignore', 'pipe', fd],
-    env: { ...process.env, COLO_LOG_LEVEL: process.env.COLO_LOG_LEVEL ?? 'info' },
-  });
-  closeSync(fd);
-  return new LabProcess(name, child, logFile);
-}
-
-/** A child process whose stdout is NDJSON; stderr goes to a log file shown when a test fails. */
-export class LabProcess {
-  readonly events: Event[] = [];
-  readonly lines: string[] = [];
-  readonly exited: Promise<number | null>;
-  private waiters: Array<() => void> = [];
-
-  constructor(
-    readonly name: string,
-    readonly child: ChildProcess,
-    readonly logFile: string,
-  ) {
-    createInterface({ input: child.stdout! }).on('line', (line) => {
-      this.lines.push(line);
-      appendFileSync(`${logFile}.out`, `${line}\n`);
-      try {
-        this.events.push(JSON.parse(line) as Event);
-      } catch {
-        // Not every line is an event (a client may print plain text); it is kept in `lines`.
-      }
-      for (const wake of this.waiters.splice(0)) wake();
-    });
-    // 'close', not 'exit': only after it has every line the process printed been read (a waiter that saw the
-    // exit first would miss the last one).
-    this.exited = new Promise((resolve) =>
-      child.once('close', (code, signal) => {
-        this.closed = true;
-        resolve(code ?? (signal ? -1 : null));
-        for (const wake of this.waiters.splice(0)) wake();
-      }),
-    );
-  }
-
-  private closed = false;
-
-  get running(): boolean {
-    return !this.closed;
-  }
-
-  /** Resolves with the first event (from the start) that matches; rejects after timeoutMs or on exit. */
-  async waitFor(match: (e: Event) => boolean, timeoutMs: number, what: string): Promise<Event> {
-    const deadline = Date.now() + timeoutMs;
-    for (;;) {
-      const found = this.events.find(match);
-      if (found) return found;
-      if (!this.running)
-        throw new Error(
-          `${this.name} exited (${String(this.child.exitCode ?? this.child.signalCode)}) while waiting for ${what}\n${this.logTail()}`,
-        );
-      const left = deadline - Date.now();
-      if (left <= 0)
-        throw new Error(`timed out after ${timeoutMs} ms waiting for ${what} from ${this.name}\n${this.logTail()}`);
-      await new Promise<void>((resolve) => {
-        const timer = setTimeout(resolve, left);
-        this.waiters.push(() => {
-          clearTimeout(timer);
-          resolve();
-        });
-      });
-    }
-  }
-
-  /** Like waitFor, but only events after the `after`-th one. */
-  waitForNext(after: number, match: (e: Event) => boolean, timeoutMs: number, what: string): Promise<Event> {
-    return this.waitFor((e) => this.events.indexOf(e) >= after && match(e), timeoutMs, what);
-  }
-
-  signal(signal: NodeJS.Signals): void {
-    if (this.child.pid === undefined || !this.running) return;
-    try {
-      process.kill(-this.child.pid, signal);
-    } catch {
-      // Already gone.
-    }
-  }
-
-  /** SIGTERM, then SIGKILL after graceMs; resolves when the process has exited. */
-  async stop(graceMs = 3000): Promise<void> {
-    if (!this.running) return;
-    this.signal('SIGTERM');
-    const timer = setTimeout(() => this.signal('SIGKILL'), graceMs);
-    await this.exited;
-    clearTimeout(timer);
-    // Anything the leader left behind in its group (exec hooks) goes too.
-    this.signal('SIGKILL');
-  }
-
-  logTail(lines = 30): string {
-    try {
-      const text = readFileSync(this.logFile, 'utf8').trimEnd().split('\n');
-      return `--- ${this.name} (${this.logFile}) ---\n${text.slice(-lines).join('\n')}`;
-    } catch {
-      return `--- ${this.name}: no log ---`;
-    }
-  }
-}
+const clientScript = join(repoRoot, 'test/inline/tcp-client.ts');
 
 export interface LabOptions {
   /** Start the secondary's guest with --nondeterministic. */
@@ -180,23 +44,21 @@ export interface LabOptions {
   config?: Record<string, unknown>;
 }
 
-export class InlineLab {
-  readonly dir = mkdtempSync(join(tmpdir(), 'colo-inline-lab-'));
-  readonly processes: LabProcess[] = [];
+export class InlineLab extends ProcessLab<InlineTopology> {
   readonly captures: SegmentCapture[] = [];
   primaryGuest!: LabProcess;
   secondaryGuest!: LabProcess;
   agent!: LabProcess;
   /** Where the agent reaches the secondary guest's control socket (through the relay when there is one). */
   private secondaryControl = '';
-  proxy!: LabProcess;
   readonly servicePort: number;
   relay: SuspendRelay | null = null;
 
   constructor(
-    readonly topo: InlineTopology,
+    topo: InlineTopology,
     readonly options: LabOptions = {},
   ) {
+    super(mkdtempSync(join(tmpdir(), 'colo-inline-lab-')), topo);
     this.servicePort = options.servicePort ?? 7000;
   }
 
@@ -204,16 +66,10 @@ export class InlineLab {
     return join(this.dir, `${name}.sock`);
   }
 
-  spawn(name: string, ns: Netns | null, command: string, args: string[]): LabProcess {
-    const proc = spawnLabProcess(this.dir, name, ns, command, args);
-    this.processes.push(proc);
-    return proc;
-  }
-
   /** The secondary's agent (`colo-proxy secondary`); also starts a new one after a test killed the first. */
   async startAgent(): Promise<LabProcess> {
     const agent = this.spawn('agent', this.topo.proxy, process.execPath, [
-      cli,
+      labCli,
       'secondary',
       '--listen',
       `unix:${this.socket('agent')}`,
@@ -241,7 +97,7 @@ export class InlineLab {
         await vm.exec('sysctl', '-qw', 'net.ipv4.tcp_timestamps=0');
     const listen = `${this.topo.vmIp}:${this.servicePort}`;
     this.primaryGuest = this.spawn('primary-guest', this.topo.primary, process.execPath, [
-      cli,
+      labCli,
       'lab-guest',
       '--listen',
       listen,
@@ -249,7 +105,7 @@ export class InlineLab {
       this.socket('primary'),
     ]);
     this.secondaryGuest = this.spawn('secondary-guest', this.topo.secondary, process.execPath, [
-      cli,
+      labCli,
       'lab-guest',
       '--listen',
       listen,
@@ -315,25 +171,13 @@ export class InlineLab {
     }
     const configFile = join(this.dir, 'run.yaml');
     writeFileSync(configFile, stringify(config));
-    this.proxy = this.spawn('proxy', this.topo.proxy, process.execPath, [cli, 'run', '--config', configFile]);
+    this.proxy = this.spawn('proxy', this.topo.proxy, process.execPath, [labCli, 'run', '--config', configFile]);
     await this.proxy.waitFor((e) => e.event === 'ready', 30_000, 'the pair to be protected');
   }
 
   /** Runs the TCP client in the client namespace; resolves with its last JSON line. */
   client(job: Record<string, unknown>, name = 'client'): LabProcess {
-    const full = { host: this.topo.vmIp, port: this.servicePort, ...job };
-    return this.spawn(name, this.topo.client, process.execPath, [
-      '--import',
-      'tsx',
-      clientScript,
-      JSON.stringify(full),
-    ]);
-  }
-
-  async clientResult<T = Record<string, unknown>>(proc: LabProcess, timeoutMs: number): Promise<T> {
-    const last = await proc.waitFor((e) => 'kind' in e || 'error' in e, timeoutMs, 'the client result');
-    if ('error' in last) throw new Error(`client failed: ${String(last.error)}`);
-    return last as T;
+    return this.runClient(name, clientScript, this.servicePort, job);
   }
 
   /** A lab guest control request from the test process (the socket files are shared across namespaces). */
@@ -365,12 +209,6 @@ export class InlineLab {
     return JSON.parse(await this.control(guest, 'STATUS')) as { requests: number; connections: number };
   }
 
-  /** GET on the proxy's statistics server (it listens on loopback inside the proxy namespace). */
-  async stats(path: '/stats' | '/metrics'): Promise<string> {
-    const started = await this.proxy.waitFor((e) => e.event === 'started', 1000, 'the proxy to start');
-    return this.topo.proxy.exec('curl', '-sf', '--max-time', '5', `http://${String(started.metrics)}${path}`);
-  }
-
   /**
    * Captures, in the client namespace, every TCP data segment of the service that reaches the client's
    * interface (what the proxy let through), with kernel timestamps: taken as the proxy's frame enters the veth
@@ -384,21 +222,12 @@ export class InlineLab {
     return capture;
   }
 
-  /** The proxy's events of one kind, in order. */
-  proxyEvents(kind: string): Event[] {
-    return this.proxy.events.filter((e) => e.event === kind);
-  }
-
   /** Stops every process (groups), newest first; keeps the directory when `keep` (a failed test's logs). */
   async stop(keep = false): Promise<void> {
     for (const capture of this.captures) await capture.stop();
     for (const proc of [...this.processes].reverse()) await proc.stop();
     await this.relay?.close();
     if (!keep) rmSync(this.dir, { recursive: true, force: true });
-  }
-
-  logs(): string {
-    return this.processes.map((p) => p.logTail(40)).join('\n');
   }
 }
 

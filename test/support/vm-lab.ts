@@ -4,7 +4,7 @@ import { join } from 'node:path';
 import { stringify } from 'yaml';
 import { QmpClient } from '../../src/checkpoint/qmp.js';
 import { type GuestImage, guestQemuArgs } from './guest-vm.js';
-import { LabProcess, labCapture, spawnLabProcess, type Event } from './inline-lab.js';
+import { labCapture, labCli, type LabProcess, ProcessLab, repoRoot } from './lab-process.js';
 import { link, namespaceSet, type Netns } from './netns.js';
 
 /**
@@ -20,9 +20,7 @@ import { link, namespaceSet, type Netns } from './netns.js';
  * the wire is a finished, MTU-sized frame.
  */
 
-const root = new URL('../..', import.meta.url).pathname;
-const cli = join(root, 'bin/colo-proxy.js');
-const clientScript = join(root, 'test/vm/http-client.ts');
+const clientScript = join(repoRoot, 'test/vm/http-client.ts');
 export const qemuBinary = process.env.COLO_QEMU ?? 'qemu-system-x86_64';
 
 export interface VmTopology {
@@ -109,12 +107,9 @@ export interface QmpEventRecord {
   time: number;
 }
 
-export class VmLab {
-  readonly dir = mkdtempSync(join(tmpdir(), 'colo-vm-lab-'));
-  readonly processes: LabProcess[] = [];
+export class VmLab extends ProcessLab<VmTopology> {
   primary!: LabProcess;
   agent!: LabProcess;
-  proxy!: LabProcess;
   /** The test's own QMP monitor on the primary (QEMU serves one client per monitor socket: the driver and the health check have the others). */
   monitor: QmpClient | null = null;
   readonly primaryEvents: QmpEventRecord[] = [];
@@ -122,19 +117,15 @@ export class VmLab {
   readonly migrationBytes: number[] = [];
 
   constructor(
-    readonly topo: VmTopology,
+    topo: VmTopology,
     readonly image: GuestImage,
     readonly options: VmLabOptions = {},
-  ) {}
+  ) {
+    super(mkdtempSync(join(tmpdir(), 'colo-vm-lab-')), topo);
+  }
 
   path(name: string): string {
     return join(this.dir, name);
-  }
-
-  spawn(name: string, ns: Netns | null, command: string, args: string[]): LabProcess {
-    const proc = spawnLabProcess(this.dir, name, ns, command, args);
-    this.processes.push(proc);
-    return proc;
   }
 
   /** The QEMU command line both VMs share; `{tap}` is filled in by the secondary's driver. */
@@ -194,7 +185,7 @@ export class VmLab {
     };
     const file = this.path('secondary.yaml');
     writeFileSync(file, stringify(config));
-    this.agent = this.spawn('agent', this.topo.secondary, process.execPath, [cli, 'secondary', '--config', file]);
+    this.agent = this.spawn('agent', this.topo.secondary, process.execPath, [labCli, 'secondary', '--config', file]);
     await this.agent.waitFor((e) => e.event === 'listening', 20_000, 'the agent to listen');
     return this.agent;
   }
@@ -229,7 +220,7 @@ export class VmLab {
     };
     const file = this.path('run.yaml');
     writeFileSync(file, stringify(config));
-    this.proxy = this.spawn('proxy', this.topo.proxy, process.execPath, [cli, 'run', '--config', file]);
+    this.proxy = this.spawn('proxy', this.topo.proxy, process.execPath, [labCli, 'run', '--config', file]);
     await this.proxy.waitFor((e) => e.event === 'ready', 120_000, 'the pair to be protected (seeded)');
   }
 
@@ -253,23 +244,7 @@ export class VmLab {
 
   /** Runs the HTTP client in the client namespace. */
   client(job: Record<string, unknown>, name = 'client'): LabProcess {
-    const full = { host: this.topo.vmIp, port: 80, ...job };
-    return this.spawn(name, this.topo.client, process.execPath, [
-      '--import',
-      'tsx',
-      clientScript,
-      JSON.stringify(full),
-    ]);
-  }
-
-  async clientResult<T = Record<string, unknown>>(proc: LabProcess, timeoutMs: number): Promise<T> {
-    const last = await proc.waitFor((e) => 'kind' in e || 'error' in e, timeoutMs, 'the client result');
-    if ('error' in last) throw new Error(`client failed: ${String(last.error)}\n${this.logs()}`);
-    return last as T;
-  }
-
-  proxyEvents(kind: string): Event[] {
-    return this.proxy.events.filter((e) => e.event === kind);
+    return this.runClient(name, clientScript, 80, job);
   }
 
   /** The pids of the secondary's QEMU processes (their command lines name the driver's work directory). */
@@ -290,11 +265,6 @@ export class VmLab {
     return pids;
   }
 
-  async stats(path: '/stats' | '/metrics'): Promise<string> {
-    const started = await this.proxy.waitFor((e) => e.event === 'started', 1000, 'the proxy to start');
-    return this.topo.proxy.exec('curl', '-sf', '--max-time', '5', `http://${String(started.metrics)}${path}`);
-  }
-
   async stop(keep = false): Promise<void> {
     this.monitor?.close();
     for (const proc of [...this.processes].reverse()) await proc.stop();
@@ -306,10 +276,6 @@ export class VmLab {
       }
     }
     if (!keep) rmSync(this.dir, { recursive: true, force: true });
-  }
-
-  logs(): string {
-    return this.processes.map((p) => p.logTail(40)).join('\n');
   }
 }
 
