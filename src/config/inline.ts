@@ -5,6 +5,7 @@ import { checkDriverForRole, checkpointConfigSchema } from './checkpoint.js';
 import { ConfigError } from './errors.js';
 import { loadConfig, type FlagSpec } from './load.js';
 import { passthroughListSchema } from './passthrough.js';
+import { protectionFlags, protectionSchema } from './protection-mode.js';
 
 /**
  * `colo-proxy run --config FILE`: the inline proxy's configuration. Every field is documented in
@@ -63,6 +64,7 @@ export const runFlags: readonly FlagSpec[] = [
     path: 'privileges.group',
     description: "with --privileges-user: this group instead of the user's own",
   },
+  ...protectionFlags,
 ];
 
 const controlText = 'the lab guest control socket: a unix socket path, unix:PATH or tcp:HOST:PORT';
@@ -169,6 +171,8 @@ export const inlineConfigSchema = z
     primaryHealth: primaryHealthSchema.prefault({ kind: 'none' }),
     /** Flows released without comparison (compare/passthrough.ts); `--passthrough RULE` adds to them. */
     passthrough: passthroughListSchema.default([]),
+    /** compare, periodic or hybrid, and hybrid's thresholds (compare/protection-mode.ts). */
+    protection: protectionSchema.prefault({}),
     /** Who `run` becomes once its sockets and files are open (src/inline/privileges.ts); absent: it stays root. */
     privileges: z
       .strictObject(

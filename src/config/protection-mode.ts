@@ -5,7 +5,7 @@ import {
   type ModeThresholds,
   type ProtectionMode,
 } from '../../compare/protection-mode.js';
-import { issuesToConfigError, readConfigFile } from './load.js';
+import { issuesToConfigError, readConfigFile, type FlagSpec } from './load.js';
 
 /**
  * The protection mode as configuration (compare/protection-mode.ts; docs/replay.md, "Protection modes"):
@@ -47,6 +47,51 @@ export const protectionSchema = z.strictObject({
   calmMs: ms('the shortest stay in periodic mode before switching back', d.calmMs),
   calmDivergences: count('background divergences within calmMs below which hybrid switches back', d.calmDivergences),
 });
+
+/** `--protection-FIELD` for each field of the `protection` mapping (`run` and `compare`). */
+export const protectionFlags: readonly FlagSpec[] = [
+  {
+    flag: '--protection-mode <mode>',
+    path: 'protection.mode',
+    description: 'compare, periodic or hybrid (default compare)',
+  },
+  {
+    flag: '--protection-period-ms <ms>',
+    path: 'protection.periodMs',
+    description: `periodic: P, the checkpoint period (default ${d.periodMs})`,
+    parse: numberFlag,
+  },
+  {
+    flag: '--protection-window-ms <ms>',
+    path: 'protection.windowMs',
+    description: `hybrid: W, the window crowding is judged over (default ${d.windowMs})`,
+    parse: numberFlag,
+  },
+  {
+    flag: '--protection-max-divergence-checkpoints <n>',
+    path: 'protection.maxDivergenceCheckpoints',
+    description: `hybrid: more divergence checkpoints within W go periodic (default ${d.maxDivergenceCheckpoints})`,
+    parse: numberFlag,
+  },
+  {
+    flag: '--protection-max-paused-share <x>',
+    path: 'protection.maxPausedShare',
+    description: `hybrid: more of W paused goes periodic (default ${d.maxPausedShare})`,
+    parse: numberFlag,
+  },
+  {
+    flag: '--protection-calm-ms <ms>',
+    path: 'protection.calmMs',
+    description: `hybrid: Q, the shortest stay in periodic (default ${d.calmMs})`,
+    parse: numberFlag,
+  },
+  {
+    flag: '--protection-calm-divergences <n>',
+    path: 'protection.calmDivergences',
+    description: `hybrid: fewer background divergences within Q go back to compare (default ${d.calmDivergences})`,
+    parse: numberFlag,
+  },
+];
 
 /** The YAML file's `protection` mapping (other top-level keys are refused), merged under `overrides`. */
 export function loadProtectionConfig(file: string | undefined, overrides: Partial<ProtectionConfig>): ProtectionConfig {

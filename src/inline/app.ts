@@ -18,6 +18,7 @@ import { recordCheckpointMetrics } from '../checkpoint/metrics.js';
 import { prepareCheckpointRole } from '../checkpoint/drivers/index.js';
 import { checkpointEndpoint } from '../config/checkpoint.js';
 import type { InlineConfig } from '../config/inline.js';
+import { thresholdsOf } from '../config/protection-mode.js';
 import type { Logger } from '../log.js';
 import { divergenceRecord } from '../stats/divergence-record.js';
 import { EventLog } from '../stats/events.js';
@@ -139,6 +140,7 @@ export async function startInlineApp(
         maxHeldIngress: config.mirror.maxHeldIngress,
         checkpointTimerMs: config.checkpoint.checkpointTimerMs,
         holdFromPrimaryStop: true,
+        protection: { mode: config.protection.mode, thresholds: thresholdsOf(config.protection) },
       },
       wallClock,
     );
@@ -311,6 +313,13 @@ function wireObservers({ proxy, coordinator, metrics, events, recorder, logger, 
     events?.divergence(d);
     recorder?.record(d);
     emit('divergence', { ...divergenceRecord(d) });
+  });
+  proxy.on('protection-mode', (change) => {
+    metrics.modeSwitch(change);
+    events?.modeSwitch(Date.now(), change);
+    const { at: _at, ...fields } = change;
+    logger.info(fields, `protection mode: ${change.from} -> ${change.to} (${change.reason})`);
+    emit('protection-mode', { ...fields });
   });
   proxy.on('malformed', ({ side, reason }) => metrics.recordMalformed(side, reason));
   proxy.on('checkpoint-request', ({ reason }) => metrics.recordCheckpointRequest(reason));
