@@ -1,8 +1,5 @@
-import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
-import { tmpdir } from 'node:os';
-import { join } from 'node:path';
 import { Command } from 'commander';
-import { afterAll, describe, expect, it } from 'vitest';
+import { describe, expect, it } from 'vitest';
 import { ExecDriver } from '../../src/checkpoint/drivers/exec.js';
 import { createDriver } from '../../src/checkpoint/drivers/index.js';
 import { LabDriver } from '../../src/checkpoint/drivers/lab.js';
@@ -14,18 +11,10 @@ import {
   loadCheckpointConfig,
   parseSize,
 } from '../../src/config/checkpoint.js';
-import { ConfigError } from '../../src/config/errors.js';
 import { declareFlags, loadConfig } from '../../src/config/load.js';
+import { configError, configFiles } from '../support/config-files.js';
 
-const dir = mkdtempSync(join(tmpdir(), 'colo-ckpt-config-'));
-afterAll(() => rmSync(dir, { recursive: true, force: true }));
-
-let files = 0;
-function yaml(text: string): string {
-  const path = join(dir, `c${files++}.yaml`);
-  writeFileSync(path, text);
-  return path;
-}
+const yaml = configFiles('colo-ckpt-config-').write;
 
 const SECONDARY = `
 endpoint: listen:127.0.0.1:9000
@@ -39,16 +28,6 @@ driver:
   resume: virsh resume vm
   timeouts: { loadMs: 90000 }
 `;
-
-function error(run: () => unknown): ConfigError {
-  try {
-    run();
-  } catch (err) {
-    expect(err).toBeInstanceOf(ConfigError);
-    return err as ConfigError;
-  }
-  throw new Error('expected a ConfigError');
-}
 
 describe('checkpoint config', () => {
   it('reads a full secondary config and fills every default', () => {
@@ -98,7 +77,7 @@ describe('checkpoint config', () => {
     expect(fromFlags.timeouts).toMatchObject({ retryMs: 20, maxRetryMs: 500 });
     const fromFile = loadCheckpointConfig(yaml(`${SECONDARY}\n`.replace('{ waitMs: 2000 }', '{ retryMs: 50 }')), {});
     expect(fromFile.timeouts).toMatchObject({ retryMs: 50, maxRetryMs: 2000 });
-    const inverted = error(() => loadCheckpointConfig(undefined, { ...base, retryMs: '3000' }, 'primary'));
+    const inverted = configError(() => loadCheckpointConfig(undefined, { ...base, retryMs: '3000' }, 'primary'));
     expect(inverted.message).toContain('timeouts.maxRetryMs');
     expect(inverted.message).toContain('at least timeouts.retryMs (3000)');
   });
@@ -186,18 +165,18 @@ describe('checkpoint config', () => {
       ],
     ];
     for (const [file, flags, field, message] of cases) {
-      const err = error(() => loadCheckpointConfig(file, flags));
+      const err = configError(() => loadCheckpointConfig(file, flags));
       expect({ field: err.field, message: err.message }).toEqual({ field, message: expect.stringMatching(message) });
     }
   });
 
   it('checks the hooks each role needs: the primary saves, the secondary loads', () => {
     const flags = { listen: '127.0.0.1:7000', plaintext: true, driverSuspend: 's', driverResume: 'r' };
-    const primary = error(() => loadCheckpointConfig(undefined, { ...flags, driverLoad: 'l' }, 'primary'));
+    const primary = configError(() => loadCheckpointConfig(undefined, { ...flags, driverLoad: 'l' }, 'primary'));
     expect(primary.message).toBe(
       'config field "driver.save": expected a shell command string (the primary runs the save hook), got undefined',
     );
-    const secondary = error(() => loadCheckpointConfig(undefined, { ...flags, driverSave: 'v' }, 'secondary'));
+    const secondary = configError(() => loadCheckpointConfig(undefined, { ...flags, driverSave: 'v' }, 'secondary'));
     expect(secondary.field).toBe('driver.load');
     expect(loadCheckpointConfig(undefined, { ...flags, driverSave: 'v' }, 'primary').driver.kind).toBe('exec');
   });

@@ -1,10 +1,8 @@
-import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
-import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { Command } from 'commander';
-import { afterAll, describe, expect, it } from 'vitest';
+import { describe, expect, it } from 'vitest';
 import { z } from 'zod';
-import { ConfigError, ConfigErrors } from '../../src/config/errors.js';
+import { ConfigErrors } from '../../src/config/errors.js';
 import {
   ConfigFileError,
   declareFlags,
@@ -14,15 +12,9 @@ import {
   mergeOver,
   type FlagSpec,
 } from '../../src/config/load.js';
+import { configError, configFiles } from '../support/config-files.js';
 
-const dir = mkdtempSync(join(tmpdir(), 'colo-config-'));
-afterAll(() => rmSync(dir, { recursive: true, force: true }));
-
-function file(name: string, text: string): string {
-  const path = join(dir, name);
-  writeFileSync(path, text);
-  return path;
-}
+const configs = configFiles('colo-config-');
 
 const schema = z.strictObject({
   name: z.string({ error: 'a name' }),
@@ -36,25 +28,15 @@ const specs: FlagSpec[] = [
   { flag: '--nested-depth <n>', path: 'nested.depth', parse: Number, description: 'depth' },
 ];
 
-function thrown(run: () => unknown): ConfigError {
-  try {
-    run();
-  } catch (err) {
-    expect(err).toBeInstanceOf(ConfigError);
-    return err as ConfigError;
-  }
-  throw new Error('expected a ConfigError');
-}
-
 describe('config loading', () => {
   it('reads a YAML file and fills defaults', () => {
-    const config = loadConfig(schema, { file: file('a.yaml', 'name: alpha\nnested:\n  depth: 2\n') });
+    const config = loadConfig(schema, { file: configs.write('name: alpha\nnested:\n  depth: 2\n') });
     expect(config).toEqual({ name: 'alpha', port: 80, nested: { depth: 2 } });
   });
 
   it('flags override file values, field by field, and leave the rest of the file alone', () => {
     const config = loadConfig(schema, {
-      file: file('b.yaml', 'name: alpha\nport: 81\nnested: { depth: 2, label: kept }\n'),
+      file: configs.write('name: alpha\nport: 81\nnested: { depth: 2, label: kept }\n'),
       flags: { port: '9000', nestedDepth: '7', config: 'ignored: the command uses it' },
       flagSpecs: specs,
     });
@@ -66,24 +48,24 @@ describe('config loading', () => {
   });
 
   it('names the field, what was expected and what it got', () => {
-    const err = thrown(() => loadConfig(schema, { file: file('c.yaml', 'name: 42\n') }));
+    const err = configError(() => loadConfig(schema, { file: configs.write('name: 42\n') }));
     expect(err.field).toBe('name');
     expect(err.message).toBe('config field "name": expected a name, got 42');
-    const nested = thrown(() => loadConfig(schema, { file: file('d.yaml', 'name: x\nnested: { depth: deep }\n') }));
+    const nested = configError(() => loadConfig(schema, { file: configs.write('name: x\nnested: { depth: deep }\n') }));
     expect(nested.message).toBe('config field "nested.depth": expected a depth, got "deep"');
   });
 
   it('a bad flag value is named by the field it lands on', () => {
-    const err = thrown(() => loadConfig(schema, { flags: { name: 'x', port: 'eighty' }, flagSpecs: specs }));
+    const err = configError(() => loadConfig(schema, { flags: { name: 'x', port: 'eighty' }, flagSpecs: specs }));
     expect(err.message).toBe('config field "port": expected a port number, got "eighty"');
   });
 
   it('unknown fields are errors naming the field and the known ones', () => {
-    const top = thrown(() => loadConfig(schema, { file: file('e.yaml', 'name: x\nprot: 80\n') }));
+    const top = configError(() => loadConfig(schema, { file: configs.write('name: x\nprot: 80\n') }));
     expect(top.field).toBe('prot');
     expect(top.message).toContain('known fields here: name, port, nested');
-    const deep = thrown(() =>
-      loadConfig(schema, { file: file('f.yaml', 'name: x\nnested: { depth: 1, colour: red }\n') }),
+    const deep = configError(() =>
+      loadConfig(schema, { file: configs.write('name: x\nnested: { depth: 1, colour: red }\n') }),
     );
     expect(deep.field).toBe('nested.colour');
     expect(deep.message).toContain('known fields here: depth, label');
@@ -91,7 +73,7 @@ describe('config loading', () => {
 
   it('a config with several mistakes reports every one, one line per field', () => {
     const text = 'name: 42\nport: eighty\nprot: 80\ncolour: red\nnested: { depth: deep }\n';
-    const err = thrown(() => loadConfig(schema, { file: file('g.yaml', text) }));
+    const err = configError(() => loadConfig(schema, { file: configs.write(text) }));
     expect(err).toBeInstanceOf(ConfigErrors);
     expect((err as ConfigErrors).problems.map((p) => p.field).sort()).toEqual([
       'colour',
@@ -107,17 +89,17 @@ describe('config loading', () => {
   });
 
   it('a missing file, bad YAML or a non-mapping is a ConfigFileError naming the file', () => {
-    const missing = thrown(() => loadConfig(schema, { file: join(dir, 'absent.yaml') }));
+    const missing = configError(() => loadConfig(schema, { file: join(configs.dir, 'absent.yaml') }));
     expect(missing).toBeInstanceOf(ConfigFileError);
     expect(missing.message).toMatch(/^config file ".*absent\.yaml": cannot be read \(ENOENT/);
-    const broken = thrown(() => loadConfig(schema, { file: file('g.yaml', 'name: [unclosed\n') }));
+    const broken = configError(() => loadConfig(schema, { file: configs.write('name: [unclosed\n') }));
     expect(broken.message).toMatch(/is not valid YAML at line \d/);
-    const list = thrown(() => loadConfig(schema, { file: file('h.yaml', '- a\n- b\n') }));
+    const list = configError(() => loadConfig(schema, { file: configs.write('- a\n- b\n') }));
     expect(list.message).toContain('must be a YAML mapping');
   });
 
   it('an empty file is an empty config (then the schema names what is missing)', () => {
-    const err = thrown(() => loadConfig(schema, { file: file('i.yaml', '') }));
+    const err = configError(() => loadConfig(schema, { file: configs.write('') }));
     expect(err.message).toBe('config field "name": expected a name, got undefined');
   });
 

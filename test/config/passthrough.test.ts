@@ -1,40 +1,13 @@
-import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
-import { tmpdir } from 'node:os';
-import { join } from 'node:path';
-import { afterAll, describe, expect, it } from 'vitest';
+import { describe, expect, it } from 'vitest';
 import { parseCompareFlags, type CompareFlags } from '../../src/cli/commands/compare.js';
 import { replayOptions } from '../../src/cli/commands/replay.js';
-import { ConfigError } from '../../src/config/errors.js';
 import { loadInlineConfig } from '../../src/config/inline.js';
 import { collectRule, passthroughFromFlags } from '../../src/config/passthrough.js';
+import { configError, configFiles, minimalInlineYaml } from '../support/config-files.js';
 
-const dir = mkdtempSync(join(tmpdir(), 'colo-passthrough-config-'));
-afterAll(() => rmSync(dir, { recursive: true, force: true }));
-
-let n = 0;
+const configs = configFiles('colo-passthrough-config-');
 function load(extra: string) {
-  const file = join(dir, `c${n++}.yaml`);
-  writeFileSync(
-    file,
-    `
-interfaces: { client: xcli, primary: xpri, secondary: xsec }
-checkpoint:
-  endpoint: connect:unix:/run/colo/agent.sock
-  plaintext: true
-  driver: { kind: lab, control: /run/colo/primary.sock }
-${extra}`,
-  );
-  return loadInlineConfig(file);
-}
-
-function thrown(run: () => unknown): ConfigError {
-  try {
-    run();
-  } catch (err) {
-    expect(err).toBeInstanceOf(ConfigError);
-    return err as ConfigError;
-  }
-  throw new Error('expected a ConfigError');
+  return loadInlineConfig(configs.write(`${minimalInlineYaml}${extra}`));
 }
 
 describe('the passthrough list of run’s YAML', () => {
@@ -45,10 +18,10 @@ describe('the passthrough list of run’s YAML', () => {
   });
 
   it('names the list index, the rule and what was expected', () => {
-    const error = thrown(() => load('passthrough:\n  - tcp:22\n  - tcp:22-10'));
+    const error = configError(() => load('passthrough:\n  - tcp:22\n  - tcp:22-10'));
     expect(error.field).toBe('passthrough.1');
     expect(error.message).toMatch(/LOW <= HIGH in rule "tcp:22-10"/);
-    expect(thrown(() => load('passthrough: tcp:22')).field).toBe('passthrough');
+    expect(configError(() => load('passthrough: tcp:22')).field).toBe('passthrough');
   });
 });
 
@@ -75,7 +48,7 @@ describe('the --passthrough flag', () => {
       passthrough: ['tcp:22'],
     };
     expect(parseCompareFlags(flags).passthrough?.map((r) => r.text)).toEqual(['tcp:22']);
-    const error = thrown(() => parseCompareFlags({ ...flags, passthrough: ['tcp:22', 'udp:dns'] }));
+    const error = configError(() => parseCompareFlags({ ...flags, passthrough: ['tcp:22', 'udp:dns'] }));
     expect(error.field).toBe('--passthrough udp:dns');
     expect(error.message).toMatch(/expected a port N or a range/);
 
@@ -91,7 +64,7 @@ describe('the --passthrough flag', () => {
       'udp:5353',
     ]);
     expect(replayOptions(replay).passthrough).toEqual([]);
-    expect(thrown(() => replayOptions({ ...replay, passthrough: ['10.0.0.0/40'] })).field).toBe(
+    expect(configError(() => replayOptions({ ...replay, passthrough: ['10.0.0.0/40'] })).field).toBe(
       '--passthrough 10.0.0.0/40',
     );
   });

@@ -1,31 +1,14 @@
-import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
-import { tmpdir } from 'node:os';
-import { join } from 'node:path';
-import { afterAll, describe, expect, it } from 'vitest';
+import { readFileSync } from 'node:fs';
+import { describe, expect, it } from 'vitest';
 import { createDriver } from '../../src/checkpoint/drivers/index.js';
 import { QemuPrimaryDriver } from '../../src/checkpoint/drivers/qemu-primary.js';
 import { QemuSecondaryDriver } from '../../src/checkpoint/drivers/qemu-secondary.js';
 import { loadCheckpointConfig, type Role } from '../../src/config/checkpoint.js';
-import { ConfigError } from '../../src/config/errors.js';
+import { configError, configFiles } from '../support/config-files.js';
 
-const dir = mkdtempSync(join(tmpdir(), 'colo-qemu-config-'));
-afterAll(() => rmSync(dir, { recursive: true, force: true }));
-
-let files = 0;
+const configs = configFiles('colo-qemu-config-');
 function load(text: string, role: Role) {
-  const path = join(dir, `c${files++}.yaml`);
-  writeFileSync(path, text);
-  return loadCheckpointConfig(path, {}, role);
-}
-
-function error(run: () => unknown): ConfigError {
-  try {
-    run();
-  } catch (err) {
-    expect(err).toBeInstanceOf(ConfigError);
-    return err as ConfigError;
-  }
-  throw new Error('expected a ConfigError');
+  return loadCheckpointConfig(configs.write(text), {}, role);
 }
 
 /** A YAML example of docs/configuration.md's qemu driver section, found by its first line. */
@@ -82,41 +65,42 @@ describe('qemu driver config', () => {
   });
 
   it('names the field each role is missing', () => {
-    expect(error(() => load(PRIMARY.replace('  qmp: /run/colo-vm/primary.qmp\n', ''), 'primary')).field).toBe(
+    expect(configError(() => load(PRIMARY.replace('  qmp: /run/colo-vm/primary.qmp\n', ''), 'primary')).field).toBe(
       'driver.qmp',
     );
-    expect(error(() => load(SECONDARY.replace(/ {2}command:[^]*?"\]\n/, ''), 'secondary')).field).toBe(
+    expect(configError(() => load(SECONDARY.replace(/ {2}command:[^]*?"\]\n/, ''), 'secondary')).field).toBe(
       'driver.command',
     );
-    expect(error(() => load(SECONDARY.replace('  taps: [colo-s0, colo-s1]\n', ''), 'secondary')).field).toBe(
+    expect(configError(() => load(SECONDARY.replace('  taps: [colo-s0, colo-s1]\n', ''), 'secondary')).field).toBe(
       'driver.taps',
     );
   });
 
   it('names a field that belongs to the other role', () => {
-    const primaryWithTaps = error(() => load(`${PRIMARY}  taps: [t0]\n`, 'primary'));
+    const primaryWithTaps = configError(() => load(`${PRIMARY}  taps: [t0]\n`, 'primary'));
     expect(primaryWithTaps.field).toBe('driver.taps');
     expect(primaryWithTaps.message).toContain('no taps on the primary');
     expect(
-      error(() => load(SECONDARY.replace('  incoming:', '  precopy: { uri: "unix:/x" }\n  incoming:'), 'secondary'))
-        .field,
+      configError(() =>
+        load(SECONDARY.replace('  incoming:', '  precopy: { uri: "unix:/x" }\n  incoming:'), 'secondary'),
+      ).field,
     ).toBe('driver.precopy');
   });
 
   it('needs two taps for a pre-copy incoming address', () => {
-    const err = error(() => load(`${SECONDARY_ONE_TAP}  incoming: tcp:0.0.0.0:4444\n`, 'secondary'));
+    const err = configError(() => load(`${SECONDARY_ONE_TAP}  incoming: tcp:0.0.0.0:4444\n`, 'secondary'));
     expect(err.field).toBe('driver.taps');
     expect(err.message).toContain('two tap names when driver.incoming is set');
   });
 
   it('rejects a command without {tap}, a bad migration address and three taps', () => {
-    const noTap = error(() => load(SECONDARY.replace('ifname={tap}', 'ifname=fixed'), 'secondary'));
+    const noTap = configError(() => load(SECONDARY.replace('ifname={tap}', 'ifname=fixed'), 'secondary'));
     expect(noTap.message).toContain('driver.command');
     expect(noTap.message).toContain('{tap}');
-    const badUri = error(() => load(SECONDARY.replace('tcp:0.0.0.0:4444', 'exec:cat'), 'secondary'));
+    const badUri = configError(() => load(SECONDARY.replace('tcp:0.0.0.0:4444', 'exec:cat'), 'secondary'));
     expect(badUri.message).toContain('driver.incoming');
     expect(badUri.message).toContain('tcp:HOST:PORT or unix:PATH');
-    const threeTaps = error(() => load(SECONDARY.replace('[colo-s0, colo-s1]', '[a, b, c]'), 'secondary'));
+    const threeTaps = configError(() => load(SECONDARY.replace('[colo-s0, colo-s1]', '[a, b, c]'), 'secondary'));
     expect(threeTaps.message).toContain('driver.taps');
   });
 });

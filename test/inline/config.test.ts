@@ -1,37 +1,10 @@
-import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
-import { tmpdir } from 'node:os';
-import { join } from 'node:path';
-import { afterAll, describe, expect, it } from 'vitest';
-import { ConfigError } from '../../src/config/errors.js';
+import { describe, expect, it } from 'vitest';
 import { loadInlineConfig } from '../../src/config/inline.js';
+import { configError, configFiles, minimalInlineYaml as minimal } from '../support/config-files.js';
 
-const dir = mkdtempSync(join(tmpdir(), 'colo-inline-config-'));
-afterAll(() => rmSync(dir, { recursive: true, force: true }));
-
-let n = 0;
-function load(yaml: string) {
-  const file = join(dir, `c${n++}.yaml`);
-  writeFileSync(file, yaml);
-  return loadInlineConfig(file);
-}
-
-const minimal = `
-interfaces: { client: xcli, primary: xpri, secondary: xsec }
-checkpoint:
-  endpoint: connect:unix:/run/colo/agent.sock
-  plaintext: true
-  driver: { kind: lab, control: /run/colo/primary.sock }
-`;
-
-function errorOf(yaml: string): ConfigError {
-  try {
-    load(yaml);
-  } catch (err) {
-    expect(err).toBeInstanceOf(ConfigError);
-    return err as ConfigError;
-  }
-  throw new Error('expected a ConfigError');
-}
+const configs = configFiles('colo-inline-config-');
+const load = (yaml: string) => loadInlineConfig(configs.write(yaml));
+const errorOf = (yaml: string) => configError(() => load(yaml));
 
 describe('inline config (colo-proxy run --config)', () => {
   it('fills every default from a minimal file', () => {

@@ -1,25 +1,18 @@
 import { spawn } from 'node:child_process';
 import { once } from 'node:events';
-import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { createServer, type Socket } from 'node:net';
-import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { afterAll, describe, expect, it } from 'vitest';
+import { describe, expect, it } from 'vitest';
 import { QmpClient } from '../../src/checkpoint/qmp.js';
-import { ConfigError } from '../../src/config/errors.js';
 import { loadInlineConfig } from '../../src/config/inline.js';
 import { probeFor, qemuProbe } from '../../src/inline/health.js';
 import { describeWith, hasCommand } from '../support/prerequisites.js';
+import { configError, configFiles } from '../support/config-files.js';
 
-const dir = mkdtempSync(join(tmpdir(), 'colo-health-qemu-'));
-afterAll(() => rmSync(dir, { recursive: true, force: true }));
-
-let n = 0;
-function load(yaml: string) {
-  const file = join(dir, `c${n++}.yaml`);
-  writeFileSync(file, yaml);
-  return loadInlineConfig(file);
-}
+/** The configs and the tests' QMP sockets. */
+const files = configFiles('colo-health-qemu-');
+const dir = files.dir;
+const load = (yaml: string) => loadInlineConfig(files.write(yaml));
 
 const config = (healthQmp: string) => `
 interfaces: { client: xcli, primary: xpri, secondary: xsec }
@@ -46,15 +39,9 @@ describe('qemu primary health check: config and failures without QEMU', () => {
   });
 
   it("refuses the driver's own QMP socket, naming the field", () => {
-    let err: unknown = null;
-    try {
-      load(config('/run/colo-vm/primary.qmp'));
-    } catch (e) {
-      err = e;
-    }
-    expect(err).toBeInstanceOf(ConfigError);
-    expect((err as ConfigError).field).toBe('primaryHealth.qmp');
-    expect((err as Error).message).toContain('a QMP socket other than checkpoint.driver.qmp');
+    const err = configError(() => load(config('/run/colo-vm/primary.qmp')));
+    expect(err.field).toBe('primaryHealth.qmp');
+    expect(err.message).toContain('a QMP socket other than checkpoint.driver.qmp');
   });
 
   it('fails at once on a socket nobody listens on', async () => {

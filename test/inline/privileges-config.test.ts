@@ -1,39 +1,18 @@
 import { execFile } from 'node:child_process';
-import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
-import { tmpdir } from 'node:os';
-import { join } from 'node:path';
 import { promisify } from 'node:util';
 import { Command } from 'commander';
-import { afterAll, describe, expect, it } from 'vitest';
-import { ConfigError } from '../../src/config/errors.js';
+import { describe, expect, it } from 'vitest';
 import { loadInlineConfig, runFlags } from '../../src/config/inline.js';
 import { declareFlags } from '../../src/config/load.js';
 import { checkCanSwitch, readCredentials, resolveIdentity, type Lookup } from '../../src/inline/privileges.js';
+import { configError, configFiles } from '../support/config-files.js';
 
-const dir = mkdtempSync(join(tmpdir(), 'colo-privileges-config-'));
-afterAll(() => rmSync(dir, { recursive: true, force: true }));
+const file = configFiles('colo-privileges-config-').write;
 
 const minimal = `
 interfaces: { client: colonoif0, primary: colonoif1, secondary: colonoif2 }
 checkpoint: { endpoint: connect:unix:/nonexistent.sock, plaintext: true, driver: { kind: lab, control: /x.sock } }
 `;
-
-let n = 0;
-function file(yaml: string): string {
-  const path = join(dir, `c${n++}.yaml`);
-  writeFileSync(path, yaml);
-  return path;
-}
-
-function errorOf(action: () => unknown): ConfigError {
-  try {
-    action();
-  } catch (err) {
-    expect(err).toBeInstanceOf(ConfigError);
-    return err as ConfigError;
-  }
-  throw new Error('expected a ConfigError');
-}
 
 /** A host with nobody (65534, primary group 65534 nogroup) and a group libvirt (120) and nothing else. */
 const lookup: Lookup = (database, key) => {
@@ -69,7 +48,7 @@ describe('privileges config (colo-proxy run)', () => {
       ['privileges: nobody', 'privileges', 'a mapping with user'],
     ];
     for (const [yaml, field, expected] of cases) {
-      const err = errorOf(() => loadInlineConfig(file(`${minimal}${yaml}`)));
+      const err = configError(() => loadInlineConfig(file(`${minimal}${yaml}`)));
       expect(err.field, yaml).toBe(field);
       expect(err.message, yaml).toContain(expected);
     }
@@ -102,14 +81,14 @@ describe('privileges config (colo-proxy run)', () => {
   });
 
   it('refuses a user or group this host does not have, naming the field', () => {
-    const user = errorOf(() => resolveIdentity({ user: 'colo_no_such_user' }, lookup));
+    const user = configError(() => resolveIdentity({ user: 'colo_no_such_user' }, lookup));
     expect(user.field).toBe('privileges.user');
     expect(user.message).toContain('a user that exists on this host');
     expect(user.message).toContain('colo_no_such_user');
-    const group = errorOf(() => resolveIdentity({ user: 'nobody', group: 'colo_no_such_group' }, lookup));
+    const group = configError(() => resolveIdentity({ user: 'nobody', group: 'colo_no_such_group' }, lookup));
     expect(group.field).toBe('privileges.group');
     expect(group.message).toContain('colo_no_such_group');
-    const noGroup = errorOf(() => resolveIdentity({ user: 4000 }, lookup));
+    const noGroup = configError(() => resolveIdentity({ user: 4000 }, lookup));
     expect(noGroup.field).toBe('privileges.group');
     expect(noGroup.message).toContain('uid 4000 has no passwd entry');
   });
@@ -118,7 +97,7 @@ describe('privileges config (colo-proxy run)', () => {
     const identity = resolveIdentity({ user: 'nobody' }, lookup);
     expect(() => checkCanSwitch(identity, 0)).not.toThrow();
     expect(() => checkCanSwitch(identity, 65534)).not.toThrow();
-    const err = errorOf(() => checkCanSwitch(identity, 1000));
+    const err = configError(() => checkCanSwitch(identity, 1000));
     expect(err.field).toBe('privileges.user');
     expect(err.message).toContain('it runs as uid 1000');
   });

@@ -1,32 +1,15 @@
-import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
-import { tmpdir } from 'node:os';
-import { join } from 'node:path';
-import { afterAll, describe, expect, it } from 'vitest';
+import { describe, expect, it } from 'vitest';
 import { liveCaptureAvailable } from '../../proxy/ports/live.js';
 import { LiveCaptureUnavailable } from '../../proxy/ports/capture.js';
 import { RingCaptureUnavailable, ringCaptureAvailable } from '../../proxy/ports/packet-ring.js';
-import { ConfigError } from '../../src/config/errors.js';
 import { loadInlineConfig } from '../../src/config/inline.js';
 import { chooseCapture } from '../../src/inline/app.js';
+import { configError, configFiles, minimalInlineYaml } from '../support/config-files.js';
 
 /** Choosing the capture backend: the `capture` config field, and the default when it is absent. */
-const dir = mkdtempSync(join(tmpdir(), 'colo-ring-backend-'));
-afterAll(() => rmSync(dir, { recursive: true, force: true }));
-
-let n = 0;
+const configs = configFiles('colo-ring-backend-');
 function load(extra: string) {
-  const file = join(dir, `c${n++}.yaml`);
-  writeFileSync(
-    file,
-    `interfaces: { client: xcli, primary: xpri, secondary: xsec }
-checkpoint:
-  endpoint: connect:unix:/run/colo/agent.sock
-  plaintext: true
-  driver: { kind: lab, control: /run/colo/primary.sock }
-${extra}
-`,
-  );
-  return loadInlineConfig(file);
+  return loadInlineConfig(configs.write(`${minimalInlineYaml}${extra}\n`));
 }
 
 describe('capture backend', () => {
@@ -37,15 +20,9 @@ describe('capture backend', () => {
   });
 
   it('rejects another value, naming the field and both choices', () => {
-    let error: unknown;
-    try {
-      load('capture: xdp');
-    } catch (err) {
-      error = err;
-    }
-    expect(error).toBeInstanceOf(ConfigError);
-    expect((error as ConfigError).field).toBe('capture');
-    expect((error as Error).message).toMatch(/ring .*or pcap/);
+    const error = configError(() => load('capture: xdp'));
+    expect(error.field).toBe('capture');
+    expect(error.message).toMatch(/ring .*or pcap/);
   });
 
   it('a configured backend is used as given', () => {
