@@ -154,6 +154,8 @@ export class ModeController {
       }
       return null;
     }
+    // Trims the pauses too: a long stay in periodic (a live drop-in's) would otherwise pile one up per period.
+    this.pausedShare(now);
     if (now - this.since < t.calmMs) return null;
     dropBefore(this.background, now - t.calmMs);
     const count = this.background.length;

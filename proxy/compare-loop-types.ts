@@ -1,7 +1,9 @@
 import type { Logger } from 'pino';
 import type { CompareEngine } from '../compare/engine.js';
+import type { ModeSwitch, ModeThresholds, ProtectionMode } from '../compare/protection-mode.js';
 import type { Decision, Side } from '../compare/types.js';
 import type { FairnessCounters } from './fairness.js';
+import type { HoldBounds } from './periodic-hold.js';
 import type { FramingRejectReason } from './port.js';
 
 /**
@@ -25,6 +27,15 @@ export interface LoopObserver {
   recordFramesIn(side: Side, n: number): void;
   recordMalformed(side: Side, reason: string, n?: number): void;
   recordCheckpointRequest(reason: string): void;
+  /** A hybrid switch between compare and periodic (colo_mode_switches_total). */
+  modeSwitch(change: ModeSwitch): void;
+}
+
+/** The protection mode (compare/protection-mode.ts) and the bound on what periodic mode holds. */
+export interface LoopProtectionOptions {
+  mode: ProtectionMode;
+  thresholds: ModeThresholds;
+  bounds: HoldBounds;
 }
 
 /**
@@ -55,6 +66,8 @@ export interface CompareLoopOptions {
   /** Divergence and reject lines; every one goes to `logger` when absent (tests). */
   lines?: EventLines;
   observer?: LoopObserver;
+  /** Absent: compare mode (release by comparison). Periodic and hybrid need a notifier. */
+  protection?: LoopProtectionOptions;
   /** Runs after every stale-packet scan (e.g. to sample queue depths into gauges). */
   afterScan?: () => void;
   clock?: () => number;
@@ -69,7 +82,10 @@ export interface LoopCounters extends FairnessCounters {
   /** Frames the chardev framing rejected before the engine saw them, by side and reason. */
   framing: Record<Side, Record<FramingRejectReason, number>>;
   divergences: number;
-  /** DO_CHECKPOINT messages sent: one per divergence unless one is already outstanding. */
+  /**
+   * DO_CHECKPOINT messages sent: one per divergence unless one is already outstanding, plus periodic mode's
+   * (periodicRequestsSent).
+   */
   checkpointRequestsSent: number;
   /** Divergences folded into the outstanding request (the one checkpoint resolves them all). */
   checkpointRequestsCoalesced: number;
@@ -83,6 +99,17 @@ export interface LoopCounters extends FairnessCounters {
   backpressurePauses: number;
   /** Exceptions from the engine (a bug): the frame in hand is counted as malformed 'internal-error'. */
   internalErrors: number;
+  /** Divergences found while periodic mode held the output: counted and logged, no checkpoint asked. */
+  backgroundDivergences: number;
+  /** DO_CHECKPOINT sent by periodic mode: every period, and once to release the hold after a switch back. */
+  periodicRequestsSent: number;
+  /** Primary frames periodic mode held and released at a checkpoint's completion. */
+  periodicReleased: number;
+  /** Times the hold passed its bound and was released before its checkpoint (unprotected), and its frames. */
+  periodicBoundReleases: number;
+  periodicBoundReleased: number;
+  /** Hybrid switches between compare and periodic (each is logged). */
+  modeSwitches: number;
 }
 
 function zeroFraming(): Record<FramingRejectReason, number> {
@@ -107,5 +134,11 @@ export function zeroLoopCounters(): LoopCounters {
     fairnessHolds: 0,
     fairnessForgiven: 0,
     internalErrors: 0,
+    backgroundDivergences: 0,
+    periodicRequestsSent: 0,
+    periodicReleased: 0,
+    periodicBoundReleases: 0,
+    periodicBoundReleased: 0,
+    modeSwitches: 0,
   };
 }

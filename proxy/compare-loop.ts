@@ -1,5 +1,6 @@
 import type { Logger } from 'pino';
-import type { Decision, Divergence, Side } from '../compare/types.js';
+import type { ModeSwitch } from '../compare/protection-mode.js';
+import type { Decision, Divergence, Packet, Side } from '../compare/types.js';
 import {
   zeroLoopCounters,
   type CompareEngineLike,
@@ -9,7 +10,9 @@ import {
   type LoopObserver,
   type ShutdownFlush,
 } from './compare-loop-types.js';
+import { CheckpointRequests } from './checkpoint-requests.js';
 import { InputFairness } from './fairness.js';
+import { compareModeOnly, LoopProtection, type ProtectionStatus } from './loop-protection.js';
 import type { ChunkSink, FramedSocket } from './ports/framed-socket.js';
 import { FrameBatch } from './ports/framed.js';
 import type { FramingRejectReason } from './port.js';
@@ -56,21 +59,17 @@ class InputSink implements ChunkSink {
 
 /**
  * The drop-in's data plane: primary_in and secondary_in frames go through the comparison engine; the frames
- * it releases go to outdev in exactly the order released; divergences become checkpoint requests.
- *
- * Checkpoint-request rate rule: each divergence the engine reports is counted (by reason) as a request.
- * A DO_CHECKPOINT is sent for it unless one is already outstanding (sent, and no COLO_CHECKPOINT since):
- * one checkpoint resolves every diverged connection, so later divergences are coalesced into it. The engine
- * itself reports a diverged connection once and then holds it until flush (QEMU re-notifies on every later
- * packet of that connection and on every timer scan).
- *
- * Without a notifier nobody can checkpoint: each request is logged and counted, and compare_timeout after
- * the first unanswered one the loop flushes locally (releases the held primary frames, drops the
- * secondary's) so clients are not stalled forever; those connections ran unprotected until then.
+ * it releases go to outdev in exactly the order released; divergences become checkpoint requests, sent by
+ * the rate rule of proxy/checkpoint-requests.ts (or, with no notifier, answered by a local flush).
  *
  * Backpressure: when outdev's backlog passes its high-water mark both inputs are paused until it drains, so
  * a slow outdev bounds memory instead of growing it. Fairness (proxy/fairness.ts): an input far ahead of the
  * other is held (not read) until the other catches up or stays silent.
+ *
+ * Protection modes (proxy/loop-protection.ts): in periodic mode the frames the engine releases are held (as
+ * slab views) and a DO_CHECKPOINT is sent a period after the last one started; its COLO_CHECKPOINT releases
+ * the held frames that arrived before it was sent. Divergences are then only counted (background). Hybrid
+ * switches between the two modes; pass-through frames are released at once in every mode.
  *
  * Input frames are views of the read slabs (ports/read-slabs.ts): each one is reported done() once the engine
  * has released (and the loop copied it into the output batch), dropped or rejected it, so the slab it came
@@ -91,11 +90,18 @@ export class CompareLoop {
   private outdev: FramedSocket | null = null;
   private inputs: FramedSocket[] = [];
   private readonly fairness: InputFairness;
-  private outstanding = false;
-  private localFlushAt = 0;
+  private readonly requests: CheckpointRequests;
   private paused = false;
   private scanTimer: NodeJS.Timeout | null = null;
   private latencySample = 0;
+  private readonly protection: LoopProtection;
+  /** Primary frames pushed so far: each one's number is its packet tag, which periodic mode cuts at. */
+  private primaryArrivals = 0;
+  private periodTimer: NodeJS.Timeout | null = null;
+  /** Pass-through frames released while holding (reused). */
+  private readonly passing: Packet[] = [];
+  /** Shutting down: everything the engine releases goes out, held or not. */
+  private closing = false;
 
   constructor(options: CompareLoopOptions) {
     this.options = options;
@@ -107,6 +113,12 @@ export class CompareLoop {
     this.batch = new FrameBatch(options.vnetHdr);
     this.sinks = { primary: new InputSink(this, 'primary'), secondary: new InputSink(this, 'secondary') };
     this.fairness = new InputFairness(this.counters);
+    this.requests = new CheckpointRequests(options.notifier, this.counters, this.lines, options.compareTimeoutMs);
+    const protection = options.protection ?? compareModeOnly;
+    if (protection.mode !== 'compare' && !this.requests.answerable) {
+      throw new RangeError(`protection mode ${protection.mode}: needs a notifier, since only a checkpoint releases`);
+    }
+    this.protection = new LoopProtection(protection, this.counters, this.clock());
   }
 
   /** The sink to give the FramedSocket of `side`'s input. */
@@ -121,11 +133,13 @@ export class CompareLoop {
     this.outdev = ports.outdev;
     ports.outdev.on('drain', () => this.resumeInputs());
     this.scanTimer = setInterval(() => this.scan(), this.options.expiredScanCycleMs);
+    this.armPeriod(this.clock());
   }
 
   stop(): void {
     if (this.scanTimer !== null) clearInterval(this.scanTimer);
     this.scanTimer = null;
+    this.armPeriod(0); // clears it: the loop no longer runs
     this.fairness.stop();
     this.flushOutput();
   }
@@ -139,10 +153,16 @@ export class CompareLoop {
     for (const input of this.inputs) input.pause();
     if (this.scanTimer !== null) clearInterval(this.scanTimer);
     this.scanTimer = null;
+    this.armPeriod(0);
     this.fairness.stop();
+    this.closing = true;
     const now = this.clock();
+    // Periodic mode's held frames are older than anything the engine still holds: they go first.
+    const held = this.protection.hold.take(Infinity);
+    this.emit(held, now);
     const decision = this.engine.flush(now);
-    const flushed = { flushedFrames: decision.release.length, droppedFrames: decision.drop.length };
+    const flushedFrames = held.length + decision.release.length;
+    const flushed = { flushedFrames, droppedFrames: decision.drop.length };
     this.consume(decision, now);
     this.flushOutput();
     return flushed;
@@ -150,18 +170,24 @@ export class CompareLoop {
 
   /** True between a DO_CHECKPOINT and the COLO_CHECKPOINT that answers it. */
   get checkpointOutstanding(): boolean {
-    return this.outstanding;
+    return this.requests.outstanding;
   }
 
   get inputsPaused(): boolean {
     return this.paused;
   }
 
+  /** The protection mode in force and what periodic mode holds (the drop-in's /stats). */
+  protectionStatus(): ProtectionStatus {
+    return this.protection.status(this.clock());
+  }
+
   input(side: Side, frame: Buffer, start: number, now: number): void {
     // The engine's contract is never to throw; if a bug makes it, one frame is lost loudly (counted and
     // logged) rather than the process and every connection with it. try/catch costs nothing in V8 here.
     try {
-      this.consume(this.engine.push(side, frame, start, now), now);
+      const arrival = side === 'primary' ? ++this.primaryArrivals : 0;
+      this.consume(this.engine.push(side, frame, start, now, arrival), now);
     } catch (err) {
       this.internalError(side, err);
     }
@@ -202,13 +228,20 @@ export class CompareLoop {
     );
   }
 
-  /** A checkpoint completed (COLO_CHECKPOINT): release every held primary frame in order, drop the rest. */
+  /**
+   * A checkpoint completed (COLO_CHECKPOINT): the engine releases every primary frame it held, in order, and
+   * drops the rest; in periodic mode the hold lets out what arrived before the request (class comment).
+   */
   checkpointDone(): void {
     const now = this.clock();
     this.counters.flushes++;
-    this.outstanding = false;
-    this.localFlushAt = 0;
+    this.requests.answered();
+    const change = this.protection.completed(now);
     this.consume(this.engine.flush(now), now);
+    const released = this.protection.takeReleased();
+    if (released.length !== 0) this.emit(released, now);
+    this.onSwitch(change, now);
+    this.armPeriod(now);
     this.flushOutput();
   }
 
@@ -232,26 +265,51 @@ export class CompareLoop {
     observer?.recordDecision(decision);
     const release = decision.release;
     if (release.length !== 0) {
-      // A write the kernel did not take at once has completed since (outdev holds nothing): its slab region
-      // is free, so the batch restarts at the slab's beginning instead of growing into fresh memory.
-      if (this.batch.bytes === 0 && this.outdev?.backlog === 0) this.batch.recycle();
-      // Each frame goes out exactly as received; its vnet_hdr_len is where its Ethernet header starts.
-      for (let i = 0; i < release.length; i++) {
-        const packet = release[i];
-        this.batch.append(packet.frame, packet.start);
-        slabs.done(packet.frame); // copied: its read memory may be reused
-        if (++this.latencySample === LATENCY_SAMPLE_EVERY) {
-          this.latencySample = 0;
-          observer?.observeCompareLatency(now - packet.arrivedAt);
-        }
-      }
-      this.counters.released += release.length;
+      if (this.protection.holding && !this.closing) this.holdReleases(release, now);
+      else this.emit(release, now);
     }
     const drop = decision.drop;
     for (let i = 0; i < drop.length; i++) slabs.done(drop[i].frame);
     this.counters.dropped += drop.length;
     if (decision.malformed.length !== 0) this.onMalformed(decision);
     if (decision.divergences.length !== 0) this.onDivergences(decision.divergences, now);
+  }
+
+  /** Copies `release` into the output batch, in order, and lets their read slabs go. */
+  private emit(release: readonly Packet[], now: number): void {
+    const observer = this.observer;
+    const slabs = this.readSlabs;
+    // A write the kernel did not take at once has completed since (outdev holds nothing): its slab region
+    // is free, so the batch restarts at the slab's beginning instead of growing into fresh memory.
+    if (this.batch.bytes === 0 && this.outdev?.backlog === 0) this.batch.recycle();
+    // Each frame goes out exactly as received; its vnet_hdr_len is where its Ethernet header starts.
+    for (let i = 0; i < release.length; i++) {
+      const packet = release[i];
+      this.batch.append(packet.frame, packet.start);
+      slabs.done(packet.frame); // copied: its read memory may be reused
+      if (++this.latencySample === LATENCY_SAMPLE_EVERY) {
+        this.latencySample = 0;
+        observer?.observeCompareLatency(now - packet.arrivedAt);
+      }
+    }
+    this.counters.released += release.length;
+  }
+
+  /** Periodic mode, or frames still held after a switch back: releases wait for a checkpoint. */
+  private holdReleases(release: readonly Packet[], now: number): void {
+    const passing = this.passing;
+    passing.length = 0;
+    this.protection.route(release, passing);
+    if (passing.length !== 0) this.emit(passing, now);
+    const hold = this.protection.hold;
+    if (!hold.overBound()) return;
+    const { frames, bytes } = hold;
+    const count = ++this.counters.periodicBoundReleases;
+    this.counters.periodicBoundReleased += frames;
+    const fields = { frames, bytes, ...hold.bounds, count, checkpointOutstanding: this.requests.outstanding };
+    const msg = 'periodic hold passed its bound: held frames released before their checkpoint (unprotected)';
+    this.lines.line('warn', 'periodic-bound', fields, msg);
+    this.emit(hold.take(Infinity), now);
   }
 
   private onMalformed(decision: Decision): void {
@@ -264,45 +322,64 @@ export class CompareLoop {
   }
 
   private onDivergences(divergences: readonly Divergence[], now: number): void {
+    const periodic = this.protection.periodic;
     for (const d of divergences) {
       this.counters.divergences++;
+      if (periodic) {
+        this.protection.backgroundDivergence(now);
+        const fields = { reason: d.reason, connection: d.connection, offset: d.offset, detail: d.detail };
+        this.lines.line('info', 'divergence', fields, 'divergence in periodic mode: counted, no checkpoint asked');
+        continue;
+      }
       this.observer?.recordCheckpointRequest(d.reason);
-      this.requestCheckpoint(d, now);
+      if (this.requests.divergence(d, now)) this.sent(now, true);
     }
   }
 
-  private requestCheckpoint(d: Divergence, now: number): void {
-    const fields = { reason: d.reason, connection: d.connection, offset: d.offset, detail: d.detail };
-    const notifier = this.options.notifier;
-    if (notifier === null) {
-      this.counters.checkpointRequestsUnanswered++;
-      if (this.localFlushAt === 0) this.localFlushAt = now + this.options.compareTimeoutMs;
-      this.lines.line(
-        'warn',
-        'divergence',
-        { ...fields, localFlushInMs: Math.max(0, this.localFlushAt - now) },
-        'checkpoint requested but there is no --notify-dev: held frames are released by a local flush',
-      );
-      return;
-    }
-    if (this.outstanding) {
-      this.counters.checkpointRequestsCoalesced++;
-      this.lines.line('info', 'divergence', fields, 'divergence: checkpoint already requested, coalesced');
-      return;
-    }
-    this.outstanding = true;
-    this.counters.checkpointRequestsSent++;
-    this.lines.line('info', 'divergence', fields, 'divergence: checkpoint requested');
-    notifier.requestCheckpoint();
+  /** A DO_CHECKPOINT went out at `now` (for a divergence, or periodic mode's). */
+  private sent(now: number, byDivergence: boolean): void {
+    this.onSwitch(this.protection.requested(now, this.primaryArrivals, byDivergence), now);
+  }
+
+  /** Periodic mode's request: on its period, or to release the hold after a switch back to compare. */
+  private requestForHold(now: number): void {
+    if (!this.requests.periodic()) return;
+    this.observer?.recordCheckpointRequest('periodic');
+    this.sent(now, false);
+  }
+
+  /** (Re)arms periodic mode's request timer; clears it in compare mode, while one is outstanding or stopped. */
+  private armPeriod(now: number): void {
+    if (this.periodTimer !== null) clearTimeout(this.periodTimer);
+    this.periodTimer = null;
+    if (this.scanTimer === null || this.closing || this.requests.outstanding || !this.protection.periodic) return;
+    const delay = Math.max(0, this.protection.nextRequestAt() - now);
+    this.periodTimer = setTimeout(() => {
+      this.periodTimer = null;
+      if (this.protection.periodic) this.requestForHold(this.clock());
+    }, delay);
+  }
+
+  private onSwitch(change: ModeSwitch | null, now: number): void {
+    if (change === null) return;
+    const { from, to, reason, divergences, pausedShare } = change;
+    const heldFrames = this.protection.hold.frames;
+    this.log.info(
+      { from, to, reason, divergences, pausedShare, heldFrames },
+      `protection mode ${from} -> ${to} (${reason})`,
+    );
+    this.observer?.modeSwitch(change);
+    this.armPeriod(now);
+    // Back in compare mode, frames held for a checkpoint still need one.
+    if (to === 'compare' && heldFrames !== 0) this.requestForHold(now);
   }
 
   private scan(): void {
     const now = this.clock();
     try {
       this.consume(this.engine.tick(now), now);
-      if (this.localFlushAt !== 0 && now >= this.localFlushAt) {
-        this.localFlushAt = 0;
-        this.counters.localFlushes++;
+      this.onSwitch(this.protection.evaluate(now), now);
+      if (this.requests.localFlushDue(now)) {
         this.log.warn({ localFlushes: this.counters.localFlushes }, 'local flush: no --notify-dev to checkpoint');
         this.consume(this.engine.flush(now), now);
       }

@@ -2,6 +2,7 @@ import type { Logger } from 'pino';
 import { CompareEngine, defaultCompareOptions, type EngineStats } from '../../compare/engine.js';
 import { CompareLoop } from '../../proxy/compare-loop.js';
 import type { LoopCounters } from '../../proxy/compare-loop-types.js';
+import type { ProtectionStatus } from '../../proxy/loop-protection.js';
 import {
   FramedSocket,
   type ChunkSink,
@@ -16,6 +17,7 @@ import { ColoMetrics } from '../stats/metrics.js';
 import { startStatsServer, type ListenAddress, type StatsServer } from '../stats/server.js';
 import { XenNotify, type XenNotifyCounters } from './xen-notify.js';
 import type { PassthroughRule } from '../../compare/passthrough.js';
+import { thresholdsOf, type ProtectionConfig } from '../config/protection-mode.js';
 
 /** `colo-proxy compare`'s settings, named after QEMU's colo-compare properties. */
 export interface CompareSettings {
@@ -36,6 +38,11 @@ export interface CompareSettings {
   metrics: ListenAddress | null;
   /** Flows released uncompared (--passthrough); /passthrough on the metrics server replaces them. */
   passthrough?: readonly PassthroughRule[];
+  /**
+   * The protection mode and its thresholds (docs/compare.md, "Protection modes"); absent: compare. Periodic
+   * and hybrid need notifyDev. What periodic mode holds is bounded by maxHeldFrames and maxHeldBytes.
+   */
+  protection?: ProtectionConfig;
 }
 
 /** How long shutdown waits for outdev's socket to take the final flush before closing it. */
@@ -58,6 +65,7 @@ export interface CompareStatus {
   loop: LoopCounters;
   notify: XenNotifyCounters | null;
   engine: EngineStats;
+  protection: ProtectionStatus;
   settings: {
     compareTimeoutMs: number;
     expiredScanCycleMs: number;
@@ -118,6 +126,14 @@ export async function startCompareService(given: CompareSettings, logger: Logger
     logger,
     lines,
     observer: metrics,
+    protection:
+      given.protection === undefined
+        ? undefined
+        : {
+            mode: given.protection.mode,
+            thresholds: thresholdsOf(given.protection),
+            bounds: { maxFrames: settings.maxHeldFrames, maxBytes: settings.maxHeldBytes },
+          },
     afterScan: () => {
       const stats = engine.stats();
       boundMetrics.update(stats);
@@ -168,6 +184,7 @@ export async function startCompareService(given: CompareSettings, logger: Logger
     loop: loop.counters,
     notify: notify?.counters ?? null,
     engine: engine.stats(),
+    protection: loop.protectionStatus(),
     settings: {
       compareTimeoutMs: settings.compareTimeoutMs,
       expiredScanCycleMs: settings.expiredScanCycleMs,

@@ -1,71 +1,10 @@
 import { afterEach, beforeEach, describe, expect, it, vi } from 'vitest';
-import type { Decision, Divergence, Packet, Side } from '../../compare/types.js';
+import type { Packet } from '../../compare/types.js';
 import { CompareLoop } from '../../proxy/compare-loop.js';
-import type { CompareEngineLike } from '../../proxy/compare-loop-types.js';
 import type { FramedSocket } from '../../proxy/ports/framed-socket.js';
-import { FrameDecoder } from '../../proxy/ports/framed.js';
 import { READ_BYTES, SlabReader } from '../../proxy/ports/read-slabs.js';
 import { silentLogger } from '../../src/log.js';
-import { CollectingSink } from '../ports/support.js';
-
-/** A scripted engine: each call returns the next prepared decision (or an empty one). */
-class ScriptedEngine implements CompareEngineLike {
-  readonly pushes: [Side, string][] = [];
-  script: Partial<Decision>[] = [];
-  flushes = 0;
-  throwOnPush = false;
-  private next(): Decision {
-    const d = this.script.shift() ?? {};
-    return { release: d.release ?? [], drop: d.drop ?? [], divergences: d.divergences ?? [], malformed: [] };
-  }
-  push(side: Side, frame: Buffer): Decision {
-    if (this.throwOnPush) throw new Error('engine bug');
-    this.pushes.push([side, frame.toString()]);
-    return this.next();
-  }
-  tick(): Decision {
-    return this.next();
-  }
-  flush(): Decision {
-    this.flushes++;
-    return this.next();
-  }
-}
-
-const packet = (text: string): Packet => ({
-  frame: Buffer.from(text),
-  start: 0,
-  side: 'primary',
-  arrivedAt: 0,
-  tag: 0,
-});
-const divergence = (reason: Divergence['reason']): Divergence => ({
-  time: 0,
-  connection: { protocol: 'udp', family: 4, src: '10.0.0.1', dst: '10.0.0.2', srcPort: 1, dstPort: 2 },
-  protocol: 'udp',
-  reason,
-  offset: 0,
-  primary: null,
-  secondary: null,
-  detail: 'test',
-});
-
-/** Stands in for the outdev FramedSocket: decodes what the loop writes. */
-function fakeOutdev() {
-  const sink = new CollectingSink();
-  const decoder = new FrameDecoder(false, sink);
-  const socket = {
-    backlog: 0,
-    write(data: Buffer) {
-      decoder.push(Buffer.from(data));
-      return true;
-    },
-    on() {},
-    pause() {},
-    resume() {},
-  };
-  return { sink, socket: socket as unknown as FramedSocket };
-}
+import { divergence, fakeOutdev, packet, ScriptedEngine } from './loop-support.js';
 
 let now = 0;
 beforeEach(() => {

@@ -6,7 +6,9 @@ import {
   type SocketAddress,
 } from '../../../proxy/ports/socket-address.js';
 import { ConfigError } from '../../config/errors.js';
+import { declareFlags, flagsToOverrides } from '../../config/load.js';
 import { collectRule, passthroughFromFlags } from '../../config/passthrough.js';
+import { loadProtectionConfig, protectionFlags, type ProtectionConfig } from '../../config/protection-mode.js';
 import { SHUTDOWN_DRAIN_MS, startCompareService, type CompareSettings } from '../../dropin/compare-service.js';
 import { createLogger } from '../../log.js';
 import { parseListenAddress } from '../../stats/server.js';
@@ -28,11 +30,21 @@ export interface CompareFlags {
   vnetHdrSupport: boolean;
   metrics?: string;
   passthrough?: string[];
+  /** A YAML file with a `protection` mapping. */
+  config?: string;
+  /** --protection-mode and the other protectionFlags (src/config/protection-mode.ts), as strings. */
+  protectionMode?: string;
+  protectionPeriodMs?: string;
+  protectionWindowMs?: string;
+  protectionMaxDivergenceCheckpoints?: string;
+  protectionMaxPausedShare?: string;
+  protectionCalmMs?: string;
+  protectionCalmDivergences?: string;
 }
 
 /** Flag names mirror QEMU's colo-compare properties (primary_in -> --primary-in, ...). */
 export function registerCompare(program: Command): void {
-  program
+  const command = program
     .command('compare')
     .description("drop-in for QEMU's colo-compare and Xen's userspace COLO proxy (framed chardev sockets)")
     .requiredOption('--primary-in <address>', `primary VM output (QEMU primary_in): ${ADDRESS_FORMS}`)
@@ -51,10 +63,12 @@ export function registerCompare(program: Command): void {
     .option('--vnet-hdr-support', 'frames carry a vnet_hdr_len field (QEMU vnet_hdr_support)', false)
     .option('--metrics <[host:]port>', 'serve Prometheus /metrics and JSON /stats (loopback when only a port)')
     .option('--passthrough <rule>', 'release flows matching RULE uncompared, e.g. tcp:22 (repeatable)', collectRule)
-    .action(async (flags: CompareFlags) => {
-      const settings = parseCompareFlags(flags);
-      await runCompare(settings);
-    });
+    .option('--config <file>', 'a YAML file whose `protection` mapping sets the protection mode (flags win)');
+  declareFlags(command, protectionFlags);
+  command.action(async (flags: CompareFlags) => {
+    const settings = parseCompareFlags(flags);
+    await runCompare(settings);
+  });
 }
 
 export function parseCompareFlags(flags: CompareFlags): CompareSettings {
@@ -75,6 +89,7 @@ export function parseCompareFlags(flags: CompareFlags): CompareSettings {
       }
     }
   }
+  const protection = protectionFromFlags(flags, notifyDev !== null);
   return {
     primaryIn,
     secondaryIn,
@@ -88,7 +103,22 @@ export function parseCompareFlags(flags: CompareFlags): CompareSettings {
     vnetHdr: flags.vnetHdrSupport === true,
     metrics: flags.metrics === undefined ? null : parseListenAddress(flags.metrics, '--metrics'),
     passthrough: passthroughFromFlags('--passthrough', flags.passthrough),
+    protection,
   };
+}
+
+/** The `protection` mapping of --config under the --protection-* flags (docs/compare.md, "Protection modes"). */
+function protectionFromFlags(flags: CompareFlags, notify: boolean): ProtectionConfig {
+  const overrides = flagsToOverrides(protectionFlags, { ...flags }).protection ?? {};
+  const config = loadProtectionConfig(flags.config, overrides as Partial<ProtectionConfig>);
+  if (config.mode !== 'compare' && !notify) {
+    throw new ConfigError(
+      'protection.mode',
+      'compare without --notify-dev: periodic output is released by checkpoints, which only the notify peer takes',
+      config.mode,
+    );
+  }
+  return config;
 }
 
 function flagValue(flags: CompareFlags, flag: string): string | undefined {
