@@ -1,42 +1,17 @@
-import { EventEmitter } from 'node:events';
 import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterEach, describe, expect, it } from 'vitest';
 import packageJson from '../../package.json' with { type: 'json' };
-import { MemoryPort, type FrameSink } from '../../proxy/port.js';
 import { Agent } from '../../src/checkpoint/agent.js';
 import { linkAgent, type Link } from '../../src/checkpoint/link.js';
 import { formatEndpoint, parseEndpoint } from '../../src/checkpoint/transport.js';
 import { inlineConfigSchema } from '../../src/config/inline.js';
-import { startInlineApp, type AppEvent, type InlineApp, type PortLike } from '../../src/inline/app.js';
+import { startInlineApp, type InlineApp } from '../../src/inline/app.js';
 import { silentLogger } from '../../src/log.js';
 import { FakeDriver } from '../checkpoint/fake-driver.js';
-import { withTimeout } from '../checkpoint/harness.js';
+import { MemoryApp } from '../support/inline-app.js';
 import { buildUdp } from '../support/wire-build.js';
-
-/** A memory port with the live ports' events and counters, so `run`'s app can be built on it. */
-class TestPort extends EventEmitter implements PortLike {
-  readonly memory = new MemoryPort();
-  readonly counters: PortLike['counters'] = {
-    framesIn: 0,
-    bytesIn: 0,
-    framesOut: 0,
-    bytesOut: 0,
-    truncated: 0,
-    oversized: 0,
-    sendErrors: 0,
-  };
-  constructor(readonly sink: FrameSink) {
-    super();
-  }
-  send(frame: Buffer, start?: number): boolean {
-    return this.memory.send(frame, start);
-  }
-  close(): void {
-    this.memory.close();
-  }
-}
 
 const dir = mkdtempSync(join(tmpdir(), 'colo-app-metrics-'));
 let app: InlineApp | null = null;
@@ -78,42 +53,17 @@ describe('colo-proxy run: the metrics it reports (memory ports, a real coordinat
       offloadCheck: false,
       events,
     });
-    const ports = new Map<string, TestPort>();
-    const seen: AppEvent[] = [];
-    const waiters: Array<() => void> = [];
-    const waitFor = (match: (e: AppEvent) => boolean, what: string): Promise<AppEvent> =>
-      withTimeout(
-        new Promise<AppEvent>((resolve) => {
-          const check = (): void => {
-            const found = seen.find(match);
-            if (found) resolve(found);
-            else waiters.push(check);
-          };
-          check();
-        }),
-        10_000,
-        what,
-      );
-    app = await startInlineApp(config, silentLogger, {
-      openPort: (options) => {
-        const port = new TestPort(options.sink);
-        ports.set(options.name, port);
-        return port;
-      },
-      onEvent: (event) => {
-        seen.push(event);
-        for (const wake of waiters.splice(0)) wake();
-      },
-    });
-    await waitFor((e) => e.event === 'ready', "the secondary's READY");
+    const memory = new MemoryApp();
+    app = await startInlineApp(config, silentLogger, memory.deps);
+    await memory.waitFor((e) => e.event === 'ready', "the secondary's READY");
     expect(app.proxy.mode).toBe('protected');
 
     writeFileSync(fail, '');
     const udp = (payload: string) =>
       buildUdp({ src: '10.0.0.2', dst: '10.0.0.1', srcPort: 53, dstPort: 5353, payload });
-    ports.get('primary')!.sink.onFrame(udp('answer-A'), 0);
-    ports.get('secondary')!.sink.onFrame(udp('answer-B'), 0);
-    const finished = await waitFor((e) => e.event === 'checkpoint' && e.ok === false, 'the aborted checkpoint');
+    memory.port('primary').sink.onFrame(udp('answer-A'), 0);
+    memory.port('secondary').sink.onFrame(udp('answer-B'), 0);
+    const finished = await memory.waitFor((e) => e.event === 'checkpoint' && e.ok === false, 'the aborted checkpoint');
     expect(finished.error).toBe('COLO_CKPT_DRIVER');
     // Aborted, not failed: the pair is still protected.
     expect(app.proxy.mode).toBe('protected');
@@ -127,7 +77,7 @@ describe('colo-proxy run: the metrics it reports (memory ports, a real coordinat
     // The held primary frame went to the client when the aborted checkpoint ended; the secondary's was dropped.
     expect(status.frames.released).toBe(1);
     expect(status.frames.secondaryDropped).toBe(1);
-    expect(ports.get('client')!.memory.sent).toHaveLength(1);
+    expect(memory.port('client').memory.sent).toHaveLength(1);
     const text = await app.metrics.metricsText();
     expect(text).toMatch(/colo_checkpoints_total\{outcome="aborted"\} 1/);
     expect(text).toMatch(/colo_checkpoints_total\{outcome="failed"\} 0/);
@@ -156,38 +106,16 @@ describe('colo-proxy run: the metrics it reports (memory ports, a real coordinat
       offloadCheck: false,
       metrics: '127.0.0.1:0',
     });
-    const ports = new Map<string, TestPort>();
-    const seen: AppEvent[] = [];
-    let wake = (): void => {};
-    const waitFor = (event: string): Promise<void> =>
-      withTimeout(
-        new Promise<void>((resolve) => {
-          wake = () => {
-            if (seen.some((e) => e.event === event)) resolve();
-          };
-          wake();
-        }),
-        10_000,
-        `the ${event} event`,
-      );
-    app = await startInlineApp(config, silentLogger, {
-      openPort: (options) => {
-        const port = new TestPort(options.sink);
-        ports.set(options.name, port);
-        return port;
-      },
-      onEvent: (event) => {
-        seen.push(event);
-        wake();
-      },
-    });
+    const memory = new MemoryApp();
+    const waitFor = (event: string) => memory.waitFor((e) => e.event === event, `the ${event} event`);
+    app = await startInlineApp(config, silentLogger, memory.deps);
     const scrape = async (): Promise<string> =>
       (await fetch(`http://${app!.stats!.host}:${app!.stats!.port}/metrics`)).text();
     await waitFor('ready');
     // A ring port reports what the kernel dropped (added, total): the counter follows each port.
-    ports.get('primary')!.emit('drops', 3, 3);
-    ports.get('primary')!.emit('drops', 2, 5);
-    ports.get('client')!.emit('drops', 7, 7);
+    memory.port('primary').emit('drops', 3, 3);
+    memory.port('primary').emit('drops', 2, 5);
+    memory.port('client').emit('drops', 7, 7);
     const text = await scrape();
     expect(text).toContain('colo_peer_connected{peer="secondary"} 1');
     expect(text).toContain('colo_capture_drops_total{role="primary"} 5');

@@ -1,40 +1,17 @@
-import { EventEmitter } from 'node:events';
 import { existsSync, mkdtempSync, rmSync } from 'node:fs';
 import { connect, createServer, type Server } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, afterEach, describe, expect, it } from 'vitest';
-import { MemoryPort, type FrameSink } from '../../proxy/port.js';
 import { inlineConfigSchema } from '../../src/config/inline.js';
-import { startInlineApp, type InlineApp, type PortLike } from '../../src/inline/app.js';
+import { startInlineApp, type InlineApp } from '../../src/inline/app.js';
 import { silentLogger } from '../../src/log.js';
+import { MemoryApp } from '../support/inline-app.js';
 
 /**
  * When startInlineApp calls afterOpen (where `run` drops root): after every file and listener is open, before
  * anything is dialled or spawned. Memory ports; the checkpoint endpoint is a unix socket of the test's.
  */
-
-class TestPort extends EventEmitter implements PortLike {
-  readonly memory = new MemoryPort();
-  readonly counters: PortLike['counters'] = {
-    framesIn: 0,
-    bytesIn: 0,
-    framesOut: 0,
-    bytesOut: 0,
-    truncated: 0,
-    oversized: 0,
-    sendErrors: 0,
-  };
-  constructor(readonly sink: FrameSink) {
-    super();
-  }
-  send(frame: Buffer, start?: number): boolean {
-    return this.memory.send(frame, start);
-  }
-  close(): void {
-    this.memory.close();
-  }
-}
 
 const dir = mkdtempSync(join(tmpdir(), 'colo-privileges-order-'));
 afterAll(() => rmSync(dir, { recursive: true, force: true }));
@@ -65,8 +42,6 @@ function configWith(endpoint: string, name: string) {
   });
 }
 
-const deps = { openPort: (options: { sink: FrameSink }) => new TestPort(options.sink), checkOffloads: async () => {} };
-
 function canConnect(path: string): Promise<boolean> {
   return new Promise((resolve) => {
     const socket = connect(path);
@@ -91,7 +66,7 @@ describe('startInlineApp: afterOpen, where run drops root', () => {
     });
     const seen: Array<Record<string, boolean | number>> = [];
     app = await startInlineApp(configWith(`connect:unix:${path}`, 'dial'), silentLogger, {
-      ...deps,
+      ...new MemoryApp().deps,
       afterOpen: () => {
         seen.push({
           events: existsSync(join(dir, 'dial.ndjson')),
@@ -115,7 +90,7 @@ describe('startInlineApp: afterOpen, where run drops root', () => {
     const reachable: boolean[] = [];
     let check: Promise<void> = Promise.resolve();
     app = await startInlineApp(configWith(`listen:unix:${path}`, 'listen'), silentLogger, {
-      ...deps,
+      ...new MemoryApp().deps,
       afterOpen: () => {
         reachable.push(existsSync(path));
         check = canConnect(path).then((ok) => void reachable.push(ok));
