@@ -1,0 +1,189 @@
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { afterAll, afterEach, describe, expect, it } from 'vitest';
+import { parseCompareFlags, type CompareFlags } from '../../src/cli/commands/compare.js';
+import { passthroughFromFlags } from '../../src/config/passthrough.js';
+import { defaultModeThresholds } from '../../compare/protection-mode.js';
+import type { ProtectionConfig } from '../../src/config/protection-mode.js';
+import { ConfigError } from '../../src/config/errors.js';
+import { parseSocketAddress } from '../../proxy/ports/socket-address.js';
+import { startCompareService, type CompareService } from '../../src/dropin/compare-service.js';
+import { silentLogger } from '../../src/log.js';
+import { buildUdp } from '../support/wire-build.js';
+import { frameOf, Peer, portOf, until, withTimeout } from '../ports/support.js';
+import { XEN } from './support.js';
+
+/** `colo-proxy compare` in periodic and hybrid mode: in-process, real loopback sockets, Xen's notify protocol. */
+
+const services: CompareService[] = [];
+const peers: Peer[] = [];
+afterEach(async () => {
+  for (const p of peers.splice(0)) p.close();
+  for (const s of services.splice(0)) await s.close();
+});
+
+const dir = mkdtempSync(join(tmpdir(), 'colo-compare-protection-'));
+afterAll(() => rmSync(dir, { recursive: true, force: true }));
+
+const udp = (dstPort: number, payload: string): Buffer =>
+  buildUdp({ src: '10.0.0.1', dst: '10.0.0.2', srcPort: 4000, dstPort, payload });
+
+async function service(protection: Partial<ProtectionConfig>, passthrough: string[] = []): Promise<Wired> {
+  const any = (flag: string) => parseSocketAddress(flag, 'listen:127.0.0.1:0');
+  const s = await startCompareService(
+    {
+      primaryIn: any('--primary-in'),
+      secondaryIn: any('--secondary-in'),
+      outdev: any('--outdev'),
+      notifyDev: any('--notify-dev'),
+      compareTimeoutMs: 3000,
+      expiredScanCycleMs: 1000,
+      maxQueueSize: 1024,
+      vnetHdr: false,
+      metrics: null,
+      passthrough: passthroughFromFlags('--passthrough', passthrough),
+      protection: { mode: 'compare', ...defaultModeThresholds, ...protection },
+    },
+    silentLogger,
+  );
+  services.push(s);
+  const peer = async (name: string): Promise<Peer> => {
+    const p = await Peer.connect({ host: '127.0.0.1', port: portOf(s.endpoints[name]) });
+    peers.push(p);
+    return p;
+  };
+  const out = await peer('outdev');
+  const notify = await peer('notify-dev');
+  await notify.write(XEN.init);
+  await notify.sink.waitFor(1);
+  const pri = await peer('primary-in');
+  const sec = await peer('secondary-in');
+  return { service: s, loop: s.loop, out, xen: notify, pri, sec };
+}
+
+/** The service and its peers; `xen` plays libxl on --notify-dev. */
+interface Wired {
+  service: CompareService;
+  loop: CompareService['loop'];
+  out: Peer;
+  xen: Peer;
+  pri: Peer;
+  sec: Peer;
+}
+
+/** Waits for the n-th DO_CHECKPOINT on the notify peer (its first message is the INIT reply). */
+const doCheckpoints = (s: Wired, n: number) => s.xen.sink.waitFor(n + 1);
+
+function flagsWith(extra: Partial<CompareFlags>): CompareFlags {
+  return {
+    primaryIn: 'listen:127.0.0.1:9001',
+    secondaryIn: 'listen:127.0.0.1:9002',
+    outdev: 'listen:127.0.0.1:9003',
+    compareTimeout: '3000',
+    expiredScanCycle: '1000',
+    maxQueueSize: '1024',
+    maxHeldFrames: '49152',
+    maxHeldBytes: '50331648',
+    vnetHdrSupport: false,
+    ...extra,
+  };
+}
+
+describe('colo-proxy compare --protection-mode periodic (real sockets)', { timeout: 60_000 }, () => {
+  it('holds matched output until COLO_CHECKPOINT, releases only what arrived before the request, in order', async () => {
+    const s = await service({ mode: 'periodic', periodMs: 100 }, ['udp:5353']);
+    await doCheckpoints(s, 1); // request 1 goes out before anything arrived
+    // A pass-through frame leaves at once, with no twin and no checkpoint.
+    await s.pri.write(frameOf(udp(5353, 'health')));
+    await s.out.sink.waitFor(1);
+    expect(s.out.sink.frames[0].frame.equals(udp(5353, 'health'))).toBe(true);
+    // A matched pair after request 1: held.
+    await s.pri.write(frameOf(udp(53, 'one')));
+    await s.sec.write(frameOf(udp(53, 'one')));
+    await until(() => s.loop.protectionStatus().heldFrames === 1, 10_000, 'for the first pair to be held');
+    await s.xen.write(XEN.checkpoint); // answers request 1: its frame arrived later, so it stays held
+    await until(() => s.loop.counters.flushes === 1, 10_000, 'for the first checkpoint');
+    expect(s.loop.protectionStatus().heldFrames).toBe(1);
+
+    await doCheckpoints(s, 2); // request 2: after the first pair
+    await s.pri.write(frameOf(udp(53, 'two')));
+    await s.sec.write(frameOf(udp(53, 'two')));
+    await until(() => s.loop.protectionStatus().heldFrames === 2, 10_000, 'for the second pair to be held');
+    await s.xen.write(XEN.checkpoint);
+    await s.out.sink.waitFor(2);
+    expect(s.out.sink.frames[1].frame.equals(udp(53, 'one'))).toBe(true);
+    expect(s.loop.protectionStatus().heldFrames).toBe(1);
+
+    await doCheckpoints(s, 3);
+    await s.xen.write(XEN.checkpoint);
+    await s.out.sink.waitFor(3);
+    expect(s.out.sink.frames[2].frame.equals(udp(53, 'two'))).toBe(true);
+    expect(new Set(s.xen.texts().slice(1))).toEqual(new Set(['DO_CHECKPOINT']));
+    const status = s.service.status();
+    expect(status.protection).toMatchObject({ mode: 'periodic', active: 'periodic', heldFrames: 0 });
+    expect(status.loop).toMatchObject({ periodicReleased: 2, divergences: 0, released: 3 });
+    expect(status.loop.periodicRequestsSent).toBeGreaterThanOrEqual(3);
+  });
+
+  it('hybrid: divergence checkpoints switch to periodic; the switch is in /stats and colo_mode_switches_total', async () => {
+    const s = await service({ mode: 'hybrid', maxDivergenceCheckpoints: 0, periodMs: 60_000 });
+    await s.pri.write(frameOf(udp(53, 'primary')));
+    await s.sec.write(frameOf(udp(53, 'secondary')));
+    await doCheckpoints(s, 1);
+    await until(() => s.loop.counters.modeSwitches === 1, 10_000, 'for the switch');
+    const status = s.service.status();
+    expect(status.protection.active).toBe('periodic');
+    expect(status.protection.switches.map((c) => [c.from, c.to, c.reason])).toEqual([
+      ['compare', 'periodic', 'divergence-rate'],
+    ]);
+    // In periodic mode a divergence is counted in the background and asks for nothing.
+    await s.pri.write(frameOf(udp(54, 'primary')));
+    await s.sec.write(frameOf(udp(54, 'secondary')));
+    await until(() => s.loop.counters.backgroundDivergences === 1, 10_000, 'for the background divergence');
+    expect(s.loop.counters.checkpointRequestsSent).toBe(1);
+    const text = await s.service.metrics.registry.metrics();
+    expect(text).toMatch(/colo_mode_switches_total\{from="compare",to="periodic",reason="divergence-rate"\} 1/);
+    // The diverged primary frame is released by the checkpoint its divergence asked for.
+    await s.xen.write(XEN.checkpoint);
+    await withTimeout(s.out.sink.waitFor(1), 10_000, 'for the release');
+    expect(s.out.sink.frames[0].frame.equals(udp(53, 'primary'))).toBe(true);
+  });
+});
+
+describe('colo-proxy compare: protection settings', () => {
+  const configError = (run: () => unknown): ConfigError => {
+    try {
+      run();
+    } catch (err) {
+      expect(err).toBeInstanceOf(ConfigError);
+      return err as ConfigError;
+    }
+    throw new Error('expected a ConfigError');
+  };
+  const notify = { notifyDev: 'listen:127.0.0.1:9004' };
+
+  it('defaults to compare; --protection-* flags win over the --config file', () => {
+    expect(parseCompareFlags(flagsWith({})).protection).toMatchObject({ mode: 'compare', periodMs: 100 });
+    const config = join(dir, 'protection.yaml');
+    writeFileSync(config, 'protection:\n  mode: hybrid\n  periodMs: 250\n  calmMs: 5000\n');
+    const parsed = parseCompareFlags(flagsWith({ ...notify, config, protectionPeriodMs: '50' })).protection;
+    expect(parsed).toMatchObject({ mode: 'hybrid', periodMs: 50, calmMs: 5000, windowMs: 500 });
+  });
+
+  it('names the field of a bad value, and refuses periodic or hybrid without --notify-dev', () => {
+    const bad = configError(() => parseCompareFlags(flagsWith({ ...notify, protectionMaxPausedShare: '1.5' })));
+    expect(bad.field).toBe('protection.maxPausedShare');
+    expect(configError(() => parseCompareFlags(flagsWith({ ...notify, protectionMode: 'remus' }))).field).toBe(
+      'protection.mode',
+    );
+    const unknown = join(dir, 'unknown.yaml');
+    writeFileSync(unknown, 'protection:\n  perodMs: 5\n');
+    expect(configError(() => parseCompareFlags(flagsWith({ ...notify, config: unknown }))).field).toBe(
+      'protection.perodMs',
+    );
+    const lonely = configError(() => parseCompareFlags(flagsWith({ protectionMode: 'periodic' })));
+    expect(lonely.field).toBe('protection.mode');
+    expect(lonely.message).toMatch(/--notify-dev/);
+  });
+});
