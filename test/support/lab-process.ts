@@ -189,4 +189,13 @@ export abstract class ProcessLab<Topology extends LabTopology> {
   logs(): string {
     return this.processes.map((p) => p.logTail(40)).join('\n');
   }
+
+  /** Stops every process; `keep` keeps the directory (a failed test's logs). */
+  abstract stop(keep?: boolean): Promise<void>;
+
+  /** After a test: stops the lab; when the test failed, prints every process's log and keeps the directory. */
+  async finish(failed: boolean): Promise<void> {
+    if (failed) process.stderr.write(`${this.logs()}\nlab directory kept: ${this.dir}\n`);
+    await this.stop(failed);
+  }
 }

@@ -49,9 +49,7 @@ describeWith(
     }, 600_000);
 
     afterEach(async (context) => {
-      const failed = context.task.result?.state === 'fail';
-      if (lab && failed) process.stderr.write(`${lab.logs()}\nlab directory kept: ${lab.dir}\n`);
-      await lab?.stop(failed);
+      await lab?.finish(context.task.result?.state === 'fail');
       await topo?.destroy();
       lab = null;
       topo = null;
