@@ -27,6 +27,26 @@ export interface LinkOptions {
   maxRetryMs?: number;
 }
 
+/** The connection timeouts of a checkpoint config (`timeouts` in docs/configuration.md) that a link uses. */
+export interface LinkTimeouts {
+  connectMs: number;
+  handshakeMs: number;
+  retryMs: number;
+  maxRetryMs: number;
+}
+
+/** A link's options from the config's timeouts, its TLS material (null: plaintext) and the logger. */
+export function linkOptions(timeouts: LinkTimeouts, material: TlsMaterial | null, logger: Logger): LinkOptions {
+  return {
+    material,
+    logger,
+    connectTimeoutMs: timeouts.connectMs,
+    handshakeMs: timeouts.handshakeMs,
+    retryMs: timeouts.retryMs,
+    maxRetryMs: timeouts.maxRetryMs,
+  };
+}
+
 /** Attaches every accepted or dialled connection to the coordinator; a new one while attached is refused. */
 export async function linkCoordinator(
   coordinator: Coordinator,

@@ -1,7 +1,7 @@
 import { Option, type Command } from 'commander';
 import { Coordinator } from '../../checkpoint/coordinator.js';
 import type { CheckpointOutcome, CheckpointReport, LossEvent, PhaseDurations } from '../../checkpoint/engine.js';
-import { linkCoordinator, type Link } from '../../checkpoint/link.js';
+import { linkCoordinator, linkOptions, type Link } from '../../checkpoint/link.js';
 import { formatEndpoint } from '../../checkpoint/transport.js';
 import { prepareCheckpointRole } from '../../checkpoint/drivers/index.js';
 import { checkpointEndpoint, checkpointFlags, loadCheckpointConfig } from '../../config/checkpoint.js';
@@ -46,14 +46,7 @@ export function registerCheckpoint(program: Command): void {
     let link: Link | null = null;
     let result: Record<string, unknown>;
     try {
-      link = await linkCoordinator(coordinator, endpoint, {
-        material,
-        logger,
-        connectTimeoutMs: config.timeouts.connectMs,
-        handshakeMs: config.timeouts.handshakeMs,
-        retryMs: config.timeouts.retryMs,
-        maxRetryMs: config.timeouts.maxRetryMs,
-      });
+      link = await linkCoordinator(coordinator, endpoint, linkOptions(config.timeouts, material, logger));
       result = await runOnce(coordinator, reports, readyMs, String(opts.reason));
     } catch (err) {
       // Only a listening endpoint fails here (a dialling one retries until the ready timeout).

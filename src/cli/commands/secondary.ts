@@ -1,6 +1,6 @@
 import type { Command } from 'commander';
 import { Agent } from '../../checkpoint/agent.js';
-import { linkAgent } from '../../checkpoint/link.js';
+import { linkAgent, linkOptions } from '../../checkpoint/link.js';
 import { formatEndpoint } from '../../checkpoint/transport.js';
 import { prepareCheckpointRole } from '../../checkpoint/drivers/index.js';
 import { checkpointEndpoint, checkpointFlags, loadCheckpointConfig } from '../../config/checkpoint.js';
@@ -57,14 +57,7 @@ export function registerSecondary(program: Command): void {
     const endpoint = checkpointEndpoint(config);
     let link;
     try {
-      link = await linkAgent(agent, endpoint, {
-        material,
-        logger,
-        connectTimeoutMs: config.timeouts.connectMs,
-        handshakeMs: config.timeouts.handshakeMs,
-        retryMs: config.timeouts.retryMs,
-        maxRetryMs: config.timeouts.maxRetryMs,
-      });
+      link = await linkAgent(agent, endpoint, linkOptions(config.timeouts, material, logger));
     } catch (err) {
       // Only a listening endpoint can fail here (a dialling one retries): say which, without a stack.
       process.stderr.write(
