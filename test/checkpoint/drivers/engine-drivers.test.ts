@@ -3,16 +3,12 @@ import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, afterEach, describe, expect, it } from 'vitest';
-import { Agent } from '../../../src/checkpoint/agent.js';
-import { Coordinator } from '../../../src/checkpoint/coordinator.js';
-import type { VmDriver } from '../../../src/checkpoint/driver.js';
-import { linkAgent, linkCoordinator } from '../../../src/checkpoint/link.js';
-import { formatEndpoint } from '../../../src/checkpoint/transport.js';
-import { createDriver } from '../../../src/checkpoint/drivers/index.js';
-import { checkpointEndpoint, loadCheckpointConfig } from '../../../src/config/checkpoint.js';
+import { formatEndpoint, type Endpoint } from '../../../src/checkpoint/transport.js';
+import { loadCheckpointConfig } from '../../../src/config/checkpoint.js';
 import { GuestControlServer } from '../../../src/lab/guest-control.js';
 import { LabGuest } from '../../../src/lab/guest.js';
 import { LineClient } from '../../lab/line-client.js';
+import { protectPair } from '../../support/checkpoint-pair.js';
 
 /**
  * The drivers under the real protocol: a coordinator and an agent on loopback TCP, each built from a config
@@ -45,40 +41,19 @@ function bounded<T>(promise: Promise<T>, ms: number, what: string): Promise<T> {
 }
 
 /** Coordinator listening on an ephemeral port, agent dialling it; resolves once the pair is protected. */
-async function protect(primaryFlags: Record<string, unknown>, secondaryFlags: Record<string, unknown>) {
+function protect(primaryFlags: Record<string, unknown>, secondaryFlags: Record<string, unknown>) {
   const primaryConfig = loadCheckpointConfig(
     undefined,
     { ...fast, ...primaryFlags, listen: '127.0.0.1:0', plaintext: true },
     'primary',
   );
-  const primaryDriver: VmDriver = createDriver(primaryConfig.driver, 'primary');
-  const coordinator = new Coordinator({
-    driver: primaryDriver,
-    timeouts: primaryConfig.timeouts,
-    checkpointTimerMs: null,
-  });
-  const ready = once(coordinator, 'ready');
-  const listening = await linkCoordinator(coordinator, checkpointEndpoint(primaryConfig), { material: null });
-
-  const dial = formatEndpoint({ ...listening.endpoint, mode: 'connect' });
-  const secondaryConfig = loadCheckpointConfig(
-    undefined,
-    { ...fast, ...secondaryFlags, connect: dial, plaintext: true },
-    'secondary',
-  );
-  const secondaryDriver = createDriver(secondaryConfig.driver, 'secondary');
-  const agent = new Agent({ driver: secondaryDriver, timeouts: secondaryConfig.timeouts });
-  const dialling = await linkAgent(agent, checkpointEndpoint(secondaryConfig), { material: null, retryMs: 20 });
-  cleanups.push(async () => {
-    await coordinator.close();
-    await agent.close();
-    await listening.close();
-    await dialling.close();
-    await primaryDriver.close?.();
-    await secondaryDriver.close?.();
-  });
-  await bounded(ready, 10_000, 'ready');
-  return { coordinator, agent };
+  const secondaryConfig = (listening: Endpoint) =>
+    loadCheckpointConfig(
+      undefined,
+      { ...fast, ...secondaryFlags, connect: formatEndpoint({ ...listening, mode: 'connect' }), plaintext: true },
+      'secondary',
+    );
+  return protectPair(primaryConfig, secondaryConfig, cleanups);
 }
 
 async function labVm(name: string) {

@@ -5,16 +5,13 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { promisify } from 'node:util';
 import { afterAll, afterEach, beforeAll, expect, it } from 'vitest';
-import { Agent } from '../../../src/checkpoint/agent.js';
-import { Coordinator } from '../../../src/checkpoint/coordinator.js';
 import { DriverError } from '../../../src/checkpoint/driver.js';
-import { createDriver } from '../../../src/checkpoint/drivers/index.js';
 import { QemuPrimaryDriver } from '../../../src/checkpoint/drivers/qemu-primary.js';
 import { QemuSecondaryDriver } from '../../../src/checkpoint/drivers/qemu-secondary.js';
-import { linkAgent, linkCoordinator } from '../../../src/checkpoint/link.js';
 import { QmpClient } from '../../../src/checkpoint/qmp.js';
-import { checkpointEndpoint, loadCheckpointConfig } from '../../../src/config/checkpoint.js';
+import { loadCheckpointConfig } from '../../../src/config/checkpoint.js';
 import { describeWith, hasCommand, isRoot } from '../../support/prerequisites.js';
+import { protectPair } from '../../support/checkpoint-pair.js';
 
 /**
  * The qemu driver, both roles, against real QEMU processes without a guest (SeaBIOS idles: its RAM and
@@ -125,27 +122,8 @@ async function protect(primaryDriverYaml: string, secondaryDriverYaml: string) {
     {},
     'secondary',
   );
-  const primaryDriver = createDriver(primaryConfig.driver, 'primary');
-  const secondaryDriver = createDriver(secondaryConfig.driver, 'secondary') as QemuSecondaryDriver;
-  const coordinator = new Coordinator({
-    driver: primaryDriver,
-    timeouts: primaryConfig.timeouts,
-    checkpointTimerMs: null,
-  });
-  const agent = new Agent({ driver: secondaryDriver, timeouts: secondaryConfig.timeouts });
-  const ready = once(coordinator, 'ready');
-  const listening = await linkCoordinator(coordinator, checkpointEndpoint(primaryConfig), { material: null });
-  const dialling = await linkAgent(agent, checkpointEndpoint(secondaryConfig), { material: null, retryMs: 20 });
-  cleanups.push(async () => {
-    await coordinator.close();
-    await agent.close();
-    await listening.close();
-    await dialling.close();
-    await primaryDriver.close?.();
-    await secondaryDriver.close();
-  });
-  await ready;
-  return { coordinator, agent, secondaryDriver };
+  const pair = await protectPair(primaryConfig, () => secondaryConfig, cleanups, 60_000);
+  return { ...pair, secondaryDriver: pair.secondaryDriver as QemuSecondaryDriver };
 }
 
 function alive(pid: number): boolean {
