@@ -140,7 +140,9 @@ export async function startCompareService(given: CompareSettings, logger: Logger
       bounds.report(stats, settings);
       metrics.setQueueDepth('primary', stats.heldPrimaryPackets);
       metrics.setQueueDepth('secondary', stats.heldSecondaryPackets);
-      metrics.setHeld(stats.heldPrimaryPackets, stats.heldPrimaryBytes);
+      // Held primary frames: the engine's, waiting for their twins, and periodic mode's, waiting for a checkpoint.
+      const periodic = loop.protectionStatus();
+      metrics.setHeld(stats.heldPrimaryPackets + periodic.heldFrames, stats.heldPrimaryBytes + periodic.heldBytes);
       metrics.setConnections(stats.connections);
     },
   });

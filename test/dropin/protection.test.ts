@@ -102,6 +102,8 @@ describe('colo-proxy compare --protection-mode periodic (real sockets)', { timeo
     await s.pri.write(frameOf(udp(53, 'one')));
     await s.sec.write(frameOf(udp(53, 'one')));
     await until(() => s.loop.protectionStatus().heldFrames === 1, 10_000, 'for the first pair to be held');
+    // The held-frames gauge (sampled at each scan) counts what periodic mode holds.
+    await until(() => s.service.metrics.snapshot().held.frames === 1, 10_000, 'for the held gauge');
     await s.xen.write(XEN.checkpoint); // answers request 1: its frame arrived later, so it stays held
     await until(() => s.loop.counters.flushes === 1, 10_000, 'for the first checkpoint');
     expect(s.loop.protectionStatus().heldFrames).toBe(1);
