@@ -66,14 +66,14 @@ class InputSink implements ChunkSink {
  * a slow outdev bounds memory instead of growing it. Fairness (proxy/fairness.ts): an input far ahead of the
  * other is held (not read) until the other catches up or stays silent.
  *
- * Protection modes (proxy/loop-protection.ts): in periodic mode the frames the engine releases are held (as
- * slab views) and a DO_CHECKPOINT is sent a period after the last one started; its COLO_CHECKPOINT releases
- * the held frames that arrived before it was sent. Divergences are then only counted (background). Hybrid
- * switches between the two modes; pass-through frames are released at once in every mode.
+ * Protection modes (proxy/loop-protection.ts): in periodic mode the frames the engine releases are held and
+ * a DO_CHECKPOINT is sent a period after the last one started; its COLO_CHECKPOINT releases the held frames
+ * that arrived before it was sent. Divergences are then only counted (background). Hybrid switches between
+ * the two modes; pass-through frames are released at once in every mode.
  *
- * Input frames are views of the read slabs (ports/read-slabs.ts): each one is reported done() once the engine
- * has released (and the loop copied it into the output batch), dropped or rejected it, so the slab it came
- * from can be read into again.
+ * Input frames are views of the read slabs (ports/read-slabs.ts): each one is reported done() once it is
+ * copied into the output batch (in periodic mode, when its checkpoint releases it), dropped or rejected, so
+ * the slab it came from can be read into again.
  */
 export class CompareLoop {
   readonly counters: LoopCounters = zeroLoopCounters();
