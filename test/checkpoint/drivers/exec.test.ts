@@ -3,8 +3,8 @@ import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
-import { DriverError } from '../../../src/checkpoint/driver.js';
 import { ExecDriver } from '../../../src/checkpoint/drivers/exec.js';
+import { driverError } from '../../support/driver-error.js';
 
 const dir = mkdtempSync(join(tmpdir(), 'colo-exec-'));
 afterAll(() => rmSync(dir, { recursive: true, force: true }));
@@ -27,15 +27,6 @@ async function waitGone(pid: number, boundMs = 2000): Promise<boolean> {
     await new Promise((resolve) => setImmediate(resolve));
   }
   return !alive(pid);
-}
-
-async function rejection(promise: Promise<unknown>): Promise<DriverError> {
-  const err = await promise.then(
-    () => null,
-    (e: unknown) => e,
-  );
-  expect(err).toBeInstanceOf(DriverError);
-  return err as DriverError;
 }
 
 describe('exec driver', () => {
@@ -62,7 +53,7 @@ describe('exec driver', () => {
 
   it('a failing hook rejects naming the hook, its exit status and the end of its stderr', async () => {
     const driver = new ExecDriver({ suspend: 'echo "disk on fire" >&2; exit 3' });
-    const err = await rejection(driver.suspend());
+    const err = await driverError(driver.suspend());
     expect(err.hook).toBe('suspend');
     expect(err.exitStatus).toBe(3);
     expect(err.stderr).toBe('disk on fire');
@@ -79,7 +70,7 @@ describe('exec driver', () => {
       {},
       { stderrTailBytes: 1024 },
     );
-    const err = await rejection(driver.resume());
+    const err = await driverError(driver.resume());
     expect(err.stderr.length).toBeLessThanOrEqual(1024);
     expect(err.stderr.endsWith('THE-END')).toBe(true);
   });
@@ -89,7 +80,7 @@ describe('exec driver', () => {
     // The background sleep is a grandchild: only a process-group kill reaches it.
     const driver = new ExecDriver({ save: `sleep 30 & echo $! > ${pids}; echo $$ >> ${pids}; wait` }, { saveMs: 300 });
     const started = Date.now();
-    const err = await rejection(driver.save());
+    const err = await driverError(driver.save());
     expect(Date.now() - started).toBeLessThan(5000);
     expect(err.hook).toBe('save');
     expect(err.timedOut).toBe(true);
@@ -111,21 +102,21 @@ describe('exec driver', () => {
 
   it('a hook killed by a signal reports the signal and a null exit status', async () => {
     const driver = new ExecDriver({ suspend: 'kill -TERM $$' });
-    const err = await rejection(driver.suspend());
+    const err = await driverError(driver.suspend());
     expect(err.exitStatus).toBeNull();
     expect(err.message).toContain('SIGTERM');
   });
 
   it('a hook the config does not have rejects naming it (the secondary has no save)', async () => {
     const driver = new ExecDriver({ suspend: 'true', load: 'cat >/dev/null', resume: 'true' });
-    const err = await rejection(driver.save());
+    const err = await driverError(driver.save());
     expect(err.hook).toBe('save');
     expect(err.message).toContain('no save hook is configured');
   });
 
   it('refuses save output beyond the maximum state size and kills the hook', async () => {
     const driver = new ExecDriver({ save: 'head -c 3000000 /dev/zero' }, {}, { maxStateBytes: 1_000_000 });
-    const err = await rejection(driver.save());
+    const err = await driverError(driver.save());
     expect(err.hook).toBe('save');
     expect(err.message).toContain('more than the maximum state size of 1000000 bytes');
   });
@@ -133,7 +124,7 @@ describe('exec driver', () => {
   it('a load hook that does not read its stdin succeeds or fails on its exit status alone', async () => {
     const big = Buffer.alloc(4 << 20, 7);
     await new ExecDriver({ load: 'exit 0' }).load(big);
-    const err = await rejection(new ExecDriver({ load: 'exit 5' }).load(big));
+    const err = await driverError(new ExecDriver({ load: 'exit 5' }).load(big));
     expect(err.exitStatus).toBe(5);
   });
 
@@ -173,7 +164,7 @@ describe('exec driver', () => {
       throw new Error('hook never started');
     })();
     await driver.close();
-    const err = await rejection(pending);
+    const err = await driverError(pending);
     expect(err.hook).toBe('resume');
     expect(await waitGone(pid)).toBe(true);
   });

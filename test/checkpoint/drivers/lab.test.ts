@@ -4,11 +4,11 @@ import { createServer, type Server, type Socket } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, afterEach, describe, expect, it } from 'vitest';
-import { DriverError } from '../../../src/checkpoint/driver.js';
 import { LabDriver } from '../../../src/checkpoint/drivers/lab.js';
 import { GuestControlServer } from '../../../src/lab/guest-control.js';
 import { LabGuest } from '../../../src/lab/guest.js';
 import { LineClient } from '../../lab/line-client.js';
+import { driverError } from '../../support/driver-error.js';
 
 const dir = mkdtempSync(join(tmpdir(), 'colo-lab-driver-'));
 afterAll(() => rmSync(dir, { recursive: true, force: true }));
@@ -38,15 +38,6 @@ async function openClient(port: number): Promise<LineClient> {
   const client = await LineClient.open(port);
   cleanups.push(() => client.close());
   return client;
-}
-
-async function rejection(promise: Promise<unknown>): Promise<DriverError> {
-  const err = await promise.then(
-    () => null,
-    (e: unknown) => e,
-  );
-  expect(err).toBeInstanceOf(DriverError);
-  return err as DriverError;
 }
 
 /** A control server that reads requests and never answers: a hung VM monitor. */
@@ -104,7 +95,7 @@ describe('lab driver', () => {
 
   it('a state the guest refuses fails load with a DriverError naming the hook and the reason', async () => {
     const vm = await startVm();
-    const err = await rejection(vm.driver.load(Buffer.from('garbage')));
+    const err = await driverError(vm.driver.load(Buffer.from('garbage')));
     expect(err.hook).toBe('load');
     expect(err.message).toContain('not-json');
     expect(err.timedOut).toBe(false);
@@ -116,18 +107,18 @@ describe('lab driver', () => {
     const silent = await silentServer();
     const driver = new LabDriver(silent.path, { suspendMs: 150, resumeMs: 150 });
     cleanups.push(() => driver.close());
-    const err = await rejection(driver.suspend());
+    const err = await driverError(driver.suspend());
     expect(err.hook).toBe('suspend');
     expect(err.timedOut).toBe(true);
     expect(err.message).toContain('timed out after 150 ms');
-    await rejection(driver.resume());
+    await driverError(driver.resume());
     expect(silent.accepted.length).toBe(2);
     expect(driver.stats).toEqual({ calls: 2, failures: 2, timeouts: 2 });
   });
 
   it('a guest that is not there fails the call at once, naming the hook', async () => {
     const driver = new LabDriver(join(dir, 'nobody.sock'));
-    const err = await rejection(driver.save());
+    const err = await driverError(driver.save());
     expect(err.hook).toBe('save');
     expect(err.message).toContain('cannot reach the guest');
   });
@@ -140,7 +131,7 @@ describe('lab driver', () => {
     const deadline = Date.now() + 2000;
     while (silent.accepted.length === 0 && Date.now() < deadline) await new Promise((r) => setTimeout(r, 5));
     silent.accepted[0].destroy();
-    const err = await rejection(pending);
+    const err = await driverError(pending);
     expect(err.hook).toBe('save');
     expect(err.timedOut).toBe(false);
     expect(err.message).toContain('control connection closed');

@@ -5,13 +5,13 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { promisify } from 'node:util';
 import { afterAll, afterEach, beforeAll, expect, it } from 'vitest';
-import { DriverError } from '../../../src/checkpoint/driver.js';
 import { QemuPrimaryDriver } from '../../../src/checkpoint/drivers/qemu-primary.js';
 import { QemuSecondaryDriver } from '../../../src/checkpoint/drivers/qemu-secondary.js';
 import { QmpClient } from '../../../src/checkpoint/qmp.js';
 import { loadCheckpointConfig } from '../../../src/config/checkpoint.js';
 import { describeWith, hasCommand, isRoot } from '../../support/prerequisites.js';
 import { protectPair } from '../../support/checkpoint-pair.js';
+import { driverError } from '../../support/driver-error.js';
 
 /**
  * The qemu driver, both roles, against real QEMU processes without a guest (SeaBIOS idles: its RAM and
@@ -135,15 +135,6 @@ function alive(pid: number): boolean {
   }
 }
 
-async function rejection(promise: Promise<unknown>): Promise<DriverError> {
-  const err = await promise.then(
-    () => null,
-    (e: unknown) => e,
-  );
-  expect(err).toBeInstanceOf(DriverError);
-  return err as DriverError;
-}
-
 describeWith(
   [isRoot(), hasCommand('qemu-system-x86_64', 'qemu-system-x86'), hasCommand('ip', 'iproute2')],
   'qemu driver with real QEMU processes',
@@ -258,7 +249,7 @@ describeWith(
       await secondary.suspend();
       const garbage = Buffer.alloc(1 << 20);
       for (let i = 0; i < garbage.length; i += 4) garbage.writeUInt32LE((Math.random() * 2 ** 32) >>> 0, i);
-      const err = await rejection(secondary.load(garbage));
+      const err = await driverError(secondary.load(garbage));
       expect(err.hook).toBe('load');
       expect(err.message).toMatch(/exited with status 1/);
       expect(err.message).toMatch(/migration/i);
@@ -276,7 +267,7 @@ describeWith(
       });
       cleanups.push(() => primary.close());
       await primary.suspend();
-      const err = await rejection(primary.save());
+      const err = await driverError(primary.save());
       expect(err.hook).toBe('save');
       expect(err.message).toContain('larger than the maximum state size of 4096 bytes');
       const migration = await watch.execute<{ status: string }>('query-migrate');
@@ -288,7 +279,7 @@ describeWith(
     it("names the migration's status and QEMU's error when a pre-copy cannot reach the secondary", async () => {
       const { driverQmp, watch } = await startPrimary();
       const primary = primaryDriver(driverQmp, 'unix:/nonexistent/colo-standby.sock');
-      const err = await rejection(primary.suspend());
+      const err = await driverError(primary.suspend());
       expect(err.message).toMatch(/qemu driver \(primary\): suspend failed: migration failed: .*colo-standby\.sock/);
       expect(await status(watch)).toBe('running'); // nothing was stopped
     });
@@ -301,7 +292,7 @@ describeWith(
         timeouts,
       });
       cleanups.push(() => secondary.close());
-      const err = await rejection(secondary.load(Buffer.from('state')));
+      const err = await driverError(secondary.load(Buffer.from('state')));
       expect(err.message).toMatch(/exited with status 1; stderr: .*-no-such-option/);
       expect(err.message).toContain('the secondary has no VM now');
     });
@@ -315,7 +306,7 @@ describeWith(
       process.kill(vm?.pid as number, 'SIGKILL');
       await vm?.exited;
 
-      const err = await rejection(secondary.suspend());
+      const err = await driverError(secondary.suspend());
       expect(err.message).toMatch(/the VM is gone: QEMU \(pid \d+, tap ts0\) was killed by signal SIGKILL/);
       await primary.resume(); // the aborted checkpoint's primary resumes; the next one re-seeds
       await checkpoint(primary, secondary);
