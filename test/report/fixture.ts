@@ -1,4 +1,5 @@
 import type { DivergenceReason, Protocol } from '../../compare/types.js';
+import { defaultReplayOptions, summaryOptions } from '../../src/replay/options.js';
 import type { ReplayCheckpoint, ReplayConnection, ReplayDivergence, ReplaySummary } from '../../src/replay/summary.js';
 import type { DivergenceConnection, DivergenceWindow } from '../../src/stats/divergence-record.js';
 
@@ -85,14 +86,7 @@ export function fixtureSummary(): ReplaySummary {
       primary: { file: hostileFile, format: 'pcap', interface: null, frames: 2412, bytes: 1_903_118 },
       secondary: { file: 'captures/secondary.pcapng', format: 'pcapng', interface: 1, frames: 2408, bytes: 1_899_002 },
     },
-    options: {
-      compareTimeoutMs: 3000,
-      expiredScanCycleMs: 1000,
-      maxQueueSize: 1024,
-      checkpointTimerMs: 10000,
-      checkpointDurationMs: 20,
-      speed: 0,
-    },
+    options: summaryOptions(defaultReplayOptions),
     capture: { firstFrameEpochMs, lastFrameMs: 11_980, endMs: 12_020 },
     clock: { jumps: 0, jumpedMs: 0, largestJumpMs: 0, timersSkipped: 0 },
     frames: {
