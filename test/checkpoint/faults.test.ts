@@ -3,6 +3,7 @@ import { afterEach, beforeEach, describe, expect, it, vi } from 'vitest';
 import { Agent, type AgentEnd } from '../../src/checkpoint/agent.js';
 import { Coordinator } from '../../src/checkpoint/coordinator.js';
 import type { LossEvent } from '../../src/checkpoint/engine.js';
+import { SyncPoint } from '../../src/checkpoint/syncpoint.js';
 import { listenControl, connectControl, parseEndpoint, type ControlListener } from '../../src/checkpoint/transport.js';
 import { FakeDriver } from './fake-driver.js';
 import { fastTimeouts, withTimeout } from './harness.js';
@@ -18,14 +19,7 @@ import { RawPeer } from './raw-peer.js';
  */
 type Fault = 'stall' | 'close' | 'garbage' | 'slow';
 type Point = 'READY' | 'NEW' | 'SUSPENDED' | 'SEND' | 'RECEIVED' | 'LOADED';
-const value: Record<Point, number> = {
-  READY: 0x46,
-  NEW: 0x47,
-  SUSPENDED: 0x48,
-  SEND: 0x49,
-  RECEIVED: 0x4a,
-  LOADED: 0x4b,
-};
+const value: Record<Point, number> = SyncPoint;
 const GARBAGE = Buffer.from('deadbeef00000001', 'hex');
 
 /** What each fault must lead to. For the agent, a silent primary at NEW is just an idle primary. */
