@@ -35,6 +35,8 @@ export interface CycleHost {
   /** The pause starts: hold the primary's output and the client's input. `periodic`: the epoch ends here. */
   hold(now: number, periodic: boolean): void;
   checkpointStarted(reason: string): void;
+  /** Asks for a checkpoint as anyone does (counted and reported as a request); it comes back to request(). */
+  requestCheckpoint(reason: string, kind: RequestKind): void;
   /**
    * LOADED, or a failure that kept the secondary. `releaseAll`: every held frame goes out (compare mode);
    * otherwise only the epoch that ended at hold() (periodic mode).
@@ -152,7 +154,7 @@ export class CheckpointCycle {
     const delay = periodic
       ? Math.max(0, this.options.protection.thresholds.periodMs - (this.clock() - this.lastStartAt))
       : this.options.checkpointTimerMs;
-    this.timer = setTimeout(() => this.request(periodic ? 'periodic' : 'timer', 'timer'), delay);
+    this.timer = setTimeout(() => this.host.requestCheckpoint(periodic ? 'periodic' : 'timer', 'timer'), delay);
     this.timer.unref();
   }
 
@@ -212,7 +214,7 @@ export class CheckpointCycle {
       if (!this.running) this.arm();
     } else if (!this.running) {
       // Output held in periodic mode waits for a checkpoint; the next one releases all of it.
-      this.request('mode-switch', 'other');
+      this.host.requestCheckpoint('mode-switch', 'other');
     }
   }
 }

@@ -325,6 +325,7 @@ export class InlineProxy extends EventEmitter<InlineProxyEvents> {
       canCheckpoint: () => this.currentMode === 'protected' && !this.stopped,
       hold: (now, periodic) => this.hold(now, periodic),
       checkpointStarted: (reason) => this.emit('checkpoint-start', { reason }),
+      requestCheckpoint: (reason, kind) => this.requestCheckpoint(reason, kind),
       finish: (reason, ok, releaseAll) => this.finishCheckpoint(reason, ok, releaseAll),
       secondaryLost: (reason) => this.goSolo(reason),
       modeSwitched: (change) => {

@@ -44,6 +44,8 @@ function setup(mode: ProtectionMode, passthrough: string[] = []) {
   const switches: ModeSwitch[] = [];
   proxy.on('protection-mode', (change) => switches.push(change));
   proxy.on('checkpoint-start', ({ reason }) => started.push(reason));
+  const requested: string[] = [];
+  proxy.on('checkpoint-request', ({ reason }) => requested.push(reason));
   proxy.start();
   const advance = (ms: number) => {
     now += ms;
@@ -63,7 +65,7 @@ function setup(mode: ProtectionMode, passthrough: string[] = []) {
       expect(dissect(f, 0, f.length, info)).toBeNull();
       return f.subarray(info.payloadOffset, info.payloadOffset + info.payloadLength).toString();
     });
-  return { proxy, engine, started, switches, advance, reply, delivered };
+  return { proxy, engine, started, requested, switches, advance, reply, delivered };
 }
 
 describe('InlineProxy protection modes', () => {
@@ -89,6 +91,9 @@ describe('InlineProxy protection modes', () => {
     expect(h.started).toEqual(['periodic', 'periodic']);
     await h.engine.finish('ok');
     expect(h.delivered()).toEqual(['one', 'two', 'three']);
+    // Timed checkpoints are requests like any other: counted and reported with their reason.
+    expect(h.requested).toEqual(['periodic', 'periodic']);
+    expect(h.proxy.counters.checkpointRequests).toBe(2);
     // A divergence asks for nothing in periodic mode: it is counted as a background divergence.
     h.reply('four', true);
     expect(h.started).toHaveLength(2);
@@ -135,6 +140,9 @@ describe('InlineProxy protection modes', () => {
       ['compare', 'periodic', 'divergence-rate'],
       ['periodic', 'compare', 'calm'],
     ]);
+    // Divergences asked for checkpoints only while comparing; periodic mode's came from its period.
+    expect(new Set(h.requested)).toEqual(new Set(['payload', 'periodic']));
+    expect(h.requested.filter((r) => r === 'payload')).toHaveLength(3);
     expect(h.delivered().slice(before)).toEqual(['calm-1', 'odd']);
     // Compare mode again: matching output passes at once.
     h.reply('live');
