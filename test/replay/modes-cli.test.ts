@@ -42,14 +42,23 @@ function replay(args: string[]): Promise<{ stdout: string; stderr: string }> {
   return exec('node', [...base, ...args], { cwd: root });
 }
 
-describe('colo-proxy replay --mode', { timeout: 60_000 }, () => {
+describe('colo-proxy replay --protection-mode', { timeout: 60_000 }, () => {
   it('takes thresholds from YAML and flags, and reports each switch in JSON, events and text', async () => {
     const config = join(dir, 'modes.yaml');
     writeFileSync(config, 'protection:\n  mode: periodic\n  calmMs: 1500\n  maxPausedShare: 0.9\n');
     const json = join(dir, 's.json');
     const events = join(dir, 'e.ndjson');
     // The flag wins over the file's mode; the file's calmMs and maxPausedShare stay.
-    const { stdout } = await replay(['--mode-config', config, '--mode', 'hybrid', '--json', json, '--events', events]);
+    const { stdout } = await replay([
+      '--mode-config',
+      config,
+      '--protection-mode',
+      'hybrid',
+      '--json',
+      json,
+      '--events',
+      events,
+    ]);
     const summary = JSON.parse(readFileSync(json, 'utf8')) as ReplaySummary;
     const modes = summary.modes!;
     expect(modes.mode).toBe('hybrid');
@@ -70,17 +79,28 @@ describe('colo-proxy replay --mode', { timeout: 60_000 }, () => {
   });
 
   it('refuses a bad threshold, naming the field, what was expected and what came', async () => {
-    const failure = await replay(['--mode', 'hybrid', '--hybrid-max-paused-share', '1.5']).then(
+    const failure = await replay(['--protection-mode', 'hybrid', '--protection-max-paused-share', '1.5']).then(
       () => null,
       (err: { code: number; stderr: string }) => err,
     );
     expect(failure?.code).toBe(2);
     expect(failure?.stderr).toContain('protection.maxPausedShare');
     expect(failure?.stderr).toContain('a share of time paused, above 0 and at most 1');
-    const mode = await replay(['--mode', 'remus']).then(
+    const mode = await replay(['--protection-mode', 'remus']).then(
       () => null,
       (err: { stderr: string }) => err,
     );
     expect(mode?.stderr).toContain('compare, periodic or hybrid');
+  });
+
+  it('still takes the earlier spellings (--mode, --period, --hybrid-*), each with a line naming its new flag', async () => {
+    const json = join(dir, 'former.json');
+    const { stderr } = await replay(['--mode', 'periodic', '--period', '250', '--hybrid-calm', '1500', '--json', json]);
+    const modes = (JSON.parse(readFileSync(json, 'utf8')) as ReplaySummary).modes!;
+    expect(modes.mode).toBe('periodic');
+    expect(modes.thresholds).toMatchObject({ periodMs: 250, calmMs: 1500 });
+    expect(stderr).toContain('--mode is deprecated: use --protection-mode');
+    expect(stderr).toContain('--period is deprecated: use --protection-period-ms');
+    expect(stderr).toContain('--hybrid-calm is deprecated: use --protection-calm-ms');
   });
 });

@@ -6,8 +6,13 @@ import type { Divergence } from '../../../compare/types.js';
 import { DivergenceRecorder } from '../../capture/divergence-recorder.js';
 import { ConfigError } from '../../config/errors.js';
 import { collectRule, passthroughFromFlags } from '../../config/passthrough.js';
-import { loadProtectionConfig, numberFlag, thresholdsOf, type ProtectionConfig } from '../../config/protection-mode.js';
-import { defaultModeThresholds } from '../../../compare/protection-mode.js';
+import { declareFlags, flagsToOverrides, type FlagSpec } from '../../config/load.js';
+import {
+  loadProtectionConfig,
+  protectionFlags,
+  thresholdsOf,
+  type ProtectionConfig,
+} from '../../config/protection-mode.js';
 import { formatSummary } from '../../replay/format.js';
 import { ProgressBar } from '../../replay/progress.js';
 import { defaultReplayOptions, type ReplayOptions } from '../../replay/options.js';
@@ -37,31 +42,36 @@ interface ReplayFlags {
   events?: string;
   quiet?: boolean;
   passthrough?: string[];
-  mode?: string;
   guestBusyShare?: string;
   modeConfig?: string;
-  period?: string;
-  hybridWindow?: string;
-  hybridMaxCheckpoints?: string;
-  hybridMaxPausedShare?: string;
-  hybridCalm?: string;
-  hybridCalmDivergences?: string;
+  /** --protection-mode and the other protectionFlags (src/config/protection-mode.ts), as strings. */
+  protectionMode?: string;
+  protectionPeriodMs?: string;
+  protectionWindowMs?: string;
+  protectionMaxDivergenceCheckpoints?: string;
+  protectionMaxPausedShare?: string;
+  protectionCalmMs?: string;
+  protectionCalmDivergences?: string;
 }
 
-/** Each threshold flag and the `protection` field it sets (src/config/protection-mode.ts). */
-const thresholdFlags = [
-  ['period', 'periodMs'],
-  ['hybridWindow', 'windowMs'],
-  ['hybridMaxCheckpoints', 'maxDivergenceCheckpoints'],
-  ['hybridMaxPausedShare', 'maxPausedShare'],
-  ['hybridCalm', 'calmMs'],
-  ['hybridCalmDivergences', 'calmDivergences'],
-] as const;
+/** The protection flags `run` and `compare` take, with replay's earlier spellings kept as hidden aliases. */
+const formerSpellings: Record<string, string> = {
+  'protection.mode': '--mode',
+  'protection.periodMs': '--period',
+  'protection.windowMs': '--hybrid-window',
+  'protection.maxDivergenceCheckpoints': '--hybrid-max-checkpoints',
+  'protection.maxPausedShare': '--hybrid-max-paused-share',
+  'protection.calmMs': '--hybrid-calm',
+  'protection.calmDivergences': '--hybrid-calm-divergences',
+};
+const replayProtectionFlags: readonly FlagSpec[] = protectionFlags.map((spec) => ({
+  ...spec,
+  formerly: [formerSpellings[spec.path]],
+}));
 
 export function registerReplay(program: Command): void {
   const d = defaultReplayOptions;
-  const dm = defaultModeThresholds;
-  program
+  const command = program
     .command('replay')
     .description('replay a primary and a secondary egress capture through the comparison engine on a virtual clock')
     .option('--primary <file>', "the primary VM's egress capture (pcap or pcapng)")
@@ -81,29 +91,17 @@ export function registerReplay(program: Command): void {
     .option('--events <file>', 'write an NDJSON log of divergences and checkpoints (- for standard output)')
     .option('--quiet', 'print nothing on success')
     .option('--passthrough <rule>', 'release flows matching RULE uncompared, e.g. udp:5353 (repeatable)', collectRule)
-    .option('--mode <mode>', 'protection mode: compare, periodic or hybrid (docs/replay.md, "Protection modes")')
     .option('--guest-busy-share <x>', 'model checkpoint pauses delaying guests busy this share (0..1) of the time')
-    .option('--mode-config <file>', 'a YAML file whose `protection` mapping sets the mode and its thresholds')
-    .option('--period <ms>', `periodic mode's checkpoint period (default ${dm.periodMs})`)
-    .option('--hybrid-window <ms>', `hybrid: the window W (default ${dm.windowMs})`)
-    .option(
-      '--hybrid-max-checkpoints <n>',
-      `hybrid: more divergence checkpoints within W go periodic (default ${dm.maxDivergenceCheckpoints})`,
-    )
-    .option('--hybrid-max-paused-share <x>', `hybrid: more of W paused goes periodic (default ${dm.maxPausedShare})`)
-    .option('--hybrid-calm <ms>', `hybrid: Q, the shortest stay in periodic (default ${dm.calmMs})`)
-    .option(
-      '--hybrid-calm-divergences <n>',
-      `hybrid: fewer background divergences within Q go back (default ${dm.calmDivergences})`,
-    )
-    .action(async (flags: ReplayFlags) => {
-      const summary = await runReplayCommand(flags);
-      // Standard output carries the JSON or the events when one of them is `-`: no text summary beside it.
-      const stdoutTaken = flags.json === STDOUT_PATH || flags.events === STDOUT_PATH;
-      if (!flags.quiet && !stdoutTaken) process.stdout.write(formatSummary(summary));
-      for (const e of summary.readErrors) process.stderr.write(`colo-proxy replay: ${e.message}\n`);
-      if (summary.readErrors.length > 0) process.exitCode = 1;
-    });
+    .option('--mode-config <file>', 'a YAML file whose `protection` mapping sets the mode and its thresholds');
+  declareFlags(command, replayProtectionFlags);
+  command.action(async (flags: ReplayFlags) => {
+    const summary = await runReplayCommand(flags);
+    // Standard output carries the JSON or the events when one of them is `-`: no text summary beside it.
+    const stdoutTaken = flags.json === STDOUT_PATH || flags.events === STDOUT_PATH;
+    if (!flags.quiet && !stdoutTaken) process.stdout.write(formatSummary(summary));
+    for (const e of summary.readErrors) process.stderr.write(`colo-proxy replay: ${e.message}\n`);
+    if (summary.readErrors.length > 0) process.exitCode = 1;
+  });
 }
 
 function number(flag: string, text: string, min: number, integer: boolean): number {
@@ -171,12 +169,7 @@ function busyShare(text: string): number {
 
 /** The protection mode from --mode-config and the mode flags; none of them given: no `modes` in the summary. */
 function modeOptions(flags: ReplayFlags): Pick<ReplayOptions, 'modes'> {
-  const overrides: Record<string, unknown> = {};
-  if (flags.mode !== undefined) overrides.mode = flags.mode;
-  for (const [flag, field] of thresholdFlags) {
-    const raw = flags[flag];
-    if (raw !== undefined) overrides[field] = numberFlag(raw);
-  }
+  const overrides = flagsToOverrides(replayProtectionFlags, { ...flags }).protection ?? {};
   if (flags.modeConfig === undefined && Object.keys(overrides).length === 0) return {};
   const config = loadProtectionConfig(flags.modeConfig, overrides as Partial<ProtectionConfig>);
   return { modes: { mode: config.mode, thresholds: thresholdsOf(config) } };
