@@ -1,11 +1,10 @@
 import { spawn, type ChildProcess } from 'node:child_process';
-import { appendFileSync, chmodSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { appendFileSync, chmodSync, mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { createServer, connect, type Server, type Socket } from 'node:net';
 import { createInterface } from 'node:readline';
-import { stringify } from 'yaml';
-import { labCapture, labCli, type LabProcess, ProcessLab, repoRoot } from './lab-process.js';
+import { labCli, type LabProcess, ProcessLab, repoRoot } from './lab-process.js';
 import type { InlineTopology, Netns } from './netns.js';
 
 /**
@@ -151,11 +150,6 @@ export class InlineLab extends ProcessLab<InlineTopology> {
       },
       // The lab guest's kernel TCP state is not part of its checkpoint: the secondary's offsets stay valid.
       rewriter: { resetOffsetsOnCheckpoint: false },
-      capture: labCapture,
-      // 1024 frames per interface absorbs the lab's bursts (with pcap each slot is 64 KiB: 64 MiB an interface).
-      captureBufferFrames: 1024,
-      metrics: '127.0.0.1:0',
-      events: join(this.dir, 'events.ndjson'),
       divergences: join(this.dir, 'divergences.pcapng'),
       ...(o.passthrough ? { passthrough: o.passthrough } : {}),
       ...(o.privileges ? { privileges: o.privileges } : {}),
@@ -169,10 +163,7 @@ export class InlineLab extends ProcessLab<InlineTopology> {
       chmodSync(this.dir, 0o755);
       for (const name of ['agent', 'primary']) chmodSync(this.socket(name), 0o666);
     }
-    const configFile = join(this.dir, 'run.yaml');
-    writeFileSync(configFile, stringify(config));
-    this.proxy = this.spawn('proxy', this.topo.proxy, process.execPath, [labCli, 'run', '--config', configFile]);
-    await this.proxy.waitFor((e) => e.event === 'ready', 30_000, 'the pair to be protected');
+    await this.runProxy(config, 30_000);
   }
 
   /** Runs the TCP client in the client namespace; resolves with its last JSON line. */

@@ -1,7 +1,8 @@
 import { spawn, type ChildProcess } from 'node:child_process';
-import { appendFileSync, closeSync, openSync, readFileSync } from 'node:fs';
+import { appendFileSync, closeSync, openSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { createInterface } from 'node:readline';
+import { stringify } from 'yaml';
 import type { Netns } from './netns.js';
 
 /**
@@ -166,6 +167,25 @@ export abstract class ProcessLab<Topology extends LabTopology> {
   protected runClient(name: string, script: string, port: number, job: Record<string, unknown>): LabProcess {
     const full = { host: this.topo.vmIp, port, ...job };
     return this.spawn(name, this.topo.client, process.execPath, ['--import', 'tsx', script, JSON.stringify(full)]);
+  }
+
+  /**
+   * Writes the proxy's YAML, `config` over what every lab's proxy has (the lab's capture backend, a metrics
+   * listener on any port, the event log in the lab directory), and starts `colo-proxy run` in the proxy
+   * namespace; resolves once it reports 'ready' (the pair is protected).
+   */
+  protected async runProxy(config: Record<string, unknown>, readyMs: number): Promise<void> {
+    const common = {
+      capture: labCapture,
+      // 1024 frames per interface absorbs the lab's bursts (with pcap each slot is 64 KiB: 64 MiB an interface).
+      captureBufferFrames: 1024,
+      metrics: '127.0.0.1:0',
+      events: join(this.dir, 'events.ndjson'),
+    };
+    const file = join(this.dir, 'run.yaml');
+    writeFileSync(file, stringify({ ...common, ...config }));
+    this.proxy = this.spawn('proxy', this.topo.proxy, process.execPath, [labCli, 'run', '--config', file]);
+    await this.proxy.waitFor((e) => e.event === 'ready', readyMs, 'the pair to be protected');
   }
 
   /** The client's last JSON line: its result, or an error that fails the test with every process's log. */

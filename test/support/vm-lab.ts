@@ -4,7 +4,7 @@ import { join } from 'node:path';
 import { stringify } from 'yaml';
 import { QmpClient } from '../../src/checkpoint/qmp.js';
 import { type GuestImage, guestQemuArgs } from './guest-vm.js';
-import { labCapture, labCli, type LabProcess, ProcessLab, repoRoot } from './lab-process.js';
+import { labCli, type LabProcess, ProcessLab, repoRoot } from './lab-process.js';
 import { link, namespaceSet, type Netns } from './netns.js';
 
 /**
@@ -208,20 +208,13 @@ export class VmLab extends ProcessLab<VmTopology> {
       // Under TCG a freshly loaded QEMU translates the guest's code anew: its first replies after a checkpoint can
       // trail the primary's by seconds on a loaded two-core host, which a 3 s compare_timeout calls a divergence.
       compare: { compareTimeoutMs: o.compareTimeoutMs ?? 10_000, expiredScanCycleMs: 100, maxQueueSize: 8192 },
-      capture: labCapture,
-      captureBufferFrames: 1024,
-      metrics: '127.0.0.1:0',
-      events: this.path('events.ndjson'),
       ...(o.primaryHealth
         ? {
             primaryHealth: { kind: 'qemu', qmp: this.path('health.qmp'), intervalMs: 200, failures: 2, timeoutMs: 500 },
           }
         : {}),
     };
-    const file = this.path('run.yaml');
-    writeFileSync(file, stringify(config));
-    this.proxy = this.spawn('proxy', this.topo.proxy, process.execPath, [labCli, 'run', '--config', file]);
-    await this.proxy.waitFor((e) => e.event === 'ready', 120_000, 'the pair to be protected (seeded)');
+    await this.runProxy(config, 120_000);
   }
 
   /** Primary guest, agent, proxy; resolves once the seeding checkpoint made the pair protected. */
