@@ -1,9 +1,9 @@
 import { describe, expect, it } from 'vitest';
-import { parseCompareFlags, type CompareFlags } from '../../src/cli/commands/compare.js';
+import { parseCompareFlags } from '../../src/cli/commands/compare.js';
 import { replayOptions } from '../../src/cli/commands/replay.js';
 import { loadInlineConfig } from '../../src/config/inline.js';
 import { collectRule, passthroughFromFlags } from '../../src/config/passthrough.js';
-import { configError, configFiles, minimalInlineYaml } from '../support/config-files.js';
+import { compareFlags, configError, configFiles, minimalInlineYaml } from '../support/config-files.js';
 
 const configs = configFiles('colo-passthrough-config-');
 function load(extra: string) {
@@ -35,18 +35,7 @@ describe('the --passthrough flag', () => {
   });
 
   it('reaches the drop-in’s settings and the replay’s options, refusing a bad rule by name', () => {
-    const flags: CompareFlags = {
-      primaryIn: 'listen:127.0.0.1:9001',
-      secondaryIn: 'listen:127.0.0.1:9002',
-      outdev: 'listen:127.0.0.1:9003',
-      compareTimeout: '3000',
-      expiredScanCycle: '1000',
-      maxQueueSize: '1024',
-      maxHeldFrames: '49152',
-      maxHeldBytes: '50331648',
-      vnetHdrSupport: false,
-      passthrough: ['tcp:22'],
-    };
+    const flags = compareFlags({ passthrough: ['tcp:22'] });
     expect(parseCompareFlags(flags).passthrough?.map((r) => r.text)).toEqual(['tcp:22']);
     const error = configError(() => parseCompareFlags({ ...flags, passthrough: ['tcp:22', 'udp:dns'] }));
     expect(error.field).toBe('--passthrough udp:dns');

@@ -1,15 +1,12 @@
-import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
-import { tmpdir } from 'node:os';
-import { join } from 'node:path';
-import { afterAll, afterEach, describe, expect, it } from 'vitest';
-import { parseCompareFlags, type CompareFlags } from '../../src/cli/commands/compare.js';
+import { afterEach, describe, expect, it } from 'vitest';
+import { parseCompareFlags } from '../../src/cli/commands/compare.js';
 import { passthroughFromFlags } from '../../src/config/passthrough.js';
 import { defaultModeThresholds } from '../../compare/protection-mode.js';
 import type { ProtectionConfig } from '../../src/config/protection-mode.js';
-import { ConfigError } from '../../src/config/errors.js';
 import { parseSocketAddress } from '../../proxy/ports/socket-address.js';
 import { startCompareService, type CompareService } from '../../src/dropin/compare-service.js';
 import { silentLogger } from '../../src/log.js';
+import { compareFlags, configError, configFiles } from '../support/config-files.js';
 import { buildUdp } from '../support/wire-build.js';
 import { frameOf, Peer, portOf, until, withTimeout } from '../ports/support.js';
 import { XEN } from './support.js';
@@ -23,8 +20,7 @@ afterEach(async () => {
   for (const s of services.splice(0)) await s.close();
 });
 
-const dir = mkdtempSync(join(tmpdir(), 'colo-compare-protection-'));
-afterAll(() => rmSync(dir, { recursive: true, force: true }));
+const configs = configFiles('colo-compare-protection-');
 
 const udp = (dstPort: number, payload: string): Buffer =>
   buildUdp({ src: '10.0.0.1', dst: '10.0.0.2', srcPort: 4000, dstPort, payload });
@@ -74,21 +70,6 @@ interface Wired {
 
 /** Waits for the n-th DO_CHECKPOINT on the notify peer (its first message is the INIT reply). */
 const doCheckpoints = (s: Wired, n: number) => s.xen.sink.waitFor(n + 1);
-
-function flagsWith(extra: Partial<CompareFlags>): CompareFlags {
-  return {
-    primaryIn: 'listen:127.0.0.1:9001',
-    secondaryIn: 'listen:127.0.0.1:9002',
-    outdev: 'listen:127.0.0.1:9003',
-    compareTimeout: '3000',
-    expiredScanCycle: '1000',
-    maxQueueSize: '1024',
-    maxHeldFrames: '49152',
-    maxHeldBytes: '50331648',
-    vnetHdrSupport: false,
-    ...extra,
-  };
-}
 
 describe('colo-proxy compare --protection-mode periodic (real sockets)', { timeout: 60_000 }, () => {
   it('holds matched output until COLO_CHECKPOINT, releases only what arrived before the request, in order', async () => {
@@ -154,37 +135,26 @@ describe('colo-proxy compare --protection-mode periodic (real sockets)', { timeo
 });
 
 describe('colo-proxy compare: protection settings', () => {
-  const configError = (run: () => unknown): ConfigError => {
-    try {
-      run();
-    } catch (err) {
-      expect(err).toBeInstanceOf(ConfigError);
-      return err as ConfigError;
-    }
-    throw new Error('expected a ConfigError');
-  };
   const notify = { notifyDev: 'listen:127.0.0.1:9004' };
 
   it('defaults to compare; --protection-* flags win over the --config file', () => {
-    expect(parseCompareFlags(flagsWith({})).protection).toMatchObject({ mode: 'compare', periodMs: 100 });
-    const config = join(dir, 'protection.yaml');
-    writeFileSync(config, 'protection:\n  mode: hybrid\n  periodMs: 250\n  calmMs: 5000\n');
-    const parsed = parseCompareFlags(flagsWith({ ...notify, config, protectionPeriodMs: '50' })).protection;
+    expect(parseCompareFlags(compareFlags({})).protection).toMatchObject({ mode: 'compare', periodMs: 100 });
+    const config = configs.write('protection:\n  mode: hybrid\n  periodMs: 250\n  calmMs: 5000\n');
+    const parsed = parseCompareFlags(compareFlags({ ...notify, config, protectionPeriodMs: '50' })).protection;
     expect(parsed).toMatchObject({ mode: 'hybrid', periodMs: 50, calmMs: 5000, windowMs: 500 });
   });
 
   it('names the field of a bad value, and refuses periodic or hybrid without --notify-dev', () => {
-    const bad = configError(() => parseCompareFlags(flagsWith({ ...notify, protectionMaxPausedShare: '1.5' })));
+    const bad = configError(() => parseCompareFlags(compareFlags({ ...notify, protectionMaxPausedShare: '1.5' })));
     expect(bad.field).toBe('protection.maxPausedShare');
-    expect(configError(() => parseCompareFlags(flagsWith({ ...notify, protectionMode: 'remus' }))).field).toBe(
+    expect(configError(() => parseCompareFlags(compareFlags({ ...notify, protectionMode: 'remus' }))).field).toBe(
       'protection.mode',
     );
-    const unknown = join(dir, 'unknown.yaml');
-    writeFileSync(unknown, 'protection:\n  perodMs: 5\n');
-    expect(configError(() => parseCompareFlags(flagsWith({ ...notify, config: unknown }))).field).toBe(
+    const unknown = configs.write('protection:\n  perodMs: 5\n');
+    expect(configError(() => parseCompareFlags(compareFlags({ ...notify, config: unknown }))).field).toBe(
       'protection.perodMs',
     );
-    const lonely = configError(() => parseCompareFlags(flagsWith({ protectionMode: 'periodic' })));
+    const lonely = configError(() => parseCompareFlags(compareFlags({ protectionMode: 'periodic' })));
     expect(lonely.field).toBe('protection.mode');
     expect(lonely.message).toMatch(/--notify-dev/);
   });

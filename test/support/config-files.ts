@@ -2,6 +2,7 @@ import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, expect } from 'vitest';
+import type { CompareFlags } from '../../src/cli/commands/compare.js';
 import { ConfigError } from '../../src/config/errors.js';
 
 /** A test file's directory of config files, removed after its tests. */
@@ -44,3 +45,19 @@ checkpoint:
   plaintext: true
   driver: { kind: lab, control: /run/colo/primary.sock }
 `;
+
+/** `colo-proxy compare`'s flags as commander hands them over: the three sockets, every default, then `extra`. */
+export function compareFlags(extra: Partial<CompareFlags> = {}): CompareFlags {
+  return {
+    primaryIn: 'listen:127.0.0.1:9001',
+    secondaryIn: 'listen:127.0.0.1:9002',
+    outdev: 'listen:127.0.0.1:9003',
+    compareTimeout: '3000',
+    expiredScanCycle: '1000',
+    maxQueueSize: '1024',
+    maxHeldFrames: '49152',
+    maxHeldBytes: '50331648',
+    vnetHdrSupport: false,
+    ...extra,
+  };
+}
