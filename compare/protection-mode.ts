@@ -94,12 +94,18 @@ export class ModeController {
   /** Checkpoint pauses [start, end], oldest first, kept while they overlap the window. */
   private readonly pauses: [number, number][] = [];
   private readonly switchList: ModeSwitch[] = [];
+  private switchTotal = 0;
   private readonly timeIn: Record<ActiveMode, number> = { compare: 0, periodic: 0 };
 
+  /**
+   * `keepSwitches`: how many of the latest switches switches() keeps. A replay lists every one; a proxy that
+   * runs for months keeps a few, so flapping cannot grow its memory.
+   */
   constructor(
     readonly mode: ProtectionMode,
     readonly thresholds: ModeThresholds = defaultModeThresholds,
     start = 0,
+    private readonly keepSwitches = Infinity,
   ) {
     validateThresholds(thresholds);
     this.current = mode === 'periodic' ? 'periodic' : 'compare';
@@ -110,8 +116,14 @@ export class ModeController {
     return this.current;
   }
 
+  /** The latest switches (all of them unless keepSwitches bounds the list), oldest first. */
   switches(): readonly ModeSwitch[] {
     return this.switchList;
+  }
+
+  /** Every switch made, including those no longer kept. */
+  switchCount(): number {
+    return this.switchTotal;
   }
 
   /** Time spent in each mode up to `now`. */
@@ -189,6 +201,8 @@ export class ModeController {
     this.background.length = 0;
     const change: ModeSwitch = { at, from, to, reason, divergences, pausedShare: Math.round(pausedShare * 1e4) / 1e4 };
     this.switchList.push(change);
+    this.switchTotal++;
+    if (this.switchList.length > this.keepSwitches) this.switchList.shift();
     return change;
   }
 }

@@ -23,6 +23,9 @@ export interface ProtectionOptions {
   thresholds: ModeThresholds;
 }
 
+/** Switches the controller keeps for /stats' lastSwitch; the rest are only counted. */
+const KEEP_SWITCHES = 16;
+
 export const defaultProtection: ProtectionOptions = { mode: 'compare', thresholds: defaultModeThresholds };
 
 /** Why a checkpoint was asked for: a divergence counts toward hybrid's crowding bound, the others do not. */
@@ -79,7 +82,8 @@ export class CheckpointCycle {
     if (engine === null && options.protection.mode !== 'compare') {
       throw new RangeError(`protection.mode: ${options.protection.mode} needs a checkpoint engine`);
     }
-    this.controller = new ModeController(options.protection.mode, options.protection.thresholds, clock());
+    const { mode, thresholds } = options.protection;
+    this.controller = new ModeController(mode, thresholds, clock(), KEEP_SWITCHES);
   }
 
   get isRunning(): boolean {
@@ -128,7 +132,7 @@ export class CheckpointCycle {
     return {
       mode: controller.mode,
       active: controller.active(),
-      switches: switches.length,
+      switches: controller.switchCount(),
       lastSwitch: switches.at(-1) ?? null,
       timeInMs: controller.timeInModes(now),
       backgroundDivergences: this.counters.backgroundDivergences,

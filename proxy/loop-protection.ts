@@ -48,7 +48,6 @@ export class LoopProtection {
   readonly controller: ModeController;
   readonly hold: PeriodicHold;
   private readonly hybrid: boolean;
-  private readonly recent: ModeSwitch[] = [];
   /** When the outstanding request was sent (-1: none sent), and the primary arrival number it cuts at. */
   private sentAt = -1;
   private cut = 0;
@@ -62,7 +61,7 @@ export class LoopProtection {
     private readonly counters: LoopCounters,
     start: number,
   ) {
-    this.controller = new ModeController(options.mode, options.thresholds, start);
+    this.controller = new ModeController(options.mode, options.thresholds, start, RECENT_SWITCHES);
     this.hold = new PeriodicHold(options.bounds);
     this.hybrid = options.mode === 'hybrid';
     this.lastSentAt = start;
@@ -144,15 +143,13 @@ export class LoopProtection {
       heldFrames: this.hold.frames,
       heldBytes: this.hold.bytes,
       timeInMs: this.controller.timeInModes(now),
-      switches: [...this.recent],
+      switches: [...this.controller.switches()],
     };
   }
 
   private record(change: ModeSwitch | null): ModeSwitch | null {
     if (change === null) return null;
     this.counters.modeSwitches++;
-    this.recent.push(change);
-    if (this.recent.length > RECENT_SWITCHES) this.recent.shift();
     return change;
   }
 }

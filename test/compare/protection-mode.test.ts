@@ -87,4 +87,18 @@ describe('ModeController', () => {
     );
     expect(() => new ModeController('hybrid', { ...t, maxPausedShare: 1.5 })).toThrow('maxPausedShare');
   });
+
+  it('keeps only the latest keepSwitches switches while counting every one (a long-running proxy that flaps)', () => {
+    const c = new ModeController('hybrid', t, 0, 2);
+    let at = 0;
+    for (let round = 0; round < 5; round++) {
+      for (let i = 0; i <= t.maxDivergenceCheckpoints; i++) c.divergenceCheckpoint((at += 10));
+      expect(c.active()).toBe('periodic');
+      at += t.calmMs;
+      expect(c.evaluate(at)).toMatchObject({ to: 'compare', reason: 'calm' });
+    }
+    expect(c.switchCount()).toBe(10);
+    expect(c.switches()).toHaveLength(2);
+    expect(c.switches().map((s) => s.at)).toEqual([at - t.calmMs, at]);
+  });
 });
