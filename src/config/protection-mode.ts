@@ -48,6 +48,17 @@ export const protectionSchema = z.strictObject({
   calmDivergences: count('background divergences within calmMs below which hybrid switches back', d.calmDivergences),
 });
 
+/** The protectionFlags as commander hands them over to `compare` and `replay`: strings, parsed by the specs. */
+export interface ProtectionFlagValues {
+  protectionMode?: string;
+  protectionPeriodMs?: string;
+  protectionWindowMs?: string;
+  protectionMaxDivergenceCheckpoints?: string;
+  protectionMaxPausedShare?: string;
+  protectionCalmMs?: string;
+  protectionCalmDivergences?: string;
+}
+
 /** `--protection-FIELD` for each field of the `protection` mapping (`run` and `compare`). */
 export const protectionFlags: readonly FlagSpec[] = [
   {

@@ -8,7 +8,12 @@ import {
 import { ConfigError } from '../../config/errors.js';
 import { declareFlags, flagsToOverrides } from '../../config/load.js';
 import { collectRule, passthroughFromFlags } from '../../config/passthrough.js';
-import { loadProtectionConfig, protectionFlags, type ProtectionConfig } from '../../config/protection-mode.js';
+import {
+  loadProtectionConfig,
+  protectionFlags,
+  type ProtectionConfig,
+  type ProtectionFlagValues,
+} from '../../config/protection-mode.js';
 import { SHUTDOWN_DRAIN_MS, startCompareService, type CompareSettings } from '../../dropin/compare-service.js';
 import { createLogger } from '../../log.js';
 import { parseListenAddress } from '../../stats/server.js';
@@ -17,7 +22,7 @@ import { exitOnSecondSignal } from '../signals.js';
 const ADDRESS_FORMS = 'listen:HOST:PORT | connect:HOST:PORT | listen:unix:PATH | connect:unix:PATH';
 
 /** The flags as commander hands them over (all strings but the boolean). */
-export interface CompareFlags {
+export interface CompareFlags extends ProtectionFlagValues {
   primaryIn: string;
   secondaryIn: string;
   outdev: string;
@@ -32,14 +37,6 @@ export interface CompareFlags {
   passthrough?: string[];
   /** A YAML file with a `protection` mapping. */
   config?: string;
-  /** --protection-mode and the other protectionFlags (src/config/protection-mode.ts), as strings. */
-  protectionMode?: string;
-  protectionPeriodMs?: string;
-  protectionWindowMs?: string;
-  protectionMaxDivergenceCheckpoints?: string;
-  protectionMaxPausedShare?: string;
-  protectionCalmMs?: string;
-  protectionCalmDivergences?: string;
 }
 
 /** Flag names mirror QEMU's colo-compare properties (primary_in -> --primary-in, ...). */

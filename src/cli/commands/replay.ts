@@ -12,6 +12,7 @@ import {
   protectionFlags,
   thresholdsOf,
   type ProtectionConfig,
+  type ProtectionFlagValues,
 } from '../../config/protection-mode.js';
 import { formatSummary } from '../../replay/format.js';
 import { ProgressBar } from '../../replay/progress.js';
@@ -24,7 +25,7 @@ import { createLogger } from '../../log.js';
 import { EventLog } from '../../stats/events.js';
 import { checkOutputPath, STDOUT_PATH } from '../output-path.js';
 
-interface ReplayFlags {
+interface ReplayFlags extends ProtectionFlagValues {
   primary?: string;
   secondary?: string;
   pcapng?: string;
@@ -44,14 +45,6 @@ interface ReplayFlags {
   passthrough?: string[];
   guestBusyShare?: string;
   modeConfig?: string;
-  /** --protection-mode and the other protectionFlags (src/config/protection-mode.ts), as strings. */
-  protectionMode?: string;
-  protectionPeriodMs?: string;
-  protectionWindowMs?: string;
-  protectionMaxDivergenceCheckpoints?: string;
-  protectionMaxPausedShare?: string;
-  protectionCalmMs?: string;
-  protectionCalmDivergences?: string;
 }
 
 /** The protection flags `run` and `compare` take, with replay's earlier spellings kept as hidden aliases. */
