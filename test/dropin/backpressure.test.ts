@@ -1,43 +1,13 @@
-import { afterEach, describe, expect, it } from 'vitest';
+import { describe, expect, it } from 'vitest';
 import { buildTcp, buildUdp } from '../support/wire-build.js';
 import { TcpFlag } from '../../compare/wire/frame-info.js';
-import { parseSocketAddress } from '../../proxy/ports/socket-address.js';
-import { startCompareService, type CompareService } from '../../src/dropin/compare-service.js';
-import { silentLogger } from '../../src/log.js';
-import { frameOf, Peer, portOf, until, withTimeout } from '../ports/support.js';
+import type { CompareService } from '../../src/dropin/compare-service.js';
+import { frameOf, until, withTimeout } from '../ports/support.js';
+import { loopbackCompare } from './support.js';
 
-const services: CompareService[] = [];
-const peers: Peer[] = [];
-afterEach(async () => {
-  for (const p of peers.splice(0)) p.close();
-  for (const s of services.splice(0)) await s.close();
-});
-
-async function service(notify: boolean): Promise<CompareService> {
-  const any = (flag: string) => parseSocketAddress(flag, 'listen:127.0.0.1:0');
-  const s = await startCompareService(
-    {
-      primaryIn: any('--primary-in'),
-      secondaryIn: any('--secondary-in'),
-      outdev: any('--outdev'),
-      notifyDev: notify ? any('--notify-dev') : null,
-      compareTimeoutMs: 3000,
-      expiredScanCycleMs: 1000,
-      maxQueueSize: 1024,
-      vnetHdr: false,
-      metrics: null,
-    },
-    silentLogger,
-  );
-  services.push(s);
-  return s;
-}
-
-async function peer(s: CompareService, name: string): Promise<Peer> {
-  const p = await Peer.connect({ host: '127.0.0.1', port: portOf(s.endpoints[name]) });
-  peers.push(p);
-  return p;
-}
+const compare = loopbackCompare();
+const service = (notify: boolean) => compare.start(notify ? {} : { notifyDev: null });
+const peer = (s: CompareService, name: string) => compare.peer(s, name);
 
 describe('compare loop: ordered output and backpressure (in-process, real loopback sockets)', () => {
   it('a slow outdev pauses both inputs instead of buffering without bound, and order survives', async () => {

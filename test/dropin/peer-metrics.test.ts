@@ -1,34 +1,12 @@
-import { afterEach, describe, expect, it } from 'vitest';
-import { parseSocketAddress } from '../../proxy/ports/socket-address.js';
-import { startCompareService, type CompareService } from '../../src/dropin/compare-service.js';
-import { silentLogger } from '../../src/log.js';
-import { Peer, portOf, withTimeout } from '../ports/support.js';
+import { describe, expect, it } from 'vitest';
+import { withTimeout } from '../ports/support.js';
+import { loopbackCompare } from './support.js';
 
-const services: CompareService[] = [];
-const peers: Peer[] = [];
-afterEach(async () => {
-  for (const p of peers.splice(0)) p.close();
-  for (const s of services.splice(0)) await s.close();
-});
+const compare = loopbackCompare();
 
 describe('colo-proxy compare: peers, mode and process in /metrics (real loopback sockets)', () => {
   it('each socket is a colo_peer_connected series: 0 until its peer connects, 1 while it is, 0 once it leaves', async () => {
-    const any = (flag: string) => parseSocketAddress(flag, 'listen:127.0.0.1:0');
-    const s = await startCompareService(
-      {
-        primaryIn: any('--primary-in'),
-        secondaryIn: any('--secondary-in'),
-        outdev: any('--outdev'),
-        notifyDev: any('--notify-dev'),
-        compareTimeoutMs: 3000,
-        expiredScanCycleMs: 1000,
-        maxQueueSize: 1024,
-        vnetHdr: false,
-        metrics: { host: '127.0.0.1', port: 0 },
-      },
-      silentLogger,
-    );
-    services.push(s);
+    const s = await compare.start({ metrics: { host: '127.0.0.1', port: 0 } });
     const scrape = async (): Promise<string> => (await fetch(`http://${s.endpoints.metrics}/metrics`)).text();
     const connected = (text: string): Record<string, number> =>
       Object.fromEntries(
@@ -57,10 +35,8 @@ describe('colo-proxy compare: peers, mode and process in /metrics (real loopback
     expect(first).toMatch(/^colo_build_info\{version="[^"]+",node="[^"]+"\} 1$/m);
     expect(first).toMatch(/^process_resident_memory_bytes \d/m);
 
-    const outdev = await Peer.connect({ host: '127.0.0.1', port: portOf(s.endpoints.outdev) });
-    peers.push(outdev);
-    const notify = await Peer.connect({ host: '127.0.0.1', port: portOf(s.endpoints['notify-dev']) });
-    peers.push(notify);
+    const outdev = await compare.peer(s, 'outdev');
+    await compare.peer(s, 'notify-dev');
     await expectPeers({ ...none, outdev: 1, 'notify-dev': 1 }, 'outdev and notify-dev connected');
 
     outdev.close();

@@ -1,24 +1,17 @@
-import { afterEach, describe, expect, it } from 'vitest';
+import { describe, expect, it } from 'vitest';
 import { parseCompareFlags } from '../../src/cli/commands/compare.js';
 import { passthroughFromFlags } from '../../src/config/passthrough.js';
 import { defaultModeThresholds } from '../../compare/protection-mode.js';
 import type { ProtectionConfig } from '../../src/config/protection-mode.js';
-import { parseSocketAddress } from '../../proxy/ports/socket-address.js';
-import { startCompareService, type CompareService } from '../../src/dropin/compare-service.js';
-import { silentLogger } from '../../src/log.js';
+import type { CompareService } from '../../src/dropin/compare-service.js';
 import { compareFlags, configError, configFiles } from '../support/config-files.js';
 import { buildUdp } from '../support/wire-build.js';
-import { frameOf, Peer, portOf, until, withTimeout } from '../ports/support.js';
-import { XEN } from './support.js';
+import { frameOf, type Peer, until, withTimeout } from '../ports/support.js';
+import { loopbackCompare, XEN } from './support.js';
 
 /** `colo-proxy compare` in periodic and hybrid mode: in-process, real loopback sockets, Xen's notify protocol. */
 
-const services: CompareService[] = [];
-const peers: Peer[] = [];
-afterEach(async () => {
-  for (const p of peers.splice(0)) p.close();
-  for (const s of services.splice(0)) await s.close();
-});
+const compare = loopbackCompare();
 
 const configs = configFiles('colo-compare-protection-');
 
@@ -26,29 +19,11 @@ const udp = (dstPort: number, payload: string): Buffer =>
   buildUdp({ src: '10.0.0.1', dst: '10.0.0.2', srcPort: 4000, dstPort, payload });
 
 async function service(protection: Partial<ProtectionConfig>, passthrough: string[] = []): Promise<Wired> {
-  const any = (flag: string) => parseSocketAddress(flag, 'listen:127.0.0.1:0');
-  const s = await startCompareService(
-    {
-      primaryIn: any('--primary-in'),
-      secondaryIn: any('--secondary-in'),
-      outdev: any('--outdev'),
-      notifyDev: any('--notify-dev'),
-      compareTimeoutMs: 3000,
-      expiredScanCycleMs: 1000,
-      maxQueueSize: 1024,
-      vnetHdr: false,
-      metrics: null,
-      passthrough: passthroughFromFlags('--passthrough', passthrough),
-      protection: { mode: 'compare', ...defaultModeThresholds, ...protection },
-    },
-    silentLogger,
-  );
-  services.push(s);
-  const peer = async (name: string): Promise<Peer> => {
-    const p = await Peer.connect({ host: '127.0.0.1', port: portOf(s.endpoints[name]) });
-    peers.push(p);
-    return p;
-  };
+  const s = await compare.start({
+    passthrough: passthroughFromFlags('--passthrough', passthrough),
+    protection: { mode: 'compare', ...defaultModeThresholds, ...protection },
+  });
+  const peer = (name: string) => compare.peer(s, name);
   const out = await peer('outdev');
   const notify = await peer('notify-dev');
   await notify.write(XEN.init);

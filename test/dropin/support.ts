@@ -1,6 +1,14 @@
 import { spawn, type ChildProcess } from 'node:child_process';
+import { afterEach } from 'vitest';
 import { encodeFrame } from '../../proxy/ports/framed.js';
-import type { CompareStatus } from '../../src/dropin/compare-service.js';
+import { parseSocketAddress } from '../../proxy/ports/socket-address.js';
+import {
+  startCompareService,
+  type CompareService,
+  type CompareSettings,
+  type CompareStatus,
+} from '../../src/dropin/compare-service.js';
+import { silentLogger } from '../../src/log.js';
 import type { MetricsSnapshot } from '../../src/stats/metrics.js';
 import { Peer, portOf, withTimeout } from '../ports/support.js';
 
@@ -106,3 +114,48 @@ export class CompareProcess {
 
 /** `colo-proxy compare`'s /stats: the metrics snapshot and what the drop-in adds. */
 export type StatsJson = MetricsSnapshot & CompareStatus;
+
+/** In-process `colo-proxy compare` services and the peers a test connected to them. */
+export interface LoopbackCompare {
+  /** Starts one with every socket, notify-dev included, on an ephemeral loopback port; `settings` win. */
+  start(settings?: Partial<CompareSettings>): Promise<CompareService>;
+  /** Connects a peer to the socket `name` (primary-in, secondary-in, outdev, notify-dev) of `service`. */
+  peer(service: CompareService, name: string): Promise<Peer>;
+}
+
+/** Call at the top level of a test file: what it starts and connects is closed after each test. */
+export function loopbackCompare(): LoopbackCompare {
+  const services: CompareService[] = [];
+  const peers: Peer[] = [];
+  afterEach(async () => {
+    for (const p of peers.splice(0)) p.close();
+    for (const s of services.splice(0)) await s.close();
+  });
+  const any = (flag: string) => parseSocketAddress(flag, 'listen:127.0.0.1:0');
+  return {
+    async start(settings = {}) {
+      const service = await startCompareService(
+        {
+          primaryIn: any('--primary-in'),
+          secondaryIn: any('--secondary-in'),
+          outdev: any('--outdev'),
+          notifyDev: any('--notify-dev'),
+          compareTimeoutMs: 3000,
+          expiredScanCycleMs: 1000,
+          maxQueueSize: 1024,
+          vnetHdr: false,
+          metrics: null,
+          ...settings,
+        },
+        silentLogger,
+      );
+      services.push(service);
+      return service;
+    },
+    async peer(service, name) {
+      const p = await Peer.connect({ host: '127.0.0.1', port: portOf(service.endpoints[name]) });
+      peers.push(p);
+      return p;
+    },
+  };
+}
