@@ -27,6 +27,16 @@ async function connect(proc: CompareProcess, name: string): Promise<Peer> {
   return peer;
 }
 
+/** Connects every peer: outdev, notify-dev with the INIT handshake, then primary-in and secondary-in. */
+async function wire(proc: CompareProcess): Promise<{ out: Peer; notify: Peer; pri: Peer; sec: Peer }> {
+  const out = await connect(proc, 'outdev');
+  const notify = await connect(proc, 'notify-dev');
+  await notify.write(XEN.init);
+  const pri = await connect(proc, 'primary-in');
+  const sec = await connect(proc, 'secondary-in');
+  return { out, notify, pri, sec };
+}
+
 function udp(flow: number, payload: string | Buffer): Buffer {
   return buildUdp({ src: '10.0.0.1', dst: '10.0.0.2', srcPort: 4000 + flow, dstPort: 53, payload });
 }
@@ -45,11 +55,7 @@ async function stop(proc: CompareProcess): Promise<number | null> {
 describe('colo-proxy compare: bounds, log limits and shutdown', { timeout: 120_000 }, () => {
   it('a silent notify peer: held frames stay within --max-held-frames, the rest released uncompared and counted', async () => {
     const proc = await start(['--max-held-frames', '300', '--expired-scan-cycle', '50']);
-    const out = await connect(proc, 'outdev');
-    const notify = await connect(proc, 'notify-dev');
-    await notify.write(XEN.init);
-    const pri = await connect(proc, 'primary-in');
-    await connect(proc, 'secondary-in');
+    const { out, notify, pri } = await wire(proc);
     await pri.write(untwinned(2000, 3));
     const stats = await proc.statsUntil((s) => s.loop.framesIn.primary === 2000);
     // Each side may hold two thirds of --max-held-frames: 200.
@@ -70,11 +76,7 @@ describe('colo-proxy compare: bounds, log limits and shutdown', { timeout: 120_0
 
   it('logs 1,000 divergences in a few lines and a summary with the exact count held back', async () => {
     const proc = await start([]);
-    await connect(proc, 'outdev');
-    const notify = await connect(proc, 'notify-dev');
-    await notify.write(XEN.init);
-    const pri = await connect(proc, 'primary-in');
-    const sec = await connect(proc, 'secondary-in');
+    const { pri, sec } = await wire(proc);
     const flows = 1000;
     await pri.write(Buffer.concat(Array.from({ length: flows }, (_, i) => frameOf(udp(i, 'mine')))));
     await sec.write(Buffer.concat(Array.from({ length: flows }, (_, i) => frameOf(udp(i, 'yours')))));
@@ -89,11 +91,7 @@ describe('colo-proxy compare: bounds, log limits and shutdown', { timeout: 120_0
 
   it('SIGTERM flushes every held primary frame to outdev and says how many', async () => {
     const proc = await start([]);
-    const out = await connect(proc, 'outdev');
-    const notify = await connect(proc, 'notify-dev');
-    await notify.write(XEN.init);
-    const pri = await connect(proc, 'primary-in');
-    await connect(proc, 'secondary-in');
+    const { out, pri } = await wire(proc);
     await pri.write(untwinned(100, 1));
     await proc.statsUntil((s) => s.engine.heldPrimaryPackets === 100);
     expect(out.sink.frames).toHaveLength(0);
@@ -119,13 +117,9 @@ describe('colo-proxy compare: bounds, log limits and shutdown', { timeout: 120_0
 
   it('a second signal during shutdown exits at once', async () => {
     const proc = await start(['--max-queue-size', '100000']);
-    const out = await connect(proc, 'outdev');
+    const { out, pri } = await wire(proc);
     // outdev's peer reads nothing: the final flush (about 23 MB, more than loopback TCP buffers take) cannot drain, so shutdown waits.
     out.socket.pause();
-    const notify = await connect(proc, 'notify-dev');
-    await notify.write(XEN.init);
-    const pri = await connect(proc, 'primary-in');
-    await connect(proc, 'secondary-in');
     await pri.write(untwinned(16_000, 16, Buffer.alloc(1400, 1)));
     await proc.statsUntil((s) => s.engine.heldPrimaryPackets === 16_000);
     running.splice(running.indexOf(proc), 1);
