@@ -13,7 +13,7 @@ import { DivergenceRecorder } from '../capture/divergence-recorder.js';
 import { Coordinator } from '../checkpoint/coordinator.js';
 import type { PassthroughRule } from '../../compare/passthrough.js';
 import { outcomeLabel } from '../checkpoint/engine.js';
-import { linkCoordinator, type Link } from '../checkpoint/link.js';
+import { linkCoordinator, linkOptions, type Link } from '../checkpoint/link.js';
 import { recordCheckpointMetrics } from '../checkpoint/metrics.js';
 import { prepareCheckpointRole } from '../checkpoint/drivers/index.js';
 import { checkpointEndpoint } from '../config/checkpoint.js';
@@ -249,14 +249,7 @@ export async function startInlineApp(
     };
     coordinator.on('primary-lost', (event) => failover(event.error.message));
     closers.push(() => coordinator.close());
-    link = await linkCoordinator(coordinator, endpoint, {
-      material,
-      logger,
-      connectTimeoutMs: config.checkpoint.timeouts.connectMs,
-      handshakeMs: config.checkpoint.timeouts.handshakeMs,
-      retryMs: config.checkpoint.timeouts.retryMs,
-      maxRetryMs: config.checkpoint.timeouts.maxRetryMs,
-    });
+    link = await linkCoordinator(coordinator, endpoint, linkOptions(config.checkpoint.timeouts, material, logger));
     const activeLink = link;
     closers.push(() => activeLink.close());
     if (endpoint.mode === 'listen') deps.afterOpen?.();
