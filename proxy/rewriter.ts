@@ -16,7 +16,8 @@
  * connections forever whenever the offset is not 0).
  *
  * A connection whose handshake was never seen (it predates the rewriter, or the pair was re-seeded) has
- * offset 0: after a checkpoint the secondary is a clone of the primary and shares its sequence space.
+ * offset 0: after a checkpoint the secondary is a clone of the primary and shares its sequence space. So does
+ * one whose handshake a checkpoint interrupted (the primary had answered, the secondary not yet).
  */
 import { RingQueue } from '../compare/queue.js';
 import { seqAdd, seqDiff, seqGt } from '../compare/seq.js';
@@ -55,7 +56,7 @@ export interface RewriterCounters {
   held: number;
   /** Held client frames dropped because the per-connection hold was full (TCP retransmits them). */
   heldOverflow: number;
-  /** Held frames dropped because the connection was forgotten before the offset was learned. */
+  /** Held frames dropped: the connection was forgotten, or a checkpoint cloned the VMs, before the offset was known. */
   heldAbandoned: number;
   /**
    * Secondary frames held because they came before the primary's SYN-ACK (a faster secondary): unmapped, the
@@ -235,12 +236,31 @@ export class SeqRewriter {
   onCheckpoint(resetOffsets: boolean): void {
     if (!resetOffsets) return;
     for (let conn = this.connections.first(); conn !== null; conn = conn.next) {
-      if (conn.phase === Phase.Learning) continue;
+      if (conn.phase === Phase.Learning) {
+        this.cloneMidHandshake(conn);
+        continue;
+      }
       conn.offset = 0;
       conn.tsOffset = 0;
       // A clone sent what the primary sent: what this secondary sent before the checkpoint says nothing now.
       conn.hasSecondaryEnd = false;
     }
+  }
+
+  /**
+   * A checkpoint came while a handshake was still being learned (typically: the secondary died before it
+   * answered a SYN, and the pair was re-seeded). The clone holds the primary's TCP state, ISN included, and
+   * will not answer that SYN again: waiting for its ISN would hold the client's frames to it (and its own output)
+   * for as long as the connection lasts. The held client frames reached the primary, so the clone has them; the
+   * held secondary frames came from the replaced VM.
+   */
+  private cloneMidHandshake(conn: RewriterConnection): void {
+    this.abandonHeld(conn);
+    // Without the primary's ISN yet, both VMs will answer with the same one: learn it as usual.
+    conn.hasSecondaryIsn = conn.hasPrimaryIsn;
+    conn.secondaryIsn = conn.primaryIsn;
+    conn.secondaryTs = conn.hasPrimaryIsn ? conn.primaryTs : -1;
+    this.maybeEstablish(conn);
   }
 
   /** Forgets closed and idle connections; call periodically with the current time. */

@@ -220,6 +220,52 @@ describe('SeqRewriter: teardown, checkpoints, forgetting', () => {
     expect(info(frame).tcpAck).toBe(PRI_ISN + 1);
   });
 
+  it('ends learning at a cloning checkpoint: a handshake the lost secondary never answered gets offset 0', () => {
+    // The secondary died before its SYN|ACK and the pair was re-seeded mid-transfer: the clone has the primary's
+    // TCP state and never answers that SYN again.
+    const h = harness();
+    h.toSecondary(fromClient(CLIENT_ISN, 0, SYN));
+    h.primary(fromVm(PRI_ISN, CLIENT_ISN + 1, SYN | ACK));
+    expect(h.toSecondary(fromClient(CLIENT_ISN + 1, PRI_ISN + 1, ACK))).toBe('held');
+    expect(h.toSecondary(fromClient(CLIENT_ISN + 1, PRI_ISN + 1, ACK | PSH, 'GET /'))).toBe('held');
+
+    h.rewriter.onCheckpoint(true);
+    // The primary had those two frames, so the clone has them: they are not sent again.
+    expect(h.released).toEqual([]);
+    expect(h.rewriter.counters.heldAbandoned).toBe(2);
+    expect(h.rewriter.offsets()[0]).toMatchObject({ phase: 'established', offset: 0 });
+    const ack = fromClient(CLIENT_ISN + 6, PRI_ISN + 1461, ACK);
+    expect(h.toSecondary(ack)).toBe('forward');
+    expect(info(ack).tcpAck).toBe(PRI_ISN + 1461);
+    // The clone's output goes to the comparison, in the primary's space as it is.
+    const data = h.secondary(fromVm(PRI_ISN + 1461, CLIENT_ISN + 6, ACK, 'x'.repeat(100)));
+    expect(h.rewriter.secondaryHeld).toBe(false);
+    expect(data.tcpSeq).toBe(PRI_ISN + 1461);
+  });
+
+  it('forgets the replaced secondary ISN at a cloning checkpoint before the primary answered', () => {
+    const h = harness();
+    h.toSecondary(fromClient(CLIENT_ISN, 0, SYN));
+    h.secondary(fromVm(SEC_ISN, CLIENT_ISN + 1, SYN | ACK));
+    h.rewriter.onCheckpoint(true);
+    // Both VMs now answer from the same state, with the same ISN.
+    h.primary(fromVm(PRI_ISN, CLIENT_ISN + 1, SYN | ACK));
+    expect(h.rewriter.offsets()[0].phase).toBe('learning');
+    h.secondary(fromVm(PRI_ISN, CLIENT_ISN + 1, SYN | ACK));
+    expect(h.rewriter.offsets()[0]).toMatchObject({ phase: 'established', offset: 0 });
+  });
+
+  it('keeps learning across a checkpoint that does not clone the VMs', () => {
+    const h = harness();
+    h.toSecondary(fromClient(CLIENT_ISN, 0, SYN));
+    h.primary(fromVm(PRI_ISN, CLIENT_ISN + 1, SYN | ACK));
+    expect(h.toSecondary(fromClient(CLIENT_ISN + 1, PRI_ISN + 1, ACK))).toBe('held');
+    h.rewriter.onCheckpoint(false);
+    expect(h.rewriter.offsets()[0].phase).toBe('learning');
+    h.secondary(fromVm(SEC_ISN, CLIENT_ISN + 1, SYN | ACK));
+    expect(h.released.map((f) => info(f).tcpAck)).toEqual([SEC_ISN + 1]);
+  });
+
   it('restarts learning when a client SYN reuses the port of a closed connection', () => {
     const h = harness();
     handshake(h);
