@@ -1,10 +1,10 @@
 /**
  * The sequence rewriter's connections, one per (client address, client port, VM address, VM port) whichever
- * way the frame goes. Keys live in a KeySlab (compare/key-slab.ts), the technique of the comparison engine's
- * table: finding a frame's connection builds no string and allocates nothing; only a new connection
- * allocates its record. Connections are kept in first-tracked order for the sweep, eviction and status.
+ * way the frame goes. Keys live in a KeyIndex (compare/key-slab.ts), as in the comparison engine's table:
+ * finding a frame's connection builds no string and allocates nothing; only a new connection allocates its
+ * record. Connections are kept in first-tracked order for the sweep, eviction and status.
  */
-import { KeySlab } from '../compare/key-slab.js';
+import { KeyIndex, type KeyIndexEntry } from '../compare/key-slab.js';
 import type { FrameInfo } from '../compare/wire/frame-info.js';
 
 export const enum Phase {
@@ -18,7 +18,7 @@ export const enum Phase {
 /** Key words: [address length, client port | VM port, client address…, VM address…]; IPv6 needs 2 + 4 + 4. */
 const KEY_WORDS = 10;
 
-export class RewriterConnection {
+export class RewriterConnection implements KeyIndexEntry<RewriterConnection> {
   phase = Phase.Learning;
   primaryIsn = 0;
   secondaryIsn = 0;
@@ -53,8 +53,7 @@ export class RewriterConnection {
 
 export class RewriterTable {
   size = 0;
-  private readonly keys = new KeySlab(KEY_WORDS);
-  private readonly byHash = new Map<number, RewriterConnection>();
+  private readonly index = new KeyIndex<RewriterConnection>(KEY_WORDS);
   private oldest: RewriterConnection | null = null;
   private newest: RewriterConnection | null = null;
 
@@ -65,18 +64,15 @@ export class RewriterTable {
 
   /** The connection of a frame from the client (`fromVm` false) or from a VM, or null. */
   find(info: FrameInfo, fromVm: boolean): RewriterConnection | null {
-    const hash = this.fillKey(info, fromVm);
-    for (let conn = this.byHash.get(hash) ?? null; conn !== null; conn = conn.nextSameHash)
-      if (this.keys.matches(conn.row)) return conn;
-    return null;
+    return this.index.find(this.fillKey(info, fromVm));
   }
 
   /** A new connection for the frame's key; the caller has removed any connection with that key. */
   add(info: FrameInfo, fromVm: boolean, now: number): RewriterConnection {
     const hash = this.fillKey(info, fromVm);
-    const conn = new RewriterConnection(this.keys.store(), hash, this.keys.length, now);
-    conn.nextSameHash = this.byHash.get(hash) ?? null;
-    this.byHash.set(hash, conn);
+    const keys = this.index.slab;
+    const conn = new RewriterConnection(keys.store(), hash, keys.length, now);
+    this.index.insert(conn);
     conn.prev = this.newest;
     if (this.newest !== null) this.newest.next = conn;
     else this.oldest = conn;
@@ -86,32 +82,22 @@ export class RewriterTable {
   }
 
   remove(conn: RewriterConnection): void {
-    const head = this.byHash.get(conn.hash) ?? null;
-    if (head === conn) {
-      if (conn.nextSameHash === null) this.byHash.delete(conn.hash);
-      else this.byHash.set(conn.hash, conn.nextSameHash);
-    } else {
-      let prev = head;
-      while (prev !== null && prev.nextSameHash !== conn) prev = prev.nextSameHash;
-      if (prev !== null) prev.nextSameHash = conn.nextSameHash;
-    }
-    conn.nextSameHash = null;
+    this.index.delete(conn);
     if (conn.prev !== null) conn.prev.next = conn.next;
     else this.oldest = conn.next;
     if (conn.next !== null) conn.next.prev = conn.prev;
     else this.newest = conn.prev;
     conn.prev = conn.next = null;
-    this.keys.free(conn.row);
     this.size--;
   }
 
   /** The connection's key as hex (address length, ports, client address, VM address), for status output. */
   keyHex(conn: RewriterConnection): string {
-    return this.keys.hex(conn.row, conn.keyWords);
+    return this.index.slab.hex(conn.row, conn.keyWords);
   }
 
   private fillKey(info: FrameInfo, fromVm: boolean): number {
-    const keys = this.keys;
+    const keys = this.index.slab;
     const n = Math.min(info.addrLength, 16);
     keys.begin(n);
     keys.add(fromVm ? (info.dstPort << 16) | info.srcPort : (info.srcPort << 16) | info.dstPort);
