@@ -5,7 +5,7 @@ import type { Mode } from '../../proxy/inline.js';
 import { openWriteStream } from '../capture/sink.js';
 import type { CheckpointOutcomeLabel } from '../checkpoint/engine.js';
 import { divergenceRecord, type DivergenceRecord } from './divergence-record.js';
-import type { ReportedPhase } from './metrics.js';
+import type { ReportedPhase } from './metric-names.js';
 
 /** One line of the NDJSON event log (`--events FILE`). Documented in docs/statistics.md. */
 export type EventRecord = DivergenceEvent | CheckpointEvent | ModeEvent | ModeSwitchEvent | EventsDroppedEvent;

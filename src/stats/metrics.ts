@@ -3,102 +3,15 @@ import packageJson from '../../package.json' with { type: 'json' };
 import type { ModeSwitch } from '../../compare/protection-mode.js';
 import type { Decision, Divergence, Side } from '../../compare/types.js';
 import type { Mode } from '../../proxy/inline.js';
-import {
-  outcomeLabel,
-  type CheckpointOutcome,
-  type CheckpointOutcomeLabel,
-  type CheckpointPhase,
-  type PhaseDurations,
-} from '../checkpoint/engine.js';
+import { outcomeLabel, type CheckpointOutcome, type CheckpointOutcomeLabel } from '../checkpoint/engine.js';
 import { CellTable, publishCell, type Cell } from './cells.js';
 import { divergenceRecord, type DivergenceRecord } from './divergence-record.js';
 import { FastHistogram } from './fast-histogram.js';
+import { MetricName, modes, reportedPhases, sides, type ReportedPhase } from './metric-names.js';
+import { RECENT_DIVERGENCES, type MetricsSnapshot } from './snapshot.js';
 
 /**
- * The one metrics module shared by `compare`, `run` and `replay`. Names are fixed (dashboards and alerts
- * key on them); docs/statistics.md describes each one.
- */
-export const MetricName = {
-  framesIn: 'colo_frames_in_total',
-  framesReleased: 'colo_frames_released_total',
-  secondaryDropped: 'colo_secondary_dropped_total',
-  malformedFrames: 'colo_malformed_frames_total',
-  divergences: 'colo_divergences_total',
-  checkpointRequests: 'colo_checkpoint_requests_total',
-  checkpoints: 'colo_checkpoints_total',
-  checkpointPhaseSeconds: 'colo_checkpoint_phase_seconds',
-  heldFrames: 'colo_held_frames',
-  heldBytes: 'colo_held_bytes',
-  queueDepth: 'colo_queue_depth',
-  mode: 'colo_mode',
-  compareLatencySeconds: 'colo_compare_latency_seconds',
-  connections: 'colo_connections',
-  buildInfo: 'colo_build_info',
-  captureDrops: 'colo_capture_drops_total',
-  peerConnected: 'colo_peer_connected',
-  modeSwitches: 'colo_mode_switches_total',
-} as const;
-
-export const metricNames: readonly string[] = Object.values(MetricName);
-
-export const sides: readonly Side[] = ['primary', 'secondary'];
-
-/** Divergence records /stats keeps: enough to see what the last checkpoints were about, bounded. */
-export const RECENT_DIVERGENCES = 16;
-
-// Each label set below (and the outcome counts in ColoMetrics) is the keys of a Record over the domain type,
-// so the compiler insists on every value: a Mode, phase or outcome added elsewhere cannot go unreported here.
-const modeSeries: Record<Mode, null> = { protected: null, solo: null, failover: null, unprotected: null };
-const modes = Object.keys(modeSeries) as Mode[];
-
-/**
- * The phases colo_checkpoint_phase_seconds and the event log report (docs/statistics.md): every
- * CheckpointPhase but resume, which `total` includes.
- */
-export type ReportedPhase = Exclude<CheckpointPhase, 'resume'>;
-const phaseSeries: Record<ReportedPhase, null> = { suspend: null, save: null, transfer: null, load: null, total: null };
-const reportedPhases = Object.keys(phaseSeries) as ReportedPhase[];
-
-/** The reported phases a checkpoint reached, in ms (the metric's and the event log's `phasesMs`). */
-export function reportedPhasesMs(durations: PhaseDurations): Partial<Record<ReportedPhase, number>> {
-  const phases: Partial<Record<ReportedPhase, number>> = {};
-  for (const phase of reportedPhases) {
-    const ms = durations[phase];
-    if (ms !== null) phases[phase] = ms;
-  }
-  return phases;
-}
-
-/** The JSON served at /stats and written by `--json`-style outputs. Documented in docs/statistics.md. */
-export interface MetricsSnapshot {
-  mode: Mode;
-  frames: {
-    in: Record<Side, number>;
-    released: number;
-    secondaryDropped: number;
-    malformed: { total: number; bySide: Record<Side, number>; byReason: Record<string, number> };
-  };
-  divergences: {
-    total: number;
-    byReason: Record<string, number>;
-    byProtocol: Record<string, number>;
-    /** The last RECENT_DIVERGENCES divergences, oldest first (src/stats/divergence-record.ts). */
-    recent: DivergenceRecord[];
-  };
-  checkpoints: {
-    requests: { total: number; byReason: Record<string, number> };
-    completed: Record<CheckpointOutcomeLabel, number>;
-    /** Phase durations (ms) of the most recent checkpoint that reported any; null before the first. */
-    lastPhasesMs: Partial<Record<ReportedPhase, number>> | null;
-  };
-  held: { frames: number; bytes: number };
-  queueDepth: Record<Side, number>;
-  connections: number;
-  compareLatency: { count: number; meanMs: number | null };
-}
-
-/**
- * Every counter and gauge of the proxy, in one prom-client Registry (a fresh one by default, never the
+ * Every counter and gauge of the proxy (`compare`, `run` and `replay` share it), in one prom-client Registry (a fresh one by default, never the
  * global: two instances in one process, e.g. two tests, must not share counts).
  *
  * Why counts live in plain fields: a labelled prom-client inc() hashes its label object on every call,

@@ -3,7 +3,8 @@ import { defaultModeThresholds, type ModeThresholds, type ProtectionMode } from 
 import { CompareLoop } from '../../proxy/compare-loop.js';
 import type { FramedSocket } from '../../proxy/ports/framed-socket.js';
 import { silentLogger } from '../../src/log.js';
-import { ColoMetrics, MetricName } from '../../src/stats/metrics.js';
+import { MetricName } from '../../src/stats/metric-names.js';
+import { ColoMetrics } from '../../src/stats/metrics.js';
 import { divergence, fakeOutdev, packet, ScriptedEngine } from './loop-support.js';
 
 /**

@@ -9,7 +9,7 @@ import {
   type CompareStatus,
 } from '../../src/dropin/compare-service.js';
 import { silentLogger } from '../../src/log.js';
-import type { MetricsSnapshot } from '../../src/stats/metrics.js';
+import type { MetricsSnapshot } from '../../src/stats/snapshot.js';
 import { Peer, portOf, withTimeout } from '../ports/support.js';
 
 export const XEN = {

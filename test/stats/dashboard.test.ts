@@ -1,6 +1,7 @@
 import { readFileSync } from 'node:fs';
 import { describe, expect, it } from 'vitest';
-import { ColoMetrics, metricNames } from '../../src/stats/metrics.js';
+import { metricNames } from '../../src/stats/metric-names.js';
+import { ColoMetrics } from '../../src/stats/metrics.js';
 
 interface Target {
   expr?: string;

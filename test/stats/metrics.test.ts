@@ -11,7 +11,8 @@ import {
   type PhaseDurations,
 } from '../../src/checkpoint/engine.js';
 import { LocalDriverError } from '../../src/checkpoint/errors.js';
-import { ColoMetrics, MetricName, metricNames } from '../../src/stats/metrics.js';
+import { MetricName, metricNames } from '../../src/stats/metric-names.js';
+import { ColoMetrics } from '../../src/stats/metrics.js';
 
 function packet(side: Side, arrivedAt: number, length = 60): Packet {
   return { frame: Buffer.alloc(length), start: 0, side, arrivedAt, tag: 0 };

@@ -1,5 +1,6 @@
 import { describe, expect, it } from 'vitest';
-import { ColoMetrics, MetricName } from '../../src/stats/metrics.js';
+import { MetricName } from '../../src/stats/metric-names.js';
+import { ColoMetrics } from '../../src/stats/metrics.js';
 
 describe('colo_mode_switches_total', () => {
   it('counts each switch by direction and reason', async () => {
