@@ -56,7 +56,7 @@ const accountId = (what: 'user' | 'group', id: 'uid' | 'gid') => {
   );
 };
 
-/** `colo-proxy run`'s flags: each is its field's path in kebab-case (the rule of src/config/checkpoint.ts). */
+/** `colo-proxy run`'s flags: each is its field's path in kebab-case (the rule of src/config/checkpoint-flags.ts). */
 export const runFlags: readonly FlagSpec[] = [
   { flag: '--privileges-user <user>', path: 'privileges.user', description: 'become this user once capture is open' },
   {

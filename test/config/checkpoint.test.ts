@@ -6,11 +6,11 @@ import { LabDriver } from '../../src/checkpoint/drivers/lab.js';
 import {
   checkpointConfigSchema,
   checkpointEndpoint,
-  checkpointFlags,
   checkpointSecurity,
   loadCheckpointConfig,
   parseSize,
 } from '../../src/config/checkpoint.js';
+import { checkpointFlags } from '../../src/config/checkpoint-flags.js';
 import { declareFlags, loadConfig } from '../../src/config/load.js';
 import { configError, configFiles } from '../support/config-files.js';
 

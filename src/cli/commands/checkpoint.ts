@@ -4,7 +4,8 @@ import type { CheckpointOutcome, CheckpointReport, LossEvent, PhaseDurations } f
 import { linkCoordinator, linkOptions, type Link } from '../../checkpoint/link.js';
 import { formatEndpoint } from '../../checkpoint/transport.js';
 import { prepareCheckpointRole } from '../../checkpoint/drivers/index.js';
-import { checkpointEndpoint, checkpointFlags, loadCheckpointConfig } from '../../config/checkpoint.js';
+import { checkpointFlags } from '../../config/checkpoint-flags.js';
+import { checkpointEndpoint, loadCheckpointConfig } from '../../config/checkpoint.js';
 import { ConfigError } from '../../config/errors.js';
 import { declareFlags } from '../../config/load.js';
 import { createLogger } from '../../log.js';

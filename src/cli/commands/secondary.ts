@@ -3,7 +3,8 @@ import { Agent } from '../../checkpoint/agent.js';
 import { linkAgent, linkOptions } from '../../checkpoint/link.js';
 import { formatEndpoint } from '../../checkpoint/transport.js';
 import { prepareCheckpointRole } from '../../checkpoint/drivers/index.js';
-import { checkpointEndpoint, checkpointFlags, loadCheckpointConfig } from '../../config/checkpoint.js';
+import { checkpointFlags } from '../../config/checkpoint-flags.js';
+import { checkpointEndpoint, loadCheckpointConfig } from '../../config/checkpoint.js';
 import { declareFlags } from '../../config/load.js';
 import { createLogger } from '../../log.js';
 
