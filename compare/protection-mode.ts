@@ -96,6 +96,8 @@ export class ModeController {
   private readonly switchList: ModeSwitch[] = [];
   private switchTotal = 0;
   private readonly timeIn: Record<ActiveMode, number> = { compare: 0, periodic: 0 };
+  /** Only hybrid switches, so only hybrid keeps what the switches are judged on. */
+  private readonly hybrid: boolean;
 
   /**
    * `keepSwitches`: how many of the latest switches switches() keeps. A replay lists every one; a proxy that
@@ -108,8 +110,17 @@ export class ModeController {
     private readonly keepSwitches = Infinity,
   ) {
     validateThresholds(thresholds);
+    this.hybrid = mode === 'hybrid';
     this.current = mode === 'periodic' ? 'periodic' : 'compare';
     this.since = start;
+  }
+
+  /**
+   * The times kept for hybrid's judgements, each list trimmed to its window when judged. Compare and periodic
+   * never switch and keep none, so a proxy that runs for months in either does not grow.
+   */
+  retained(): number {
+    return this.divergenceCheckpoints.length + this.background.length + this.pauses.length;
   }
 
   active(): ActiveMode {
@@ -135,18 +146,18 @@ export class ModeController {
 
   /** A checkpoint a divergence asked for started at `at` (compare mode counts these). */
   divergenceCheckpoint(at: number): ModeSwitch | null {
-    if (this.current === 'compare') this.divergenceCheckpoints.push(at);
+    if (this.hybrid && this.current === 'compare') this.divergenceCheckpoints.push(at);
     return this.evaluate(at);
   }
 
   /** A divergence found while periodic mode held the output (the comparison runs on for statistics). */
   backgroundDivergence(at: number): void {
-    if (this.current === 'periodic') this.background.push(at);
+    if (this.hybrid && this.current === 'periodic') this.background.push(at);
   }
 
   /** The guests were paused for a checkpoint from `start` to `end`; judged at `end`. */
   paused(start: number, end: number): ModeSwitch | null {
-    this.pauses.push([start, end]);
+    if (this.hybrid) this.pauses.push([start, end]);
     return this.evaluate(end);
   }
 

@@ -47,7 +47,6 @@ export interface ProtectionStatus {
 export class LoopProtection {
   readonly controller: ModeController;
   readonly hold: PeriodicHold;
-  private readonly hybrid: boolean;
   /** When the outstanding request was sent (-1: none sent), and the primary arrival number it cuts at. */
   private sentAt = -1;
   private cut = 0;
@@ -63,7 +62,6 @@ export class LoopProtection {
   ) {
     this.controller = new ModeController(options.mode, options.thresholds, start, RECENT_SWITCHES);
     this.hold = new PeriodicHold(options.bounds);
-    this.hybrid = options.mode === 'hybrid';
     this.lastSentAt = start;
   }
 
@@ -91,8 +89,7 @@ export class LoopProtection {
   /** A divergence found while periodic mode held the output. */
   backgroundDivergence(at: number): void {
     this.counters.backgroundDivergences++;
-    // Fed only in hybrid: the controller keeps these for the calm test, which no other mode trims.
-    if (this.hybrid) this.controller.backgroundDivergence(at);
+    this.controller.backgroundDivergence(at);
   }
 
   /**
@@ -103,7 +100,7 @@ export class LoopProtection {
     this.sentAt = at;
     this.lastSentAt = at;
     this.cut = arrivals;
-    return byDivergence && this.hybrid ? this.record(this.controller.divergenceCheckpoint(at)) : null;
+    return byDivergence ? this.record(this.controller.divergenceCheckpoint(at)) : null;
   }
 
   /**
@@ -113,7 +110,7 @@ export class LoopProtection {
   completed(at: number): ModeSwitch | null {
     const sentAt = this.sentAt;
     this.sentAt = -1;
-    const change = this.hybrid && sentAt >= 0 ? this.record(this.controller.paused(sentAt, at)) : null;
+    const change = sentAt >= 0 ? this.record(this.controller.paused(sentAt, at)) : null;
     this.releaseCut = !this.periodic ? Infinity : sentAt >= 0 ? this.cut : -Infinity;
     return change;
   }
@@ -132,7 +129,7 @@ export class LoopProtection {
 
   /** Hybrid's periodic judgement (the loop's scan): the switch made, if any. */
   evaluate(now: number): ModeSwitch | null {
-    return this.hybrid ? this.record(this.controller.evaluate(now)) : null;
+    return this.record(this.controller.evaluate(now));
   }
 
   status(now: number): ProtectionStatus {

@@ -22,10 +22,20 @@ describe('ModeController', () => {
       for (let at = 0; at < 5000; at += 10) {
         expect(c.divergenceCheckpoint(at)).toBeNull();
         expect(c.paused(at, at + 10)).toBeNull();
+        c.backgroundDivergence(at);
       }
       expect(c.active()).toBe(mode);
       expect(c.switches()).toHaveLength(0);
+      // Nothing is kept for judgements that never come: a long run in either mode does not grow.
+      expect(c.retained()).toBe(0);
     }
+  });
+
+  it('hybrid keeps only what its windows still cover', () => {
+    const c = new ModeController('hybrid', t);
+    for (let at = 0; at < 100_000; at += 200) c.paused(at, at + 10);
+    expect(c.active()).toBe('compare');
+    expect(c.retained()).toBeLessThanOrEqual(t.windowMs / 200 + 1);
   });
 
   it('hybrid switches to periodic on the checkpoint that makes more than N within W', () => {
