@@ -373,7 +373,7 @@ export class InlineProxy extends EventEmitter<InlineProxyEvents> {
   private goSolo(reason: string): void {
     // Lost before it was ever protected (the initial seed failed): still unprotected, nothing held.
     if (this.currentMode !== 'protected') return;
-    if (this.currentMode === 'protected') this.apply(this.engine.flush(this.clock()));
+    this.apply(this.engine.flush(this.clock()));
     this.gate?.release();
     this.cycle.dropPending();
     this.setMode('solo', reason);
